@@ -1,0 +1,854 @@
+//! Configuration: the JSON contract parsed strictly (unknown fields refused), then validated and
+//! compiled once into the form requests are evaluated against. Every error names its field.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::claims::ClaimPath;
+use crate::extract::TokenLocation;
+use crate::jwks::KeySet;
+use crate::net::{ClientIpSource, NetSet, parse_net};
+use crate::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
+use crate::verify::TokenRules;
+
+const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
+/// A day of skew is already absurd; more is certainly a unit mistake (milliseconds?).
+const MAX_CLOCK_SKEW_SECONDS: u64 = 86_400;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub field: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.field, self.message)
+        }
+    }
+}
+
+// ---- The JSON contract, as written by users ----
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    realm: Option<String>,
+    #[serde(default)]
+    providers: BTreeMap<String, RawProvider>,
+    rules: Vec<RawRule>,
+    roles_claim: Option<String>,
+    scopes_claim: Option<String>,
+    client_ip: Option<RawClientIp>,
+    geo: Option<RawGeo>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProvider {
+    issuer: String,
+    audiences: Option<Vec<String>>,
+    jwks: Value,
+    from_headers: Option<Vec<RawHeaderLocation>>,
+    from_params: Option<Vec<String>>,
+    from_cookies: Option<Vec<String>>,
+    clock_skew_seconds: Option<u64>,
+    max_lifetime_seconds: Option<u64>,
+    require_expiration: Option<bool>,
+    forward: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHeaderLocation {
+    name: String,
+    #[serde(default)]
+    value_prefix: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    #[serde(rename = "match")]
+    matcher: RawMatch,
+    provider: Option<String>,
+    providers: Option<Vec<String>>,
+    #[serde(default)]
+    allow_anonymous: bool,
+    #[serde(default)]
+    disabled: bool,
+    #[serde(default)]
+    dry_run: bool,
+    roles: Option<RawAnyAll>,
+    scopes: Option<RawAnyAll>,
+    claims: Option<Vec<RawClaim>>,
+    source_ips: Option<RawAllowDeny>,
+    countries: Option<RawAllowDeny>,
+    bind_ip_claim: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMatch {
+    prefix: Option<String>,
+    path: Option<String>,
+    methods: Option<Vec<String>>,
+    hosts: Option<Vec<String>>,
+    route_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAnyAll {
+    #[serde(default)]
+    any: Vec<String>,
+    #[serde(default)]
+    all: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaim {
+    name: String,
+    values: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAllowDeny {
+    #[serde(default)]
+    allow: Vec<String>,
+    #[serde(default)]
+    deny: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientIp {
+    from: String,
+    trusted_hops: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGeo {
+    country_header: Option<String>,
+    country_claim: Option<String>,
+}
+
+// ---- The compiled form ----
+
+#[derive(Debug)]
+pub struct Config {
+    pub realm: String,
+    pub providers: Vec<Provider>,
+    pub rules: Vec<Rule>,
+    pub roles_claim: ClaimPath,
+    pub scopes_claim: ClaimPath,
+    pub client_ip: ClientIpSource,
+    pub country_header: Option<String>,
+    pub country_claim: Option<ClaimPath>,
+    pub dry_run: bool,
+    /// Whether any rule looks at the client address, so Envoy is only asked when needed.
+    pub needs_client_ip: bool,
+    pub needs_route_name: bool,
+}
+
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub token_rules: TokenRules,
+    pub locations: Vec<TokenLocation>,
+    pub forward: bool,
+}
+
+#[derive(Debug)]
+pub struct Rule {
+    pub matcher: Matcher,
+    pub authentication: Authentication,
+    pub policy: Policy,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Authentication {
+    /// The filter does nothing for this rule.
+    Disabled,
+    /// A token valid for one of these providers (indexes into `Config::providers`).
+    Required(Vec<usize>),
+    /// No token is fine; a token that is present must be valid for one of these providers.
+    Optional(Vec<usize>),
+}
+
+#[derive(Debug, Default)]
+pub struct Matcher {
+    pub path: PathMatch,
+    pub methods: Vec<String>,
+    pub hosts: Vec<String>,
+    pub route_name: Option<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum PathMatch {
+    #[default]
+    Any,
+    Prefix(String),
+    Exact(String),
+}
+
+impl Config {
+    /// Parses, validates and compiles the filter configuration.
+    pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
+        let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
+        let raw: RawConfig = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let field = err.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            ConfigError::new(field, err.into_inner().to_string())
+        })?;
+        compile(raw)
+    }
+}
+
+fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
+    let realm = raw.realm.unwrap_or_else(|| "jwt-guard".to_string());
+    if realm.is_empty() || !is_quotable(&realm) {
+        return Err(ConfigError::new(
+            "realm",
+            "must be non-empty printable ASCII without '\"' or '\\'",
+        ));
+    }
+    let providers = raw
+        .providers
+        .into_iter()
+        .map(|(name, provider)| compile_provider(name, provider))
+        .collect::<Result<Vec<_>, _>>()?;
+    let claim_path = |field: &str, value: Option<String>, default: &str| {
+        let name = value.unwrap_or_else(|| default.to_string());
+        ClaimPath::parse(&name).ok_or_else(|| ConfigError::new(field, "not a valid claim name"))
+    };
+    let roles_claim = claim_path("roles_claim", raw.roles_claim, "roles")?;
+    let scopes_claim = claim_path("scopes_claim", raw.scopes_claim, "scope")?;
+    let client_ip = compile_client_ip(raw.client_ip)?;
+    let (country_header, country_claim) = match raw.geo {
+        None => (None, None),
+        Some(geo) => {
+            let header = match geo.country_header {
+                Some(name) if !is_header_name(&name) => {
+                    return Err(ConfigError::new(
+                        "geo.country_header",
+                        "not a valid header name",
+                    ));
+                }
+                other => other.map(|name| name.to_ascii_lowercase()),
+            };
+            let claim = match geo.country_claim {
+                Some(name) => Some(claim_path("geo.country_claim", Some(name), "")?),
+                None => None,
+            };
+            (header, claim)
+        }
+    };
+    if raw.rules.is_empty() {
+        return Err(ConfigError::new("rules", "must hold at least one rule"));
+    }
+    let has_geo = country_header.is_some() || country_claim.is_some();
+    let rules = raw
+        .rules
+        .into_iter()
+        .enumerate()
+        .map(|(index, rule)| compile_rule(&format!("rules[{index}]"), rule, &providers, has_geo))
+        .collect::<Result<Vec<_>, _>>()?;
+    let needs_client_ip = rules.iter().any(|rule| rule.policy.needs_client_ip());
+    let needs_route_name = rules.iter().any(|rule| rule.matcher.route_name.is_some());
+    Ok(Config {
+        realm,
+        providers,
+        rules,
+        roles_claim,
+        scopes_claim,
+        client_ip,
+        country_header,
+        country_claim,
+        dry_run: raw.dry_run,
+        needs_client_ip,
+        needs_route_name,
+    })
+}
+
+fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigError> {
+    let field = |member: &str| format!("providers.{name}.{member}");
+    if raw.issuer.is_empty() {
+        return Err(ConfigError::new(field("issuer"), "must not be empty"));
+    }
+    if raw.audiences.as_ref().is_some_and(Vec::is_empty) {
+        return Err(ConfigError::new(
+            field("audiences"),
+            "must not be empty (omit it to accept any audience)",
+        ));
+    }
+    let audiences = raw.audiences.unwrap_or_default();
+    if audiences.iter().any(String::is_empty) {
+        return Err(ConfigError::new(
+            field("audiences"),
+            "must not hold an empty audience",
+        ));
+    }
+    let keys = KeySet::from_value(&raw.jwks).map_err(|err| {
+        let at = if err.field.is_empty() {
+            field("jwks")
+        } else {
+            format!("{}.{}", field("jwks"), err.field)
+        };
+        ConfigError::new(at, err.message)
+    })?;
+    let clock_skew_seconds = raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
+    if clock_skew_seconds > MAX_CLOCK_SKEW_SECONDS {
+        return Err(ConfigError::new(
+            field("clock_skew_seconds"),
+            format!("must be at most {MAX_CLOCK_SKEW_SECONDS}"),
+        ));
+    }
+    if raw.max_lifetime_seconds == Some(0) {
+        return Err(ConfigError::new(
+            field("max_lifetime_seconds"),
+            "must be positive",
+        ));
+    }
+    let locations = compile_locations(&name, raw.from_headers, raw.from_params, raw.from_cookies)?;
+    Ok(Provider {
+        token_rules: TokenRules {
+            issuer: raw.issuer,
+            audiences,
+            keys,
+            clock_skew_seconds,
+            max_lifetime_seconds: raw.max_lifetime_seconds,
+            require_expiration: raw.require_expiration.unwrap_or(true),
+        },
+        locations,
+        forward: raw.forward.unwrap_or(false),
+        name,
+    })
+}
+
+fn compile_locations(
+    provider: &str,
+    headers: Option<Vec<RawHeaderLocation>>,
+    params: Option<Vec<String>>,
+    cookies: Option<Vec<String>>,
+) -> Result<Vec<TokenLocation>, ConfigError> {
+    let field = |member: &str| format!("providers.{provider}.{member}");
+    if headers.is_none() && params.is_none() && cookies.is_none() {
+        return Ok(vec![TokenLocation::default_header()]);
+    }
+    let mut locations = Vec::new();
+    for (index, header) in headers.into_iter().flatten().enumerate() {
+        if !is_header_name(&header.name) {
+            return Err(ConfigError::new(
+                format!("{}[{index}].name", field("from_headers")),
+                "not a valid header name",
+            ));
+        }
+        locations.push(TokenLocation::Header {
+            name: header.name.to_ascii_lowercase(),
+            prefix: header.value_prefix,
+        });
+    }
+    for (index, param) in params.into_iter().flatten().enumerate() {
+        if param.is_empty() {
+            return Err(ConfigError::new(
+                format!("{}[{index}]", field("from_params")),
+                "must not be empty",
+            ));
+        }
+        locations.push(TokenLocation::Param(param));
+    }
+    for (index, cookie) in cookies.into_iter().flatten().enumerate() {
+        if cookie.is_empty() || cookie.contains(['=', ';', ' ']) {
+            return Err(ConfigError::new(
+                format!("{}[{index}]", field("from_cookies")),
+                "not a valid cookie name",
+            ));
+        }
+        locations.push(TokenLocation::Cookie(cookie));
+    }
+    if locations.is_empty() {
+        return Err(ConfigError::new(
+            field("from_headers"),
+            "no token location: give from_headers, from_params or from_cookies",
+        ));
+    }
+    Ok(locations)
+}
+
+fn compile_client_ip(raw: Option<RawClientIp>) -> Result<ClientIpSource, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(ClientIpSource::Peer);
+    };
+    match (raw.from.as_str(), raw.trusted_hops) {
+        ("peer", None) => Ok(ClientIpSource::Peer),
+        ("peer", Some(_)) => Err(ConfigError::new(
+            "client_ip.trusted_hops",
+            "only applies to \"from\": \"xff\"",
+        )),
+        ("xff", Some(hops)) if hops >= 1 => Ok(ClientIpSource::ForwardedFor { trusted_hops: hops }),
+        ("xff", _) => Err(ConfigError::new(
+            "client_ip.trusted_hops",
+            "must be at least 1 (1 = the rightmost X-Forwarded-For address)",
+        )),
+        _ => Err(ConfigError::new(
+            "client_ip.from",
+            "must be \"peer\" or \"xff\"",
+        )),
+    }
+}
+
+fn compile_rule(
+    at: &str,
+    raw: RawRule,
+    providers: &[Provider],
+    has_geo: bool,
+) -> Result<Rule, ConfigError> {
+    let field = |member: &str| format!("{at}.{member}");
+    let matcher = compile_match(&field("match"), raw.matcher)?;
+    let named = match (raw.provider, raw.providers) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                field("providers"),
+                "give provider or providers, not both",
+            ));
+        }
+        (Some(one), None) => Some(vec![(field("provider"), one)]),
+        (None, Some(many)) if many.is_empty() => {
+            return Err(ConfigError::new(field("providers"), "must not be empty"));
+        }
+        (None, Some(many)) => Some(
+            many.into_iter()
+                .enumerate()
+                .map(|(i, name)| (format!("{}[{i}]", field("providers")), name))
+                .collect(),
+        ),
+        (None, None) => None,
+    };
+    let has_requirements = raw.roles.is_some()
+        || raw.scopes.is_some()
+        || raw.claims.is_some()
+        || raw.source_ips.is_some()
+        || raw.countries.is_some()
+        || raw.bind_ip_claim.is_some();
+    if raw.disabled {
+        if named.is_some() || raw.allow_anonymous || has_requirements || raw.dry_run {
+            return Err(ConfigError::new(
+                field("disabled"),
+                "a disabled rule takes only \"match\"",
+            ));
+        }
+        return Ok(Rule {
+            matcher,
+            authentication: Authentication::Disabled,
+            policy: Policy::default(),
+            dry_run: false,
+        });
+    }
+    let provider_indexes = match named {
+        None if providers.is_empty() => {
+            return Err(ConfigError::new(
+                field("provider"),
+                "the rule needs a token provider but none is configured",
+            ));
+        }
+        None => (0..providers.len()).collect(),
+        Some(names) => names
+            .into_iter()
+            .map(|(name_field, name)| {
+                providers
+                    .iter()
+                    .position(|p| p.name == name)
+                    .ok_or_else(|| {
+                        ConfigError::new(name_field, format!("unknown provider {name:?}"))
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+    };
+    let authentication = if raw.allow_anonymous {
+        Authentication::Optional(provider_indexes)
+    } else {
+        Authentication::Required(provider_indexes)
+    };
+    let policy = Policy {
+        roles: raw
+            .roles
+            .map(|r| compile_any_all(&field("roles"), r))
+            .transpose()?,
+        scopes: raw
+            .scopes
+            .map(|r| compile_any_all(&field("scopes"), r))
+            .transpose()?,
+        claims: raw
+            .claims
+            .map(|claims| compile_claims(&field("claims"), claims))
+            .transpose()?
+            .unwrap_or_default(),
+        source_ips: raw
+            .source_ips
+            .map(|ips| compile_ips(&field("source_ips"), ips))
+            .transpose()?,
+        countries: raw
+            .countries
+            .map(|countries| compile_countries(&field("countries"), countries, has_geo))
+            .transpose()?,
+        bind_ip_claim: raw
+            .bind_ip_claim
+            .map(|name| {
+                ClaimPath::parse(&name).ok_or_else(|| {
+                    ConfigError::new(field("bind_ip_claim"), "not a valid claim name")
+                })
+            })
+            .transpose()?,
+    };
+    Ok(Rule {
+        matcher,
+        authentication,
+        policy,
+        dry_run: raw.dry_run,
+    })
+}
+
+fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigError> {
+    let field = |member: &str| format!("{at}.{member}");
+    let path = match (raw.prefix, raw.path) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                field("path"),
+                "give prefix or path, not both",
+            ));
+        }
+        (Some(prefix), None) if prefix.starts_with('/') => PathMatch::Prefix(prefix),
+        (Some(_), None) => return Err(ConfigError::new(field("prefix"), "must start with '/'")),
+        (None, Some(path)) if path.starts_with('/') => PathMatch::Exact(path),
+        (None, Some(_)) => return Err(ConfigError::new(field("path"), "must start with '/'")),
+        (None, None) => PathMatch::Any,
+    };
+    let methods = non_empty_list(&field("methods"), raw.methods)?;
+    if methods
+        .iter()
+        .any(|m| !m.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(ConfigError::new(
+            field("methods"),
+            "methods are HTTP method names like \"GET\"",
+        ));
+    }
+    let methods = methods
+        .into_iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect();
+    let hosts = non_empty_list(&field("hosts"), raw.hosts)?
+        .into_iter()
+        .map(|h| h.to_ascii_lowercase())
+        .collect();
+    if raw.route_name.as_deref() == Some("") {
+        return Err(ConfigError::new(field("route_name"), "must not be empty"));
+    }
+    Ok(Matcher {
+        path,
+        methods,
+        hosts,
+        route_name: raw.route_name,
+    })
+}
+
+fn non_empty_list(field: &str, list: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    match list {
+        None => Ok(Vec::new()),
+        Some(list) if list.is_empty() => {
+            Err(ConfigError::new(field, "must not be empty (omit it)"))
+        }
+        Some(list) if list.iter().any(String::is_empty) => {
+            Err(ConfigError::new(field, "must not hold an empty entry"))
+        }
+        Some(list) => Ok(list),
+    }
+}
+
+fn compile_any_all(field: &str, raw: RawAnyAll) -> Result<StringRequirement, ConfigError> {
+    if raw.any.is_empty() && raw.all.is_empty() {
+        return Err(ConfigError::new(field, "give \"any\" or \"all\""));
+    }
+    if raw
+        .any
+        .iter()
+        .chain(&raw.all)
+        .any(|v| v.is_empty() || v.contains(' ') || !is_quotable(v))
+    {
+        return Err(ConfigError::new(
+            field,
+            "entries must be non-empty printable ASCII without spaces, '\"' or '\\'",
+        ));
+    }
+    Ok(StringRequirement::new(raw.any, raw.all))
+}
+
+fn compile_claims(field: &str, raw: Vec<RawClaim>) -> Result<Vec<ClaimRequirement>, ConfigError> {
+    raw.into_iter()
+        .enumerate()
+        .map(|(index, claim)| {
+            let at = format!("{field}[{index}]");
+            let path = ClaimPath::parse(&claim.name)
+                .ok_or_else(|| ConfigError::new(format!("{at}.name"), "not a valid claim name"))?;
+            if claim.values.is_empty() {
+                return Err(ConfigError::new(
+                    format!("{at}.values"),
+                    "must not be empty",
+                ));
+            }
+            if claim
+                .values
+                .iter()
+                .any(|v| v.is_array() || v.is_object() || v.is_null())
+            {
+                return Err(ConfigError::new(
+                    format!("{at}.values"),
+                    "values must be strings, numbers or booleans",
+                ));
+            }
+            Ok(ClaimRequirement {
+                path,
+                values: claim.values,
+            })
+        })
+        .collect()
+}
+
+fn compile_ips(field: &str, raw: RawAllowDeny) -> Result<IpRule, ConfigError> {
+    if raw.allow.is_empty() && raw.deny.is_empty() {
+        return Err(ConfigError::new(field, "give \"allow\" or \"deny\""));
+    }
+    let nets = |list: Vec<String>, member: &str| {
+        list.iter()
+            .enumerate()
+            .map(|(index, text)| {
+                parse_net(text).ok_or_else(|| {
+                    ConfigError::new(
+                        format!("{field}.{member}[{index}]"),
+                        format!("not an IP or CIDR: {text:?}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(NetSet::new)
+    };
+    Ok(IpRule {
+        allow: nets(raw.allow, "allow")?,
+        deny: nets(raw.deny, "deny")?,
+    })
+}
+
+fn compile_countries(
+    field: &str,
+    raw: RawAllowDeny,
+    has_geo: bool,
+) -> Result<CountryRule, ConfigError> {
+    if !has_geo {
+        return Err(ConfigError::new(
+            field,
+            "needs geo.country_header or geo.country_claim to know the country",
+        ));
+    }
+    if raw.allow.is_empty() && raw.deny.is_empty() {
+        return Err(ConfigError::new(field, "give \"allow\" or \"deny\""));
+    }
+    let codes = |list: Vec<String>, member: &str| {
+        list.into_iter()
+            .enumerate()
+            .map(|(index, code)| {
+                if code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    Ok(code.to_ascii_uppercase())
+                } else {
+                    Err(ConfigError::new(
+                        format!("{field}.{member}[{index}]"),
+                        format!("not an ISO 3166-1 alpha-2 code: {code:?}"),
+                    ))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()
+    };
+    Ok(CountryRule {
+        allow: codes(raw.allow, "allow")?,
+        deny: codes(raw.deny, "deny")?,
+    })
+}
+
+/// RFC 9110 token characters, so the name can be used as a header name.
+fn is_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Safe inside a quoted-string of `WWW-Authenticate`.
+fn is_quotable(text: &str) -> bool {
+    text.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil;
+    use serde_json::json;
+
+    pub(crate) fn base() -> Value {
+        json!({
+            "realm": "api",
+            "providers": {"corp": {
+                "issuer": testutil::issuer(),
+                "audiences": ["orders"],
+                "jwks": testutil::jwks(),
+            }},
+            "rules": [
+                {"match": {"prefix": "/public"}, "allow_anonymous": true},
+                {"match": {"prefix": "/healthz"}, "disabled": true},
+                {"match": {"prefix": "/", "methods": ["GET", "POST"]}, "provider": "corp"}
+            ]
+        })
+    }
+
+    fn compile_with(edit: impl FnOnce(&mut Value)) -> Result<Config, ConfigError> {
+        let mut config = base();
+        edit(&mut config);
+        Config::from_json(config.to_string().as_bytes())
+    }
+
+    #[test]
+    fn compiles_the_contract_example_with_defaults() {
+        let config = compile_with(|_| {}).unwrap();
+        let corp = &config.providers[0];
+        assert_eq!(corp.locations, vec![TokenLocation::default_header()]);
+        assert_eq!(corp.token_rules.clock_skew_seconds, 60);
+        assert!(corp.token_rules.require_expiration);
+        assert!(!corp.forward);
+        assert_eq!(config.rules[1].authentication, Authentication::Disabled);
+        assert_eq!(
+            config.rules[0].authentication,
+            Authentication::Optional(vec![0])
+        );
+        assert!(!config.needs_client_ip);
+    }
+
+    #[test]
+    fn jwks_may_be_a_string() {
+        let config = compile_with(|c| {
+            let text = c["providers"]["corp"]["jwks"].to_string();
+            c["providers"]["corp"]["jwks"] = Value::String(text);
+        });
+        assert!(config.is_ok());
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        type Edit = fn(&mut Value);
+        let cases: Vec<(Edit, &str)> = vec![
+            (|c| c["extra"] = json!(1), "extra"),
+            (
+                |c| c["providers"]["corp"]["issuerr"] = json!("x"),
+                "providers.corp.issuerr",
+            ),
+            (
+                |c| c["providers"]["corp"]["issuer"] = json!(""),
+                "providers.corp.issuer",
+            ),
+            (
+                |c| c["providers"]["corp"]["audiences"] = json!([]),
+                "providers.corp.audiences",
+            ),
+            (
+                |c| c["providers"]["corp"]["jwks"] = json!({"keys": [{"kty": "EC"}]}),
+                "providers.corp.jwks.keys[0]",
+            ),
+            (
+                |c| c["providers"]["corp"]["jwks"] = json!("{not json"),
+                "providers.corp.jwks",
+            ),
+            (
+                |c| c["providers"]["corp"]["clock_skew_seconds"] = json!(-1),
+                "providers.corp.clock_skew_seconds",
+            ),
+            (
+                |c| c["providers"]["corp"]["from_headers"] = json!([{"name": "bad header"}]),
+                "providers.corp.from_headers[0].name",
+            ),
+            (
+                |c| c["providers"]["corp"]["from_headers"] = json!([]),
+                "providers.corp.from_headers",
+            ),
+            (
+                |c| c["rules"][2]["provider"] = json!("nope"),
+                "rules[2].provider",
+            ),
+            (
+                |c| c["rules"][2]["match"]["prefix"] = json!("x"),
+                "rules[2].match.prefix",
+            ),
+            (
+                |c| c["rules"][2]["match"]["pathh"] = json!("/x"),
+                "rules[2].match.pathh",
+            ),
+            (
+                |c| c["rules"][1]["provider"] = json!("corp"),
+                "rules[1].disabled",
+            ),
+            (|c| c["rules"][2]["roles"] = json!({}), "rules[2].roles"),
+            (
+                |c| c["rules"][2]["source_ips"] = json!({"allow": ["10.0.0.0/40"]}),
+                "rules[2].source_ips.allow[0]",
+            ),
+            (
+                |c| c["rules"][2]["countries"] = json!({"allow": ["US"]}),
+                "rules[2].countries",
+            ),
+            (
+                |c| c["rules"][2]["claims"] = json!([{"name": "t", "values": [[1]]}]),
+                "rules[2].claims[0].values",
+            ),
+            (
+                |c| c["client_ip"] = json!({"from": "xff"}),
+                "client_ip.trusted_hops",
+            ),
+            (
+                |c| c["client_ip"] = json!({"from": "header"}),
+                "client_ip.from",
+            ),
+            (|c| c["realm"] = json!("a\"b"), "realm"),
+            (|c| c["rules"] = json!([]), "rules"),
+            (|c| c["rules"] = json!("x"), "rules"),
+        ];
+        for (edit, field) in cases {
+            let err = compile_with(edit).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn not_json_at_all() {
+        let err = Config::from_json(b"{oops").unwrap_err();
+        assert!(err.to_string().contains("line 1"), "{err}");
+    }
+}

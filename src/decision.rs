@@ -1,0 +1,289 @@
+//! The decision for one request: which rule applies, whether the caller is authenticated (401),
+//! whether policy permits it (403), and what to change before the request goes upstream.
+
+use crate::config::{Authentication, Config, Matcher, PathMatch, Provider, Rule};
+use crate::extract::{FoundToken, HeaderChange, find_token, removal};
+use crate::jws::Jws;
+use crate::policy::Subject;
+use crate::reason::{AuthFailure, Forbidden, Refusal};
+use crate::request::Request;
+use crate::verify::{Claims, SignatureVerifier};
+
+/// Set on requests a dry run lets through; a client-sent copy is always removed first.
+pub const DRY_RUN_HEADER: &str = "x-jwt-guard-dry-run";
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Let the request through after applying `changes`. `dry_run` holds the refusal that a
+    /// dry run turned into an allow.
+    Allow {
+        changes: Vec<HeaderChange>,
+        dry_run: Option<Refusal>,
+    },
+    Refuse(Refused),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub refusal: Refusal,
+    /// The scopes a `missing_scope` refusal names in its challenge.
+    pub scope_hint: Option<String>,
+}
+
+/// A local reply for Envoy to send instead of forwarding the request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LocalResponse {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Refused {
+    fn new(refusal: Refusal) -> Refused {
+        Refused {
+            refusal,
+            scope_hint: None,
+        }
+    }
+
+    pub fn response(&self, realm: &str) -> LocalResponse {
+        let (error, challenge) = match self.refusal {
+            Refusal::Unauthorized(AuthFailure::Missing) => {
+                ("invalid_token", Some(format!("Bearer realm=\"{realm}\"")))
+            }
+            Refusal::Unauthorized(failure) => (
+                "invalid_token",
+                Some(format!(
+                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                    failure.description()
+                )),
+            ),
+            Refusal::Forbidden(forbidden) if forbidden.is_about_token() => {
+                let mut challenge = format!(
+                    "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\"",
+                    forbidden.description()
+                );
+                if let Some(scope) = &self.scope_hint {
+                    challenge.push_str(&format!(", scope=\"{scope}\""));
+                }
+                (forbidden.error(), Some(challenge))
+            }
+            Refusal::Forbidden(forbidden) => (forbidden.error(), None),
+        };
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(challenge) = challenge {
+            headers.push(("www-authenticate", challenge));
+        }
+        let body = serde_json::json!({
+            "status": self.refusal.status(),
+            "error": error,
+            "reason": self.refusal.code(),
+        })
+        .to_string();
+        LocalResponse {
+            status: self.refusal.status(),
+            headers,
+            body,
+        }
+    }
+}
+
+/// Decides one request. `now` is seconds since the epoch from the host's clock.
+pub fn decide(
+    config: &Config,
+    request: &Request<'_>,
+    now: u64,
+    verifier: &dyn SignatureVerifier,
+) -> Decision {
+    let Some(rule) = config
+        .rules
+        .iter()
+        .find(|rule| rule.matcher.matches(request))
+    else {
+        let refused = Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule));
+        return conclude(config.dry_run, request, Err(refused));
+    };
+    if rule.authentication == Authentication::Disabled {
+        return Decision::Allow {
+            changes: Vec::new(),
+            dry_run: None,
+        };
+    }
+    let verdict = judge(config, rule, request, now, verifier);
+    conclude(config.dry_run || rule.dry_run, request, verdict)
+}
+
+fn conclude(
+    dry_run: bool,
+    request: &Request<'_>,
+    verdict: Result<Vec<HeaderChange>, Refused>,
+) -> Decision {
+    let mut changes = Vec::new();
+    if request.has(DRY_RUN_HEADER) {
+        changes.push(HeaderChange::Remove(DRY_RUN_HEADER.into()));
+    }
+    match verdict {
+        Ok(token_changes) => {
+            changes.extend(token_changes);
+            Decision::Allow {
+                changes,
+                dry_run: None,
+            }
+        }
+        Err(refused) if dry_run => {
+            let refusal = refused.refusal;
+            let value = format!("{} {}", refusal.status(), refusal.code());
+            changes.push(HeaderChange::Set(DRY_RUN_HEADER.into(), value));
+            Decision::Allow {
+                changes,
+                dry_run: Some(refusal),
+            }
+        }
+        Err(refused) => Decision::Refuse(refused),
+    }
+}
+
+/// Authentication, then policy, for a rule that is not disabled.
+fn judge(
+    config: &Config,
+    rule: &Rule,
+    request: &Request<'_>,
+    now: u64,
+    verifier: &dyn SignatureVerifier,
+) -> Result<Vec<HeaderChange>, Refused> {
+    let unauthorized = |failure| Refused::new(Refusal::Unauthorized(failure));
+    let (provider_indexes, anonymous_allowed) = match &rule.authentication {
+        Authentication::Required(indexes) => (indexes, false),
+        Authentication::Optional(indexes) => (indexes, true),
+        Authentication::Disabled => return Ok(Vec::new()),
+    };
+    let providers: Vec<&Provider> = provider_indexes
+        .iter()
+        .filter_map(|&index| config.providers.get(index))
+        .collect();
+    let locations = providers.iter().flat_map(|p| p.locations.iter());
+    let found = find_token(request, locations).map_err(unauthorized)?;
+    let mut changes = Vec::new();
+    let claims: Option<Claims> = match found {
+        None if anonymous_allowed && !rule.policy.needs_token() => None,
+        None => return Err(unauthorized(AuthFailure::Missing)),
+        Some(found) => {
+            let jws = Jws::parse(&found.token).map_err(unauthorized)?;
+            let provider = select_provider(&providers, &found, &jws)
+                .ok_or_else(|| unauthorized(AuthFailure::Malformed))?;
+            let claims = provider
+                .token_rules
+                .verify(jws, now, verifier)
+                .map_err(unauthorized)?;
+            if !provider.forward {
+                changes.extend(
+                    found
+                        .locations
+                        .iter()
+                        .filter_map(|loc| removal(request, loc)),
+                );
+            }
+            Some(claims)
+        }
+    };
+    let policy = &rule.policy;
+    let client_ip = if policy.needs_client_ip() {
+        config
+            .client_ip
+            .resolve(request.peer_address, request.values("x-forwarded-for"))
+    } else {
+        None
+    };
+    let country = if policy.countries.is_some() {
+        country(config, request, claims.as_ref())
+    } else {
+        None
+    };
+    let subject = Subject {
+        client_ip,
+        country: country.as_deref(),
+        claims: claims.as_ref(),
+        roles_claim: &config.roles_claim,
+        scopes_claim: &config.scopes_claim,
+    };
+    policy.evaluate(&subject).map_err(|forbidden| Refused {
+        refusal: Refusal::Forbidden(forbidden),
+        scope_hint: match forbidden {
+            Forbidden::MissingScope => policy.scopes.as_ref().map(|s| s.hint.clone()),
+            _ => None,
+        },
+    })?;
+    Ok(changes)
+}
+
+/// Among the providers that look where the token was found, the one whose issuer the token
+/// names; otherwise the first of them (verification will then say what is wrong).
+fn select_provider<'p>(
+    providers: &[&'p Provider],
+    found: &FoundToken<'_>,
+    jws: &Jws<'_>,
+) -> Option<&'p Provider> {
+    let mut looking_there = providers
+        .iter()
+        .copied()
+        .filter(|p| found.locations.iter().any(|loc| p.locations.contains(loc)));
+    let first = looking_there.next()?;
+    let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
+    if issuer == Some(first.token_rules.issuer.as_str()) {
+        return Some(first);
+    }
+    Some(
+        looking_there
+            .find(|p| issuer == Some(p.token_rules.issuer.as_str()))
+            .unwrap_or(first),
+    )
+}
+
+/// The trusted header (set by Envoy's geoip filter) wins; otherwise the token's claim.
+fn country(config: &Config, request: &Request<'_>, claims: Option<&Claims>) -> Option<String> {
+    let from_header = config
+        .country_header
+        .as_deref()
+        .and_then(|name| request.first(name));
+    let from_claim = || {
+        let path = config.country_claim.as_ref()?;
+        path.lookup(claims?)?.as_str()
+    };
+    from_header
+        .or_else(from_claim)
+        .map(str::trim)
+        .filter(|code| code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+        .map(str::to_ascii_uppercase)
+}
+
+impl Matcher {
+    pub fn matches(&self, request: &Request<'_>) -> bool {
+        let path_ok = match &self.path {
+            PathMatch::Any => true,
+            PathMatch::Prefix(prefix) => request.path().starts_with(prefix.as_str()),
+            PathMatch::Exact(path) => request.path() == path,
+        };
+        path_ok
+            && (self.methods.is_empty() || self.methods.iter().any(|m| m == request.method()))
+            && (self.hosts.is_empty() || {
+                let host = request.host();
+                self.hosts
+                    .iter()
+                    .any(|pattern| host_matches(pattern, &host))
+            })
+            && self
+                .route_name
+                .as_deref()
+                .is_none_or(|name| request.route_name == Some(name))
+    }
+}
+
+fn host_matches(pattern: &str, host: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => pattern == host,
+    }
+}
+
+#[cfg(test)]
+mod tests;

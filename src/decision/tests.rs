@@ -1,0 +1,478 @@
+//! Table-driven: one configuration, many requests, the decision each must get.
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::config::Config;
+use crate::request::headers;
+use crate::testutil;
+use crate::verify::JwtSimpleVerifier;
+
+fn config_json() -> Value {
+    json!({
+        "realm": "api",
+        "roles_claim": "roles",
+        "geo": {"country_header": "x-geo-country", "country_claim": "country"},
+        "providers": {
+            "corp": {
+                "issuer": testutil::issuer(),
+                "audiences": ["orders"],
+                "jwks": testutil::jwks(),
+                "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+                "from_params": ["access_token"],
+                "from_cookies": ["session"],
+                "max_lifetime_seconds": 86400
+            },
+            "partner": {
+                "issuer": "https://partner.example.com",
+                "jwks": testutil::jwks(),
+                "from_headers": [{"name": "x-partner-token"}],
+                "forward": true
+            }
+        },
+        "rules": [
+            {"match": {"prefix": "/public"}, "allow_anonymous": true,
+             "countries": {"deny": ["KP"]}},
+            {"match": {"prefix": "/healthz"}, "disabled": true},
+            {"match": {"prefix": "/anon-roles"}, "allow_anonymous": true,
+             "roles": {"any": ["admin"]}},
+            {"match": {"prefix": "/admin"}, "provider": "corp",
+             "roles": {"any": ["admin", "ops"]}},
+            {"match": {"prefix": "/ops"}, "provider": "corp",
+             "roles": {"all": ["ops"]}},
+            {"match": {"prefix": "/realm"}, "provider": "corp"},
+            {"match": {"prefix": "/write"}, "provider": "corp",
+             "scopes": {"all": ["orders:write", "orders:admin"]}},
+            {"match": {"prefix": "/tenant"}, "provider": "corp",
+             "claims": [{"name": "tenant", "values": ["acme", "globex"]},
+                        {"name": "email_verified", "values": [true]}]},
+            {"match": {"prefix": "/internal"}, "provider": "corp",
+             "source_ips": {"allow": ["10.0.0.0/8", "2001:db8::/32"], "deny": ["10.9.0.0/16"]}},
+            {"match": {"prefix": "/bound"}, "provider": "corp", "bind_ip_claim": "ip"},
+            {"match": {"prefix": "/geo"}, "provider": "corp",
+             "countries": {"allow": ["US", "CA"], "deny": ["KP"]}},
+            {"match": {"prefix": "/dry"}, "provider": "corp", "dry_run": true,
+             "roles": {"any": ["superuser"]}},
+            {"match": {"prefix": "/named", "route_name": "orders-route"}, "provider": "corp"},
+            {"match": {"prefix": "/partner"}, "provider": "partner"},
+            {"match": {"prefix": "/", "methods": ["GET", "POST"], "hosts": ["api.example.com", "*.example.org"]},
+             "provider": "corp"}
+        ]
+    })
+}
+
+fn config() -> Config {
+    Config::from_json(config_json().to_string().as_bytes()).unwrap()
+}
+
+struct Case {
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
+    headers: Vec<(&'static str, String)>,
+    peer: Option<&'static str>,
+    route: Option<&'static str>,
+}
+
+fn get(name: &'static str, path: &'static str) -> Case {
+    Case {
+        name,
+        method: "GET",
+        path,
+        headers: vec![],
+        peer: Some("10.1.2.3:5000"),
+        route: None,
+    }
+}
+
+impl Case {
+    fn bearer(mut self, token: &str) -> Case {
+        self.headers.push((
+            "authorization",
+            format!("Bearer {}", testutil::token(token)),
+        ));
+        self
+    }
+    fn header(mut self, name: &'static str, value: &str) -> Case {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+    fn peer(mut self, peer: &'static str) -> Case {
+        self.peer = Some(peer);
+        self
+    }
+    fn method(mut self, method: &'static str) -> Case {
+        self.method = method;
+        self
+    }
+    fn route(mut self, route: &'static str) -> Case {
+        self.route = Some(route);
+        self
+    }
+    fn decide(&self, config: &Config) -> Decision {
+        let mut pairs: Vec<(&str, &str)> = vec![
+            (":method", self.method),
+            (":path", self.path),
+            (":authority", "api.example.com"),
+        ];
+        pairs.extend(self.headers.iter().map(|(n, v)| (*n, v.as_str())));
+        let h = headers(&pairs);
+        let request = Request {
+            headers: &h,
+            peer_address: self.peer,
+            route_name: self.route,
+        };
+        decide(config, &request, testutil::now(), &JwtSimpleVerifier)
+    }
+}
+
+fn outcome(decision: &Decision) -> String {
+    match decision {
+        Decision::Allow { dry_run: None, .. } => "allow".into(),
+        Decision::Allow {
+            dry_run: Some(r), ..
+        } => format!("dry-run {} {}", r.status(), r.code()),
+        Decision::Refuse(refused) => {
+            format!("{} {}", refused.refusal.status(), refused.refusal.code())
+        }
+    }
+}
+
+#[test]
+fn decision_table() {
+    let config = config();
+    let cases: Vec<(Case, &str)> = vec![
+        (get("anonymous public", "/public/x"), "allow"),
+        (
+            get("public with bad token", "/public/x").bearer("expired"),
+            "401 expired",
+        ),
+        (
+            get("public with valid token", "/public/x").bearer("valid_ES256"),
+            "allow",
+        ),
+        (
+            get("public from a denied country", "/public").header("x-geo-country", "kp"),
+            "403 country_denied",
+        ),
+        (
+            get("disabled ignores garbage", "/healthz").header("authorization", "Bearer garbage"),
+            "allow",
+        ),
+        (
+            get("anonymous but roles needed", "/anon-roles"),
+            "401 missing",
+        ),
+        (get("no token", "/orders"), "401 missing"),
+        (
+            get("basic auth is no bearer token", "/orders").header("authorization", "Basic YTpi"),
+            "401 missing",
+        ),
+        (get("valid", "/orders").bearer("valid_RS256"), "allow"),
+        (get("expired", "/orders").bearer("expired"), "401 expired"),
+        (
+            get("bad signature", "/orders").bearer("bad_signature"),
+            "401 bad_signature",
+        ),
+        (
+            get("unknown kid", "/orders").bearer("unknown_kid"),
+            "401 unknown_key",
+        ),
+        (
+            get("garbage", "/orders").header("authorization", "Bearer a.b.c"),
+            "401 malformed",
+        ),
+        (
+            get("two tokens", "/orders?access_token=x").bearer("valid_ES256"),
+            "401 malformed",
+        ),
+        (
+            get("token in param", "/orders?access_token=T").header("x-unused", ""),
+            "401 malformed",
+        ),
+        (
+            get("huge", "/orders").header("authorization", &format!("Bearer {}", "a".repeat(9000))),
+            "401 too_large",
+        ),
+        (
+            get("wrong method", "/orders")
+                .method("DELETE")
+                .bearer("valid_ES256"),
+            "403 no_matching_rule",
+        ),
+        (get("admin ok", "/admin").bearer("policy_admin"), "allow"),
+        (
+            get("admin missing role", "/admin").bearer("policy_user"),
+            "403 missing_role",
+        ),
+        (
+            get("nested roles are not top-level roles", "/ops").bearer("policy_admin"),
+            "403 missing_role",
+        ),
+        (
+            get("scopes", "/write").bearer("policy_admin"),
+            "403 missing_scope",
+        ),
+        (get("claims ok", "/tenant").bearer("policy_admin"), "allow"),
+        (
+            get("claims mismatch", "/tenant").bearer("policy_user"),
+            "403 claim_mismatch",
+        ),
+        (
+            get("internal ok", "/internal").bearer("valid_ES256"),
+            "allow",
+        ),
+        (
+            get("internal v6 ok", "/internal")
+                .bearer("valid_ES256")
+                .peer("[2001:db8::7]:443"),
+            "allow",
+        ),
+        (
+            get("internal denied", "/internal")
+                .bearer("valid_ES256")
+                .peer("10.9.1.1:1"),
+            "403 ip_denied",
+        ),
+        (
+            get("internal outside", "/internal")
+                .bearer("valid_ES256")
+                .peer("127.0.0.1:1"),
+            "403 ip_not_allowed",
+        ),
+        (
+            get("internal expired still 401", "/internal")
+                .bearer("expired")
+                .peer("10.9.1.1:1"),
+            "401 expired",
+        ),
+        (
+            get("bound ok", "/bound")
+                .bearer("policy_admin")
+                .peer("127.0.0.9:1"),
+            "allow",
+        ),
+        (
+            get("bound elsewhere", "/bound")
+                .bearer("policy_admin")
+                .peer("10.1.2.3:1"),
+            "403 ip_not_bound",
+        ),
+        (
+            get("bound list", "/bound")
+                .bearer("policy_user")
+                .peer("[::1]:1"),
+            "allow",
+        ),
+        (
+            get("bound claim missing", "/bound").bearer("valid_ES256"),
+            "403 ip_not_bound",
+        ),
+        (
+            get("geo from header", "/geo")
+                .bearer("valid_ES256")
+                .header("x-geo-country", "us"),
+            "allow",
+        ),
+        (
+            get("geo header not allowed", "/geo")
+                .bearer("policy_admin")
+                .header("x-geo-country", "FR"),
+            "403 country_not_allowed",
+        ),
+        (
+            get("geo from claim", "/geo").bearer("policy_admin"),
+            "allow",
+        ),
+        (
+            get("geo unknown", "/geo").bearer("valid_ES256"),
+            "403 country_unknown",
+        ),
+        (
+            get("geo junk header", "/geo")
+                .bearer("valid_ES256")
+                .header("x-geo-country", "USA"),
+            "403 country_unknown",
+        ),
+        (
+            get("geo denied", "/geo")
+                .bearer("valid_ES256")
+                .header("x-geo-country", "KP"),
+            "403 country_denied",
+        ),
+        (
+            get("dry run", "/dry").bearer("valid_ES256"),
+            "dry-run 403 missing_role",
+        ),
+        (get("dry run 401", "/dry"), "dry-run 401 missing"),
+        (
+            get("route name", "/named")
+                .bearer("valid_ES256")
+                .route("orders-route"),
+            "allow",
+        ),
+        (
+            get("route name differs", "/named")
+                .bearer("valid_ES256")
+                .route("other"),
+            "allow",
+        ),
+        (
+            get("no route name, falls to catch-all", "/named").bearer("valid_ES256"),
+            "allow",
+        ),
+        (
+            get("partner header", "/partner")
+                .header("x-partner-token", &testutil::token("valid_ES256")),
+            "401 bad_issuer",
+        ),
+        (
+            get("partner ignores authorization", "/partner").bearer("valid_ES256"),
+            "401 missing",
+        ),
+    ];
+    for (case, expected) in cases {
+        assert_eq!(outcome(&case.decide(&config)), expected, "{}", case.name);
+    }
+}
+
+#[test]
+fn hosts_and_route_names_select_rules() {
+    let mut json = config_json();
+    json["rules"] = json!([
+        {"match": {"route_name": "orders-route"}, "provider": "corp", "roles": {"any": ["nobody"]}},
+        {"match": {"hosts": ["*.example.org"]}, "disabled": true},
+    ]);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let named = get("route", "/x")
+        .bearer("valid_ES256")
+        .route("orders-route");
+    assert_eq!(outcome(&named.decide(&config)), "403 missing_role");
+    assert_eq!(
+        outcome(&get("other host", "/x").decide(&config)),
+        "403 no_matching_rule"
+    );
+}
+
+#[test]
+fn forward_false_removes_the_token_and_spoofed_dry_run_header() {
+    let config = config();
+    let decision = get("valid", "/orders?a=1&access_token=TOKEN")
+        .header("x-jwt-guard-dry-run", "200 fake")
+        .decide(&Config::from_json(config_json().to_string().as_bytes()).unwrap());
+    assert_eq!(outcome(&decision), "401 malformed");
+    let token = testutil::token("valid_ES256");
+    let path: &'static str =
+        Box::leak(format!("/orders?a=1&access_token={token}").into_boxed_str());
+    let decision = get("param", path)
+        .header("cookie", &format!("theme=dark; session={token}"))
+        .header("x-jwt-guard-dry-run", "200 fake")
+        .decide(&config);
+    assert_eq!(
+        decision,
+        Decision::Allow {
+            changes: vec![
+                HeaderChange::Remove(DRY_RUN_HEADER.into()),
+                HeaderChange::Set(":path".into(), "/orders?a=1".into()),
+                HeaderChange::Set("cookie".into(), "theme=dark".into()),
+            ],
+            dry_run: None,
+        }
+    );
+}
+
+#[test]
+fn forward_true_keeps_the_token() {
+    let mut json = config_json();
+    json["providers"]["partner"]["issuer"] = json!(testutil::issuer());
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let decision = get("partner", "/partner")
+        .header("x-partner-token", &testutil::token("valid_ES256"))
+        .decide(&config);
+    assert_eq!(
+        decision,
+        Decision::Allow {
+            changes: vec![],
+            dry_run: None
+        }
+    );
+}
+
+#[test]
+fn global_dry_run_covers_unmatched_requests() {
+    let mut json = config_json();
+    json["dry_run"] = json!(true);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let decision = get("unmatched", "/x").method("PUT").decide(&config);
+    assert_eq!(
+        decision,
+        Decision::Allow {
+            changes: vec![HeaderChange::Set(
+                DRY_RUN_HEADER.into(),
+                "403 no_matching_rule".into()
+            )],
+            dry_run: Some(Refusal::Forbidden(Forbidden::NoMatchingRule)),
+        }
+    );
+}
+
+#[test]
+fn responses_follow_rfc_6750() {
+    let response = |refusal, hint: Option<&str>| {
+        Refused {
+            refusal,
+            scope_hint: hint.map(String::from),
+        }
+        .response("api")
+    };
+    let missing = response(Refusal::Unauthorized(AuthFailure::Missing), None);
+    assert_eq!(missing.status, 401);
+    assert_eq!(
+        missing.headers,
+        vec![
+            ("content-type", "application/json".to_string()),
+            ("www-authenticate", "Bearer realm=\"api\"".to_string())
+        ]
+    );
+    assert_eq!(
+        missing.body,
+        r#"{"error":"invalid_token","reason":"missing","status":401}"#
+    );
+    let expired = response(Refusal::Unauthorized(AuthFailure::Expired), None);
+    assert_eq!(
+        expired.headers[1].1,
+        "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
+    );
+    let scope = response(Refusal::Forbidden(Forbidden::MissingScope), Some("a b"));
+    assert_eq!(scope.status, 403);
+    assert!(
+        scope.headers[1].1.ends_with(", scope=\"a b\""),
+        "{:?}",
+        scope.headers
+    );
+    assert_eq!(
+        scope.body,
+        r#"{"error":"insufficient_scope","reason":"missing_scope","status":403}"#
+    );
+    let ip = response(Refusal::Forbidden(Forbidden::IpDenied), None);
+    assert_eq!(ip.headers.len(), 1);
+    assert_eq!(
+        ip.body,
+        r#"{"error":"access_denied","reason":"ip_denied","status":403}"#
+    );
+}
+
+#[test]
+fn every_reason_description_is_a_valid_quoted_string() {
+    let texts = AuthFailure::ALL
+        .iter()
+        .map(|f| f.description())
+        .chain(Forbidden::ALL.iter().map(|f| f.description()));
+    for text in texts {
+        assert!(
+            text.bytes()
+                .all(|b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\'),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,342 @@
+//! Compact JWS parsing (RFC 7515 §7.1): structure, protected header and claims, before any key
+//! is touched. Everything here is untrusted input; nothing here decides validity of a signature.
+
+use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::reason::AuthFailure;
+
+/// Tokens longer than this are refused before any parsing.
+pub const MAX_TOKEN_BYTES: usize = 8192;
+
+/// The signing algorithms jwt-guard verifies. A key's algorithm comes from its JWK, never from
+/// the token; the token's `alg` must equal it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+    HS256,
+    HS384,
+    HS512,
+}
+
+impl Algorithm {
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Some(match name {
+            "RS256" => Algorithm::RS256,
+            "RS384" => Algorithm::RS384,
+            "RS512" => Algorithm::RS512,
+            "PS256" => Algorithm::PS256,
+            "PS384" => Algorithm::PS384,
+            "PS512" => Algorithm::PS512,
+            "ES256" => Algorithm::ES256,
+            "ES384" => Algorithm::ES384,
+            "EdDSA" => Algorithm::EdDSA,
+            "HS256" => Algorithm::HS256,
+            "HS384" => Algorithm::HS384,
+            "HS512" => Algorithm::HS512,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+        }
+    }
+}
+
+/// The protected header members jwt-guard reads. Typed so that a duplicated member is an error
+/// (two parsers must never disagree on which `alg` a token has).
+#[derive(Debug, Deserialize)]
+struct RawHeader {
+    alg: Option<String>,
+    kid: Option<String>,
+    typ: Option<String>,
+    crit: Option<Value>,
+    enc: Option<Value>,
+    b64: Option<Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    /// `None` when the token names an algorithm jwt-guard does not verify (including `none`).
+    pub alg: Option<Algorithm>,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+}
+
+/// A structurally valid compact JWS with its claims decoded, signature not yet checked.
+#[derive(Debug)]
+pub struct Jws<'t> {
+    pub token: &'t str,
+    pub header: Header,
+    pub claims: Map<String, Value>,
+    signing_input_len: usize,
+    pub signature: Vec<u8>,
+}
+
+impl<'t> Jws<'t> {
+    /// The bytes the signature covers: `BASE64URL(header) "." BASE64URL(payload)`.
+    pub fn signing_input(&self) -> &'t str {
+        self.token.get(..self.signing_input_len).unwrap_or_default()
+    }
+
+    pub fn parse(token: &'t str) -> Result<Jws<'t>, AuthFailure> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(AuthFailure::TooLarge);
+        }
+        let mut parts = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            // Includes the five-part JWE compact form: encrypted tokens are not accepted.
+            return Err(AuthFailure::Malformed);
+        };
+        if header_b64.is_empty() || payload_b64.is_empty() {
+            return Err(AuthFailure::Malformed);
+        }
+        let header = parse_header(&decode_part(header_b64)?)?;
+        let claims = parse_claims(&decode_part(payload_b64)?)?;
+        let signature = decode_part(signature_b64)?;
+        Ok(Jws {
+            token,
+            header,
+            claims,
+            signing_input_len: header_b64.len() + 1 + payload_b64.len(),
+            signature,
+        })
+    }
+}
+
+/// Strict base64url: URL-safe alphabet only, no padding, no whitespace, canonical trailing bits.
+pub fn decode_part(part: &str) -> Result<Vec<u8>, AuthFailure> {
+    let bytes = part.as_bytes();
+    if !bytes
+        .iter()
+        .all(|b| b.is_ascii_alphanumeric() || *b == b'-' || *b == b'_')
+    {
+        return Err(AuthFailure::Malformed);
+    }
+    let decoded =
+        Base64UrlSafeNoPadding::decode_to_vec(bytes, None).map_err(|_| AuthFailure::Malformed)?;
+    if !has_canonical_tail(bytes) {
+        return Err(AuthFailure::Malformed);
+    }
+    Ok(decoded)
+}
+
+/// Rejects encodings whose unused low bits are set, so each byte string has one encoding.
+fn has_canonical_tail(encoded: &[u8]) -> bool {
+    let Some(&last) = encoded.last() else {
+        return true;
+    };
+    let value = match last {
+        b'A'..=b'Z' => last - b'A',
+        b'a'..=b'z' => last - b'a' + 26,
+        b'0'..=b'9' => last - b'0' + 52,
+        b'-' => 62,
+        _ => 63,
+    };
+    match encoded.len() % 4 {
+        2 => value & 0x0f == 0,
+        3 => value & 0x03 == 0,
+        _ => true,
+    }
+}
+
+fn parse_header(json: &[u8]) -> Result<Header, AuthFailure> {
+    let raw: RawHeader = serde_json::from_slice(json).map_err(|_| AuthFailure::Malformed)?;
+    // jwt-guard understands no JWS extension, so any `crit` (even an empty one, which RFC 7515
+    // §4.1.11 forbids) makes the token unusable. `enc` marks a JWE; `b64` (RFC 7797) changes
+    // what the signature covers.
+    if raw.crit.is_some() || raw.enc.is_some() || raw.b64.is_some() {
+        return Err(AuthFailure::Malformed);
+    }
+    let alg_name = raw.alg.ok_or(AuthFailure::Malformed)?;
+    Ok(Header {
+        alg: Algorithm::from_name(&alg_name),
+        kid: raw.kid,
+        typ: raw.typ,
+    })
+}
+
+fn parse_claims(json: &[u8]) -> Result<Map<String, Value>, AuthFailure> {
+    let claims: Map<String, Value> =
+        serde_json::from_slice(json).map_err(|_| AuthFailure::Malformed)?;
+    for name in ["exp", "nbf", "iat"] {
+        if let Some(value) = claims.get(name) {
+            if numeric_date(value).is_none() {
+                return Err(AuthFailure::Malformed);
+            }
+        }
+    }
+    for name in ["iss", "sub", "jti"] {
+        if let Some(value) = claims.get(name) {
+            if !value.is_string() {
+                return Err(AuthFailure::Malformed);
+            }
+        }
+    }
+    if let Some(aud) = claims.get("aud") {
+        let well_typed = match aud {
+            Value::String(_) => true,
+            Value::Array(items) => items.iter().all(Value::is_string),
+            _ => false,
+        };
+        if !well_typed {
+            return Err(AuthFailure::Malformed);
+        }
+    }
+    Ok(claims)
+}
+
+/// RFC 7519 NumericDate: non-negative seconds, fractions allowed and truncated.
+pub fn numeric_date(value: &Value) -> Option<u64> {
+    match value {
+        Value::Number(number) => number.as_u64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds < 1e18)
+                .map(|seconds| seconds as u64)
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(text: &str) -> String {
+        use ct_codecs::Encoder;
+        Base64UrlSafeNoPadding::encode_to_string(text).unwrap()
+    }
+
+    fn token(header: &str, claims: &str) -> String {
+        format!("{}.{}.{}", b64(header), b64(claims), b64("sig"))
+    }
+
+    #[test]
+    fn parses_a_well_formed_token() {
+        let text = token(
+            r#"{"alg":"ES256","kid":"k1","typ":"JWT"}"#,
+            r#"{"sub":"a","exp":5}"#,
+        );
+        let jws = Jws::parse(&text).unwrap();
+        assert_eq!(jws.header.alg, Some(Algorithm::ES256));
+        assert_eq!(jws.header.kid.as_deref(), Some("k1"));
+        assert_eq!(jws.signature, b"sig");
+        assert_eq!(jws.signing_input(), text.rsplit_once('.').unwrap().0);
+    }
+
+    #[test]
+    fn refuses_bad_structure_and_headers() {
+        let big = "a".repeat(MAX_TOKEN_BYTES + 1);
+        let cases: Vec<(String, AuthFailure)> = vec![
+            (big, AuthFailure::TooLarge),
+            ("abc".into(), AuthFailure::Malformed),
+            ("a.b".into(), AuthFailure::Malformed),
+            ("a.b.c.d.e".into(), AuthFailure::Malformed),
+            (
+                format!("{}=.{}.", b64("{}"), b64("{}")),
+                AuthFailure::Malformed,
+            ),
+            (
+                format!(" {}", token(r#"{"alg":"ES256"}"#, "{}")),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256","crit":["exp"]}"#, "{}"),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256","crit":[]}"#, "{}"),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"RSA-OAEP","enc":"A256GCM"}"#, "{}"),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256","b64":false}"#, "{}"),
+                AuthFailure::Malformed,
+            ),
+            (token(r#"{"kid":"x"}"#, "{}"), AuthFailure::Malformed),
+            (
+                token(r#"{"alg":"ES256","alg":"none"}"#, "{}"),
+                AuthFailure::Malformed,
+            ),
+            (token(r#"["alg"]"#, "{}"), AuthFailure::Malformed),
+            (token(r#"{"alg":"ES256"}"#, "[1]"), AuthFailure::Malformed),
+            (
+                token(r#"{"alg":"ES256"}"#, r#"{"exp":"soon"}"#),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256"}"#, r#"{"exp":-1}"#),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256"}"#, r#"{"aud":[1]}"#),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256"}"#, r#"{"iss":7}"#),
+                AuthFailure::Malformed,
+            ),
+            (
+                token(r#"{"alg":"ES256"}"#, "not json"),
+                AuthFailure::Malformed,
+            ),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(Jws::parse(&text).err(), Some(expected), "{text}");
+        }
+    }
+
+    #[test]
+    fn none_and_unknown_algorithms_parse_without_an_algorithm() {
+        for alg in ["none", "HS1", "ES512", "es256"] {
+            let text = token(&format!(r#"{{"alg":"{alg}"}}"#), "{}");
+            assert_eq!(Jws::parse(&text).unwrap().header.alg, None, "{alg}");
+        }
+    }
+
+    #[test]
+    fn refuses_non_canonical_base64() {
+        // "QQ" is "A"; "QR" decodes to the same byte with stray low bits set.
+        assert_eq!(decode_part("QQ").unwrap(), b"A");
+        assert_eq!(decode_part("QR"), Err(AuthFailure::Malformed));
+        assert_eq!(decode_part("Q"), Err(AuthFailure::Malformed));
+        assert_eq!(decode_part("QQ=="), Err(AuthFailure::Malformed));
+        assert_eq!(decode_part("Q+8"), Err(AuthFailure::Malformed));
+    }
+
+    #[test]
+    fn numeric_dates() {
+        assert_eq!(numeric_date(&serde_json::json!(10)), Some(10));
+        assert_eq!(numeric_date(&serde_json::json!(10.9)), Some(10));
+        assert_eq!(numeric_date(&serde_json::json!(-1)), None);
+        assert_eq!(numeric_date(&serde_json::json!("10")), None);
+    }
+}

@@ -1,0 +1,22 @@
+//! jwt-guard: local JWT authentication (401) and per-route authorization (403) for Envoy.
+//!
+//! Everything except [`filter`] is host-independent: it never calls proxy-wasm, and receives
+//! time, headers and addresses as arguments, so it builds and unit-tests on the host.
+
+pub mod claims;
+pub mod config;
+pub mod decision;
+pub mod extract;
+pub mod jwks;
+pub mod jws;
+pub mod net;
+pub mod policy;
+pub mod reason;
+pub mod request;
+pub mod verify;
+
+#[cfg(target_arch = "wasm32")]
+mod filter;
+
+#[cfg(test)]
+mod testutil;

@@ -1,0 +1,358 @@
+//! Per-rule authorization: who may pass once authenticated (or anonymous-allowed). Every check
+//! here yields a 403 reason; nothing here can turn a refusal into an allow.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::claims::ClaimPath;
+use crate::net::NetSet;
+use crate::reason::Forbidden;
+use crate::verify::Claims;
+
+/// Roles or scopes: at least one of `any` (when given) and every one of `all`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StringRequirement {
+    pub any: Vec<String>,
+    pub all: Vec<String>,
+    /// Space-separated list for the `scope` auth-param of an `insufficient_scope` challenge.
+    pub hint: String,
+}
+
+impl StringRequirement {
+    pub fn new(any: Vec<String>, all: Vec<String>) -> StringRequirement {
+        let hint = all
+            .iter()
+            .chain(&any)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join(" ");
+        StringRequirement { any, all, hint }
+    }
+
+    fn satisfied_by(&self, granted: &[&str]) -> bool {
+        let has = |wanted: &String| granted.contains(&wanted.as_str());
+        (self.any.is_empty() || self.any.iter().any(has)) && self.all.iter().all(has)
+    }
+}
+
+/// The claim (a scalar, or an array) must equal / contain one of `values`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimRequirement {
+    pub path: ClaimPath,
+    pub values: Vec<Value>,
+}
+
+impl ClaimRequirement {
+    fn satisfied_by(&self, claims: &Claims) -> bool {
+        match self.path.lookup(claims) {
+            Some(Value::Array(items)) => items.iter().any(|item| self.values.contains(item)),
+            Some(scalar) => self.values.contains(scalar),
+            None => false,
+        }
+    }
+}
+
+/// Deny wins over allow; an empty allow list allows everything not denied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IpRule {
+    pub allow: NetSet,
+    pub deny: NetSet,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CountryRule {
+    pub allow: Vec<String>,
+    pub deny: Vec<String>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Policy {
+    pub roles: Option<StringRequirement>,
+    pub scopes: Option<StringRequirement>,
+    pub claims: Vec<ClaimRequirement>,
+    pub source_ips: Option<IpRule>,
+    pub countries: Option<CountryRule>,
+    pub bind_ip_claim: Option<ClaimPath>,
+}
+
+/// What policy is judged on, gathered by the caller.
+pub struct Subject<'a> {
+    pub client_ip: Option<IpAddr>,
+    /// Upper-case ISO 3166-1 alpha-2, when known.
+    pub country: Option<&'a str>,
+    /// `None` for an anonymous request.
+    pub claims: Option<&'a Claims>,
+    pub roles_claim: &'a ClaimPath,
+    pub scopes_claim: &'a ClaimPath,
+}
+
+impl Policy {
+    pub fn needs_client_ip(&self) -> bool {
+        self.source_ips.is_some() || self.bind_ip_claim.is_some()
+    }
+
+    /// Requirements only a token can meet: without one, the answer is 401, not 403.
+    pub fn needs_token(&self) -> bool {
+        self.roles.is_some()
+            || self.scopes.is_some()
+            || !self.claims.is_empty()
+            || self.bind_ip_claim.is_some()
+    }
+
+    /// Network first (cheapest, and independent of identity), then country, then the token's
+    /// grants. An anonymous subject never reaches the token checks (see `needs_token`).
+    pub fn evaluate(&self, subject: &Subject<'_>) -> Result<(), Forbidden> {
+        if let Some(rule) = &self.source_ips {
+            let Some(ip) = subject.client_ip else {
+                return Err(Forbidden::IpNotAllowed);
+            };
+            if rule.deny.contains(ip) {
+                return Err(Forbidden::IpDenied);
+            }
+            if !rule.allow.is_empty() && !rule.allow.contains(ip) {
+                return Err(Forbidden::IpNotAllowed);
+            }
+        }
+        if let Some(path) = &self.bind_ip_claim {
+            let bound = subject
+                .claims
+                .and_then(|claims| path.lookup(claims))
+                .is_some_and(|value| ip_bound(value, subject.client_ip));
+            if !bound {
+                return Err(Forbidden::IpNotBound);
+            }
+        }
+        if let Some(rule) = &self.countries {
+            match subject.country {
+                Some(country) if rule.deny.iter().any(|c| c == country) => {
+                    return Err(Forbidden::CountryDenied);
+                }
+                None if !rule.allow.is_empty() => return Err(Forbidden::CountryUnknown),
+                Some(country)
+                    if !rule.allow.is_empty() && !rule.allow.iter().any(|c| c == country) =>
+                {
+                    return Err(Forbidden::CountryNotAllowed);
+                }
+                _ => {}
+            }
+        }
+        let Some(claims) = subject.claims else {
+            return Ok(());
+        };
+        if let Some(roles) = &self.roles {
+            if !roles.satisfied_by(&subject.roles_claim.strings(claims)) {
+                return Err(Forbidden::MissingRole);
+            }
+        }
+        if let Some(scopes) = &self.scopes {
+            if !scopes.satisfied_by(&subject.scopes_claim.strings(claims)) {
+                return Err(Forbidden::MissingScope);
+            }
+        }
+        if !self.claims.iter().all(|claim| claim.satisfied_by(claims)) {
+            return Err(Forbidden::ClaimMismatch);
+        }
+        Ok(())
+    }
+}
+
+/// The claim holds an address or CIDR, or a list of them; the client must be inside one.
+fn ip_bound(value: &Value, client: Option<IpAddr>) -> bool {
+    let Some(client) = client else {
+        return false;
+    };
+    let inside = |item: &Value| {
+        item.as_str()
+            .and_then(crate::net::parse_net)
+            .is_some_and(|net| net.contains(&client))
+    };
+    match value {
+        Value::Array(items) => items.iter().any(inside),
+        single => inside(single),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::{parse_ip, parse_net};
+    use serde_json::json;
+
+    fn nets(list: &[&str]) -> NetSet {
+        NetSet::new(list.iter().map(|n| parse_net(n).unwrap()).collect())
+    }
+
+    fn policy() -> Policy {
+        Policy {
+            roles: Some(StringRequirement::new(
+                vec!["admin".into(), "ops".into()],
+                vec![],
+            )),
+            scopes: Some(StringRequirement::new(vec![], vec!["orders:write".into()])),
+            claims: vec![
+                ClaimRequirement {
+                    path: ClaimPath::parse("tenant").unwrap(),
+                    values: vec![json!("acme"), json!("globex")],
+                },
+                ClaimRequirement {
+                    path: ClaimPath::parse("email_verified").unwrap(),
+                    values: vec![json!(true)],
+                },
+            ],
+            source_ips: Some(IpRule {
+                allow: nets(&["10.0.0.0/8", "2001:db8::/32"]),
+                deny: nets(&["10.9.0.0/16"]),
+            }),
+            countries: Some(CountryRule {
+                allow: vec!["US".into(), "CA".into()],
+                deny: vec!["KP".into()],
+            }),
+            bind_ip_claim: None,
+        }
+    }
+
+    fn good_claims() -> Claims {
+        json!({"roles": ["user", "ops"], "scope": "orders:read orders:write",
+               "tenant": "acme", "email_verified": true, "ip": ["10.1.0.0/16"]})
+        .as_object()
+        .unwrap()
+        .clone()
+    }
+
+    fn judge(
+        policy: &Policy,
+        ip: &str,
+        country: Option<&str>,
+        edit: fn(&mut Claims),
+    ) -> Result<(), Forbidden> {
+        let mut claims = good_claims();
+        edit(&mut claims);
+        let roles = ClaimPath::parse("roles").unwrap();
+        let scopes = ClaimPath::parse("scope").unwrap();
+        policy.evaluate(&Subject {
+            client_ip: parse_ip(ip),
+            country,
+            claims: Some(&claims),
+            roles_claim: &roles,
+            scopes_claim: &scopes,
+        })
+    }
+
+    #[test]
+    fn decision_table() {
+        let p = policy();
+        type Edit = fn(&mut Claims);
+        let same: Edit = |_| {};
+        let cases: Vec<(&str, Option<&str>, Edit, Result<(), Forbidden>)> = vec![
+            ("10.1.2.3", Some("US"), same, Ok(())),
+            ("2001:db8::5", Some("CA"), same, Ok(())),
+            ("10.9.0.1", Some("US"), same, Err(Forbidden::IpDenied)),
+            (
+                "192.168.1.1",
+                Some("US"),
+                same,
+                Err(Forbidden::IpNotAllowed),
+            ),
+            ("garbage", Some("US"), same, Err(Forbidden::IpNotAllowed)),
+            ("10.1.2.3", Some("KP"), same, Err(Forbidden::CountryDenied)),
+            (
+                "10.1.2.3",
+                Some("FR"),
+                same,
+                Err(Forbidden::CountryNotAllowed),
+            ),
+            ("10.1.2.3", None, same, Err(Forbidden::CountryUnknown)),
+            (
+                "10.1.2.3",
+                Some("US"),
+                |c| {
+                    c.insert("roles".into(), json!("user"));
+                },
+                Err(Forbidden::MissingRole),
+            ),
+            (
+                "10.1.2.3",
+                Some("US"),
+                |c| {
+                    c.remove("roles");
+                },
+                Err(Forbidden::MissingRole),
+            ),
+            (
+                "10.1.2.3",
+                Some("US"),
+                |c| {
+                    c.insert("scope".into(), json!("orders:read"));
+                },
+                Err(Forbidden::MissingScope),
+            ),
+            (
+                "10.1.2.3",
+                Some("US"),
+                |c| {
+                    c.insert("tenant".into(), json!("initech"));
+                },
+                Err(Forbidden::ClaimMismatch),
+            ),
+            (
+                "10.1.2.3",
+                Some("US"),
+                |c| {
+                    c.insert("tenant".into(), json!(["x", "globex"]));
+                },
+                Ok(()),
+            ),
+            (
+                "10.1.2.3",
+                Some("US"),
+                |c| {
+                    c.insert("email_verified".into(), json!("true"));
+                },
+                Err(Forbidden::ClaimMismatch),
+            ),
+        ];
+        for (ip, country, edit, expected) in cases {
+            assert_eq!(judge(&p, ip, country, edit), expected, "{ip} {country:?}");
+        }
+    }
+
+    #[test]
+    fn deny_only_lists_and_bound_addresses() {
+        let p = Policy {
+            source_ips: Some(IpRule {
+                allow: NetSet::default(),
+                deny: nets(&["10.9.0.0/16"]),
+            }),
+            countries: Some(CountryRule {
+                allow: vec![],
+                deny: vec!["KP".into()],
+            }),
+            bind_ip_claim: ClaimPath::parse("ip"),
+            ..Policy::default()
+        };
+        let same: fn(&mut Claims) = |_| {};
+        assert_eq!(judge(&p, "10.1.2.3", None, same), Ok(()));
+        assert_eq!(judge(&p, "10.9.2.3", None, same), Err(Forbidden::IpDenied));
+        assert_eq!(
+            judge(&p, "10.2.0.1", None, same),
+            Err(Forbidden::IpNotBound)
+        );
+        assert_eq!(
+            judge(&p, "10.1.2.3", None, |c| {
+                c.remove("ip");
+            }),
+            Err(Forbidden::IpNotBound)
+        );
+        assert_eq!(
+            judge(&p, "10.1.2.3", None, |c| {
+                c.insert("ip".into(), json!("10.1.2.3"));
+            }),
+            Ok(())
+        );
+        assert_eq!(
+            judge(&p, "10.1.2.3", Some("KP"), same),
+            Err(Forbidden::CountryDenied)
+        );
+    }
+}
