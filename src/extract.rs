@@ -47,10 +47,10 @@ impl TokenLocation {
             TokenLocation::Cookie(cookie) => {
                 for header in request.values("cookie") {
                     for pair in header.split(';') {
-                        if let Some((name, value)) = pair.trim().split_once('=') {
-                            if name == cookie {
-                                found.push(value.trim_matches('"').to_string());
-                            }
+                        if let Some((name, value)) = pair.trim().split_once('=')
+                            && name == cookie
+                        {
+                            found.push(value.trim_matches('"').to_string());
                         }
                     }
                 }
@@ -198,7 +198,11 @@ mod tests {
 
     #[test]
     fn finds_tokens_in_each_location() {
-        let cases: Vec<(Vec<(&str, &str)>, Result<Option<&str>, AuthFailure>)> = vec![
+        type Case<'a> = (
+            Vec<(&'a str, &'a str)>,
+            Result<Option<&'a str>, AuthFailure>,
+        );
+        let cases: Vec<Case> = vec![
             (vec![("authorization", "Bearer abc")], Ok(Some("abc"))),
             (vec![("authorization", "bEaReR abc")], Ok(Some("abc"))),
             (vec![("authorization", "Basic abc")], Ok(None)),

@@ -184,17 +184,17 @@ fn parse_claims(json: &[u8]) -> Result<Map<String, Value>, AuthFailure> {
     let claims: Map<String, Value> =
         serde_json::from_slice(json).map_err(|_| AuthFailure::Malformed)?;
     for name in ["exp", "nbf", "iat"] {
-        if let Some(value) = claims.get(name) {
-            if numeric_date(value).is_none() {
-                return Err(AuthFailure::Malformed);
-            }
+        if let Some(value) = claims.get(name)
+            && numeric_date(value).is_none()
+        {
+            return Err(AuthFailure::Malformed);
         }
     }
     for name in ["iss", "sub", "jti"] {
-        if let Some(value) = claims.get(name) {
-            if !value.is_string() {
-                return Err(AuthFailure::Malformed);
-            }
+        if let Some(value) = claims.get(name)
+            && !value.is_string()
+        {
+            return Err(AuthFailure::Malformed);
         }
     }
     if let Some(aud) = claims.get("aud") {

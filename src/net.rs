@@ -56,12 +56,12 @@ pub fn parse_net(text: &str) -> Option<IpNet> {
         Ok(net) => net,
         Err(_) => IpNet::from(text.parse::<IpAddr>().ok()?),
     };
-    if let IpNet::V6(v6) = net {
-        if let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96) {
-            return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
-                .ok()
-                .map(IpNet::V4);
-        }
+    if let IpNet::V6(v6) = net
+        && let (Some(v4), true) = (v6.addr().to_ipv4_mapped(), v6.prefix_len() >= 96)
+    {
+        return ipnet::Ipv4Net::new(v4, v6.prefix_len() - 96)
+            .ok()
+            .map(IpNet::V4);
     }
     Some(net.trunc())
 }

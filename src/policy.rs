@@ -140,15 +140,15 @@ impl Policy {
         let Some(claims) = subject.claims else {
             return Ok(());
         };
-        if let Some(roles) = &self.roles {
-            if !roles.satisfied_by(&subject.roles_claim.strings(claims)) {
-                return Err(Forbidden::MissingRole);
-            }
+        if let Some(roles) = &self.roles
+            && !roles.satisfied_by(&subject.roles_claim.strings(claims))
+        {
+            return Err(Forbidden::MissingRole);
         }
-        if let Some(scopes) = &self.scopes {
-            if !scopes.satisfied_by(&subject.scopes_claim.strings(claims)) {
-                return Err(Forbidden::MissingScope);
-            }
+        if let Some(scopes) = &self.scopes
+            && !scopes.satisfied_by(&subject.scopes_claim.strings(claims))
+        {
+            return Err(Forbidden::MissingScope);
         }
         if !self.claims.iter().all(|claim| claim.satisfied_by(claims)) {
             return Err(Forbidden::ClaimMismatch);
@@ -244,7 +244,8 @@ mod tests {
         let p = policy();
         type Edit = fn(&mut Claims);
         let same: Edit = |_| {};
-        let cases: Vec<(&str, Option<&str>, Edit, Result<(), Forbidden>)> = vec![
+        type Case<'a> = (&'a str, Option<&'a str>, Edit, Result<(), Forbidden>);
+        let cases: Vec<Case> = vec![
             ("10.1.2.3", Some("US"), same, Ok(())),
             ("2001:db8::5", Some("CA"), same, Ok(())),
             ("10.9.0.1", Some("US"), same, Err(Forbidden::IpDenied)),
