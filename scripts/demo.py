@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""make demo: start the real Envoy with envoy/envoy.yaml (jwt-guard loaded from
+target/wasm32-wasip1/release/jwt_guard.wasm) and the echo upstream, send real requests with
+tokens minted from the DEMO ONLY key, print what Envoy answered, then stop everything.
+
+    .venv/bin/python scripts/demo.py              # the shipped ports: 10000, admin 9901, upstream 10001
+    .venv/bin/python scripts/demo.py --free-ports # any free ports (the shipped file, ports substituted)
+    .venv/bin/python scripts/demo.py --check      # exit 1 unless every answer is the expected one
+
+Exit status: 0 after printing the table (with --check: only if every row is as expected),
+1 if Envoy or the upstream did not start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, free_port, request  # noqa: E402
+from mint import claims, mint  # noqa: E402
+
+SHIPPED = REPO_ROOT / "envoy" / "envoy.yaml"
+LISTEN, ADMIN, UPSTREAM = 10000, 9901, 10001
+
+
+@dataclass
+class Row:
+    what: str
+    path: str
+    expect: tuple[int, str]
+    token: str | None = None
+    method: str = "GET"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def b64(obj: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+
+
+def demo_rows() -> list[Row]:
+    now = int(time.time())
+    alice = mint(claims("alice", roles=["user"], scope="orders:read"))
+    bob = mint(claims("bob", roles=["admin"], email_verified=True, scope="orders:read orders:write"))
+    head, _, sig = alice.split(".")
+    tampered = f"{head}.{b64(claims('alice', roles=['admin'], scope='orders:read'))}.{sig}"  # role edited
+    rogue = ec.generate_private_key(ec.SECP256R1())
+    return [
+        Row("/public, no token (anonymous rule)", "/public/hello", (200, "-")),
+        Row("/healthz, garbage token (disabled rule)", "/healthz", (200, "-"), "not-even-a-jwt"),
+        Row("/orders, valid token", "/orders/42", (200, "-"), alice),
+        Row("/orders, no token", "/orders/42", (401, "missing")),
+        Row("/orders, 'Bearer not-a-jwt'", "/orders/42", (401, "malformed"), "not-a-jwt"),
+        Row("/orders, alg none", "/orders/42", (401, "unsupported_algorithm"),
+            f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims())}.c2ln"),
+        Row("/orders, unknown kid", "/orders/42", (401, "unknown_key"), mint(claims(), kid="rotated-away")),
+        Row("/orders, signed by another key", "/orders/42", (401, "bad_signature"), mint(claims(), key=rogue)),
+        Row("/orders, claims edited after signing", "/orders/42", (401, "bad_signature"), tampered),
+        Row("/orders, expired 10 min ago", "/orders/42", (401, "expired"),
+            mint(claims(iat=now - 1200, exp=now - 600))),
+        Row("/orders, nbf in 10 min", "/orders/42", (401, "not_yet_valid"), mint(claims(nbf=now + 600))),
+        Row("/orders, iat in 10 min", "/orders/42", (401, "issued_in_future"),
+            mint(claims(iat=now + 600, exp=now + 900))),
+        Row("/orders, no exp", "/orders/42", (401, "missing_expiration"), mint(claims(exp=None))),
+        Row("/orders, other issuer", "/orders/42", (401, "bad_issuer"), mint(claims(iss="https://evil.example"))),
+        Row("/orders, other audience", "/orders/42", (401, "bad_audience"), mint(claims(aud="billing"))),
+        Row("/orders, 2-day token (max 1 day)", "/orders/42", (401, "lifetime_exceeded"),
+            mint(claims(iat=now, exp=now + 2 * 86400))),
+        Row("/orders, 9 KiB token", "/orders/42", (401, "too_large"), mint(claims(pad="x" * 9000))),
+        Row("POST /orders, no orders:write scope", "/orders", (403, "missing_scope"), alice, "POST"),
+        Row("POST /orders, scope orders:write", "/orders", (200, "-"), bob, "POST"),
+        Row("/admin, roles [user]", "/admin", (403, "missing_role"), alice),
+        Row("/admin, roles [admin], email not verified", "/admin", (403, "claim_mismatch"),
+            mint(claims("carol", roles=["admin"], email_verified=False))),
+        Row("/admin, roles [admin], email verified", "/admin", (200, "-"), bob),
+        Row("/internal from 127.0.0.1", "/internal", (403, "ip_not_allowed"), alice),
+        Row("/internal, trusted proxy says 10.1.2.3", "/internal", (200, "-"), alice,
+            headers={"X-Forwarded-For": "10.1.2.3"}),
+        Row("/internal, spoofed 10.1.2.3 left of the proxy's entry", "/internal", (403, "ip_not_allowed"), alice,
+            headers={"X-Forwarded-For": "10.1.2.3, 192.0.2.50"}),
+        Row("/internal, trusted proxy says 10.66.0.7 (denied)", "/internal", (403, "ip_denied"), alice,
+            headers={"X-Forwarded-For": "10.66.0.7"}),
+        Row("/geo, trusted proxy says 81.2.69.160 (GB)", "/geo", (200, "-"), alice, headers={"X-Forwarded-For": "81.2.69.160"}),
+        Row("/geo, trusted proxy says 216.160.83.56 (US)", "/geo", (403, "country_not_allowed"), alice,
+            headers={"X-Forwarded-For": "216.160.83.56"}),
+        Row("/geo, trusted proxy says 175.16.199.1 (CN)", "/geo", (403, "country_denied"), alice,
+            headers={"X-Forwarded-For": "175.16.199.1"}),
+        Row("/geo from 127.0.0.1, client sends x-geo-country: GB", "/geo", (403, "country_unknown"), alice,
+            headers={"x-geo-country": "GB"}),
+        Row("/unknown (no rule matches)", "/unknown", (403, "no_matching_rule"), alice),
+    ]
+
+
+def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int) -> Path:
+    """The shipped envoy.yaml with its three ports replaced (and nothing else)."""
+    text = SHIPPED.read_text()
+    for old, new in ((LISTEN, listen), (ADMIN, admin), (UPSTREAM, upstream)):
+        needle = f"port_value: {old} "
+        assert text.count(needle) == 1, f"{SHIPPED}: expected one '{needle}'"
+        text = text.replace(needle, f"port_value: {new} ")
+    path = workdir / "envoy.yaml"
+    path.write_text(text)
+    return path
+
+
+def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bool) -> int:
+    if not WASM_PATH.exists():
+        print(f"{WASM_PATH} is missing: run `make build` (make demo does)", file=sys.stderr)
+        return 1
+    workdir = Path(tempfile.mkdtemp(prefix="jwtg-demo-"))
+    config = shipped_config_on(workdir, listen, admin, upstream_port) if free_ports else SHIPPED
+    try:
+        upstream = EchoUpstream(port=upstream_port).start()
+    except OSError as e:
+        print(f"cannot start the echo upstream on 127.0.0.1:{upstream_port}: {e} (is `make run` running?)",
+              file=sys.stderr)
+        return 1
+    envoy = Envoy(config, admin_port=admin, workdir=workdir, name="demo")
+    try:
+        try:
+            envoy.start(timeout=30, cwd=REPO_ROOT)
+        except EnvoyStartError as e:
+            print(f"Envoy did not start with {config}:\n{e}", file=sys.stderr)
+            return 1
+        rows = demo_rows()
+        print(f"jwt-guard demo: real Envoy ({config.relative_to(REPO_ROOT) if not free_ports else SHIPPED.name}, "
+              f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n")
+        width = max(len(r.what) for r in rows) + 2
+        print(f"{'request':<{width}} status  reason")
+        print(f"{'-' * width} ------  {'-' * 24}")
+        bad = 0
+        for r in rows:
+            headers = dict(r.headers)
+            if r.token is not None:
+                headers["Authorization"] = f"Bearer {r.token}"
+            before = upstream.count
+            resp = request(listen, r.path, method=r.method, headers=headers,
+                           body=b"{}" if r.method in ("POST", "PUT") else None)
+            reason = "-"
+            if resp.status >= 400:
+                try:
+                    reason = resp.json().get("reason", "?")
+                except ValueError:
+                    reason = f"(non-JSON body: {resp.body[:40]!r})"
+            reached = upstream.count > before
+            ok = (resp.status, reason) == r.expect and reached == (resp.status == 200)
+            bad += not ok
+            note = "" if ok else f"   <-- expected {r.expect[0]} {r.expect[1]}"
+            print(f"{r.what:<{width}} {resp.status:<6}  {reason}{note}")
+        print(f"\n{len(rows) - bad}/{len(rows)} answers as expected; refused requests never reached the upstream."
+              if bad == 0 else f"\n{bad} of {len(rows)} answers differ from the expected ones (marked <--).")
+        print("Mint your own token: .venv/bin/python scripts/mint.py --sub alice --roles admin "
+              "--claim email_verified=true\nRun Envoy yourself: make run")
+        return 1 if (check and bad) else 0
+    finally:
+        envoy.cleanup()
+        upstream.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--free-ports", action="store_true", help="use free ports instead of 10000/9901/10001")
+    ap.add_argument("--check", action="store_true", help="exit 1 unless every answer is the expected one")
+    args = ap.parse_args()
+    if args.free_ports:
+        return run(free_port(), free_port(), free_port(), True, args.check)
+    return run(LISTEN, ADMIN, UPSTREAM, False, args.check)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

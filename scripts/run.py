@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""make run: the echo upstream (127.0.0.1:10001) plus Envoy with envoy/envoy.yaml in the
+foreground (listener :10000, admin 127.0.0.1:9901). Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+
+from harness import WASM_PATH, EchoUpstream, envoy_binary  # noqa: E402
+
+HELP = """
+jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001
+
+  TOKEN=$(.venv/bin/python scripts/mint.py --sub alice --roles admin --claim email_verified=true)
+  curl -i localhost:10000/public                                          # 200, anonymous
+  curl -i localhost:10000/orders                                          # 401 missing
+  curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/orders        # 200
+  curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/admin         # 200 (roles admin)
+  curl -i -H "Authorization: Bearer $(.venv/bin/python scripts/mint.py)" localhost:10000/admin   # 403 missing_role
+  curl -i -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-For: 81.2.69.160" localhost:10000/geo   # 200 (GB)
+  curl -s 127.0.0.1:9901/stats | grep jwt_guard
+
+  scripts/mint.py --help lists --scope, --ttl, --aud, --iss and --claim NAME=JSON.
+  Ctrl-C stops Envoy and the upstream.
+"""
+
+
+def main() -> int:
+    if not WASM_PATH.exists():
+        print(f"{WASM_PATH} is missing: run `make build` (make run does)", file=sys.stderr)
+        return 1
+    try:
+        upstream = EchoUpstream(port=10001, verbose=True).start()
+    except OSError as e:
+        print(f"cannot listen on 127.0.0.1:10001 for the echo upstream: {e}", file=sys.stderr)
+        return 1
+    cmd = [envoy_binary(), "-c", "envoy/envoy.yaml", "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
+    print(" ".join(cmd), flush=True)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
+    print(HELP, flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+            return 0
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+    finally:
+        upstream.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

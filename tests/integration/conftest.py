@@ -1,0 +1,150 @@
+"""pytest fixtures: one key set and one echo upstream per session; each test module starts the
+Envoy(s) it needs once (module scope) and always stops them."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable
+
+import pytest
+
+from harness import WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, free_port
+from tokens import KeySet
+
+REALM = "api"
+
+# Fixed error_description text per reason (src/reason.rs).
+DESCRIPTIONS = {
+    "missing": "no bearer token in the request",
+    "malformed": "the token is not a well-formed signed JWT",
+    "unsupported_algorithm": "the token algorithm is not accepted for its key",
+    "unknown_key": "no key matches the token",
+    "bad_signature": "the token signature is invalid",
+    "expired": "the token has expired",
+    "not_yet_valid": "the token is not valid yet",
+    "issued_in_future": "the token was issued in the future",
+    "missing_expiration": "the token has no expiration",
+    "bad_issuer": "the token issuer is not accepted",
+    "bad_audience": "the token audience is not accepted",
+    "lifetime_exceeded": "the token lifetime is too long",
+    "too_large": "the token is too large",
+    "missing_role": "the token lacks a required role",
+    "missing_scope": "the token lacks a required scope",
+    "claim_mismatch": "a token claim does not have a required value",
+}
+REASONS_401 = [
+    "missing", "malformed", "unsupported_algorithm", "unknown_key", "bad_signature", "expired",
+    "not_yet_valid", "issued_in_future", "missing_expiration", "bad_issuer", "bad_audience",
+    "lifetime_exceeded", "too_large",
+]
+TOKEN_403 = {"missing_role", "missing_scope", "claim_mismatch"}
+NETWORK_403 = {"ip_denied", "ip_not_allowed", "ip_not_bound", "country_denied", "country_not_allowed",
+               "country_unknown", "no_matching_rule"}
+
+
+@pytest.fixture(scope="session")
+def wasm() -> str:
+    if not WASM_PATH.exists():
+        pytest.fail(f"{WASM_PATH} is missing: run `make build` (make integration does it)", pytrace=False)
+    return str(WASM_PATH)
+
+
+@pytest.fixture(scope="session")
+def keys() -> KeySet:
+    return KeySet()
+
+
+@pytest.fixture(scope="session")
+def upstream():
+    up = EchoUpstream().start()
+    yield up
+    up.stop()
+
+
+def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str,
+                listeners: Callable[[dict[str, int]], list[dict]], listener_names: list[str],
+                listen_host: str = "127.0.0.1") -> Stack:
+    """Start one Envoy whose listeners come from `listeners(ports)`; stop it at teardown."""
+    ports = {n: free_port(listen_host) for n in listener_names}
+    admin = free_port()
+    env = Envoy(bootstrap(listeners(ports), upstream.port, admin), name=name)
+
+    def finish() -> None:
+        env.stop()
+        log = env.log()
+        env.cleanup()
+        crashes = [ln for ln in log.splitlines() if any(p in ln for p in CRASH_PATTERNS)]
+        if crashes:
+            pytest.fail(f"Envoy log of '{name}' shows the Wasm filter failing:\n" + "\n".join(crashes[:20]))
+
+    request.addfinalizer(finish)
+    env.start()
+    return Stack(env, upstream, ports)
+
+
+# Log lines that mean the filter trapped, panicked or could not do its job: a request that was
+# answered correctly by luck must not hide them.
+CRASH_PATTERNS = ("panicked", "wasm trap", "Wasm VM failed", "Function: proxy_on_", "failed to execute",
+                  "jwt-guard: cannot")
+
+
+# ----------------------------------------------------------------------- assertions
+
+CHALLENGE_RE = re.compile(r'^Bearer realm="(?P<realm>[^"]*)"(?P<rest>.*)$')
+
+
+def expect_401(resp: Response, reason: str, realm: str = REALM) -> None:
+    assert resp.status == 401, f"expected 401 {reason}, got {resp!r}"
+    assert resp.header("content-type") == "application/json", resp
+    assert resp.json() == {"status": 401, "error": "invalid_token", "reason": reason}, resp
+    if reason == "missing":
+        expected = f'Bearer realm="{realm}"'
+    else:
+        expected = f'Bearer realm="{realm}", error="invalid_token", error_description="{DESCRIPTIONS[reason]}"'
+    assert resp.all("www-authenticate") == [expected], resp
+
+
+def expect_403(resp: Response, reason: str, realm: str = REALM, scope: str | None = None) -> None:
+    assert resp.status == 403, f"expected 403 {reason}, got {resp!r}"
+    assert resp.header("content-type") == "application/json", resp
+    error = "insufficient_scope" if reason in TOKEN_403 else "access_denied"
+    assert resp.json() == {"status": 403, "error": error, "reason": reason}, resp
+    if reason in TOKEN_403:
+        expected = (f'Bearer realm="{realm}", error="insufficient_scope", '
+                    f'error_description="{DESCRIPTIONS[reason]}"')
+        if reason == "missing_scope":
+            assert scope is not None
+            expected += f', scope="{scope}"'
+        assert resp.all("www-authenticate") == [expected], resp
+    else:
+        assert resp.all("www-authenticate") == [], resp
+
+
+def expect_upstream(resp: Response) -> dict[str, Any]:
+    """The request reached the echo upstream: returns what it received."""
+    assert resp.status == 200, f"expected 200 from upstream, got {resp!r}"
+    echoed = json.loads(resp.body)
+    assert set(echoed) == {"method", "path", "headers"}, echoed
+    return echoed
+
+
+class NotForwarded:
+    """Context manager: asserts the upstream saw no request inside the block."""
+
+    def __init__(self, upstream: EchoUpstream):
+        self.upstream = upstream
+
+    def __enter__(self) -> "NotForwarded":
+        self.before = self.upstream.count
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            assert self.upstream.count == self.before, "a refused request reached the upstream"
+
+
+@pytest.fixture
+def refused(upstream: EchoUpstream) -> Callable[[], NotForwarded]:
+    return lambda: NotForwarded(upstream)
+

