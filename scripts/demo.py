@@ -99,6 +99,12 @@ def demo_rows() -> list[Row]:
             headers={"X-Forwarded-For": "175.16.199.1"}),
         Row("/geo from 127.0.0.1, client sends x-geo-country: GB", "/geo", (403, "country_unknown"), alice,
             headers={"x-geo-country": "GB"}),
+        Row("/devices, token bound to 10.1.2.3, proxy says 10.1.2.3", "/devices", (200, "-"),
+            mint(claims("carol", ip="10.1.2.3")), headers={"X-Forwarded-For": "10.1.2.3"}),
+        Row("/devices, token bound to 10.1.2.3, proxy says 10.7.7.7", "/devices", (403, "ip_not_bound"),
+            mint(claims("carol", ip="10.1.2.3")), headers={"X-Forwarded-For": "10.7.7.7"}),
+        Row("/beta (dry run), roles [user]", "/beta", (200, "(dry run: upstream told '403 missing_role')"),
+            alice),
         Row("/unknown (no rule matches)", "/unknown", (403, "no_matching_rule"), alice),
     ]
 
@@ -149,6 +155,9 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
             resp = request(listen, r.path, method=r.method, headers=headers,
                            body=b"{}" if r.method in ("POST", "PUT") else None)
             reason = "-"
+            if resp.status == 200:
+                dry_run = json.loads(resp.body)["headers"].get("x-jwt-guard-dry-run")
+                reason = f"(dry run: upstream told {dry_run!r})" if dry_run else "-"
             if resp.status >= 400:
                 try:
                     reason = resp.json().get("reason", "?")
