@@ -649,26 +649,10 @@ fn compile_claims(field: &str, raw: Vec<RawClaim>) -> Result<Vec<ClaimRequiremen
 }
 
 fn compile_ips(field: &str, raw: RawAllowDeny) -> Result<IpRule, ConfigError> {
-    if raw.allow.is_empty() && raw.deny.is_empty() {
-        return Err(ConfigError::new(field, "give \"allow\" or \"deny\""));
-    }
-    let nets = |list: Vec<String>, member: &str| {
-        list.iter()
-            .enumerate()
-            .map(|(index, text)| {
-                parse_net(text).ok_or_else(|| {
-                    ConfigError::new(
-                        format!("{field}.{member}[{index}]"),
-                        format!("not an IP or CIDR: {text:?}"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(NetSet::new)
-    };
+    let (allow, deny) = compile_allow_deny(field, raw, "an IP or CIDR", parse_net)?;
     Ok(IpRule {
-        allow: nets(raw.allow, "allow")?,
-        deny: nets(raw.deny, "deny")?,
+        allow: NetSet::new(allow),
+        deny: NetSet::new(deny),
     })
 }
 
@@ -683,28 +667,39 @@ fn compile_countries(
             "needs geo.country_header or geo.country_claim to know the country",
         ));
     }
+    let country_code = |code: &str| {
+        (code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
+            .then(|| code.to_ascii_uppercase())
+    };
+    let (allow, deny) = compile_allow_deny(field, raw, "an ISO 3166-1 alpha-2 code", country_code)?;
+    Ok(CountryRule { allow, deny })
+}
+
+/// Both lists parsed entry by entry; an error names the entry (`source_ips.deny[1]`).
+fn compile_allow_deny<T>(
+    field: &str,
+    raw: RawAllowDeny,
+    expected: &str,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<(Vec<T>, Vec<T>), ConfigError> {
     if raw.allow.is_empty() && raw.deny.is_empty() {
         return Err(ConfigError::new(field, "give \"allow\" or \"deny\""));
     }
-    let codes = |list: Vec<String>, member: &str| {
-        list.into_iter()
+    let list = |entries: &[String], member: &str| {
+        entries
+            .iter()
             .enumerate()
-            .map(|(index, code)| {
-                if code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()) {
-                    Ok(code.to_ascii_uppercase())
-                } else {
-                    Err(ConfigError::new(
+            .map(|(index, text)| {
+                parse(text).ok_or_else(|| {
+                    ConfigError::new(
                         format!("{field}.{member}[{index}]"),
-                        format!("not an ISO 3166-1 alpha-2 code: {code:?}"),
-                    ))
-                }
+                        format!("not {expected}: {text:?}"),
+                    )
+                })
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<T>, _>>()
     };
-    Ok(CountryRule {
-        allow: codes(raw.allow, "allow")?,
-        deny: codes(raw.deny, "deny")?,
-    })
+    Ok((list(&raw.allow, "allow")?, list(&raw.deny, "deny")?))
 }
 
 /// RFC 9110 token characters, so the name can be used as a header name.

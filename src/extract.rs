@@ -187,11 +187,7 @@ mod tests {
 
     fn find(pairs: &[(&str, &str)]) -> Result<Option<String>, AuthFailure> {
         let h = headers(pairs);
-        let request = Request {
-            headers: &h,
-            peer_address: None,
-            route_name: None,
-        };
+        let request = Request::bare(&h);
         let locations = locations();
         find_token(&request, locations.iter()).map(|found| found.map(|f| f.token))
     }
@@ -252,11 +248,7 @@ mod tests {
     #[test]
     fn non_utf8_bearer_value_is_malformed() {
         let h = vec![("authorization".to_string(), b"Bearer \xff\xfe".to_vec())];
-        let request = Request {
-            headers: &h,
-            peer_address: None,
-            route_name: None,
-        };
+        let request = Request::bare(&h);
         let locations = locations();
         assert_eq!(
             find_token(&request, locations.iter()),
@@ -271,11 +263,7 @@ mod tests {
             ("cookie", "a=1; session=tok"),
             ("cookie", "b=2"),
         ]);
-        let request = Request {
-            headers: &h,
-            peer_address: None,
-            route_name: None,
-        };
+        let request = Request::bare(&h);
         let locations = locations();
         assert_eq!(
             removal(&request, &locations[0]),

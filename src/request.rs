@@ -65,6 +65,18 @@ impl<'r> Request<'r> {
 }
 
 #[cfg(test)]
+impl<'r> Request<'r> {
+    /// A request with only headers, as unit tests need it.
+    pub(crate) fn bare(headers: &'r [(String, Vec<u8>)]) -> Request<'r> {
+        Request {
+            headers,
+            peer_address: None,
+            route_name: None,
+        }
+    }
+}
+
+#[cfg(test)]
 pub(crate) fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
     pairs
         .iter()
@@ -83,21 +95,13 @@ mod tests {
             (":path", "/a/b?x=1&y=2"),
             (":authority", "API.example.com:8443"),
         ]);
-        let request = Request {
-            headers: &h,
-            peer_address: None,
-            route_name: None,
-        };
+        let request = Request::bare(&h);
         assert_eq!(request.method(), "GET");
         assert_eq!(request.path(), "/a/b");
         assert_eq!(request.query(), Some("x=1&y=2"));
         assert_eq!(request.host(), "api.example.com");
         let h6 = headers(&[(":authority", "[::1]:80")]);
-        let request = Request {
-            headers: &h6,
-            peer_address: None,
-            route_name: None,
-        };
+        let request = Request::bare(&h6);
         assert_eq!(request.host(), "::1");
     }
 }
