@@ -95,10 +95,11 @@ pub fn decide(
     now: u64,
     verifier: &dyn SignatureVerifier,
 ) -> Decision {
+    let target = Target::of(request);
     let Some(rule) = config
         .rules
         .iter()
-        .find(|rule| rule.matcher.matches(request))
+        .find(|rule| rule.matcher.matches(&target))
     else {
         let refused = Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule));
         return conclude(config.dry_run, request, Err(refused));
@@ -256,25 +257,43 @@ fn country(config: &Config, request: &Request<'_>, claims: Option<&Claims>) -> O
         .map(str::to_ascii_uppercase)
 }
 
+/// The parts of a request that rules match on, read from the headers once per request.
+struct Target<'r> {
+    method: &'r str,
+    path: &'r str,
+    host: String,
+    route_name: Option<&'r str>,
+}
+
+impl<'r> Target<'r> {
+    fn of(request: &Request<'r>) -> Target<'r> {
+        Target {
+            method: request.method(),
+            path: request.path(),
+            host: request.host(),
+            route_name: request.route_name,
+        }
+    }
+}
+
 impl Matcher {
-    pub fn matches(&self, request: &Request<'_>) -> bool {
+    fn matches(&self, target: &Target<'_>) -> bool {
         let path_ok = match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(prefix) => request.path().starts_with(prefix.as_str()),
-            PathMatch::Exact(path) => request.path() == path,
+            PathMatch::Prefix(prefix) => target.path.starts_with(prefix.as_str()),
+            PathMatch::Exact(path) => target.path == path,
         };
         path_ok
-            && (self.methods.is_empty() || self.methods.iter().any(|m| m == request.method()))
-            && (self.hosts.is_empty() || {
-                let host = request.host();
-                self.hosts
+            && (self.methods.is_empty() || self.methods.iter().any(|m| m == target.method))
+            && (self.hosts.is_empty()
+                || self
+                    .hosts
                     .iter()
-                    .any(|pattern| host_matches(pattern, &host))
-            })
+                    .any(|pattern| host_matches(pattern, &target.host)))
             && self
                 .route_name
                 .as_deref()
-                .is_none_or(|name| request.route_name == Some(name))
+                .is_none_or(|name| target.route_name == Some(name))
     }
 }
 
