@@ -72,6 +72,7 @@ impl Metrics {
 struct Root {
     config: Option<Rc<Config>>,
     metrics: Option<Rc<Metrics>>,
+    log_refusals: bool,
 }
 
 impl Context for Root {}
@@ -91,6 +92,11 @@ impl RootContext for Root {
         };
         match Config::from_json(&bytes) {
             Ok(config) => {
+                // Asked once: a refusal then costs no host call when debug logging is off.
+                self.log_refusals = matches!(
+                    hostcalls::get_log_level(),
+                    Ok(LogLevel::Trace | LogLevel::Debug)
+                );
                 self.config = Some(Rc::new(config));
                 self.metrics = Some(Rc::new(Metrics::define()));
                 true
@@ -109,6 +115,7 @@ impl RootContext for Root {
         Some(Box::new(Guard {
             config: self.config.clone()?,
             metrics: self.metrics.clone()?,
+            log_refusals: self.log_refusals,
         }))
     }
 
@@ -120,6 +127,7 @@ impl RootContext for Root {
 struct Guard {
     config: Rc<Config>,
     metrics: Rc<Metrics>,
+    log_refusals: bool,
 }
 
 impl Context for Guard {}
@@ -182,7 +190,22 @@ impl HttpContext for Guard {
                 }
                 Action::Continue
             }
-            Decision::Refuse(refused) => self.refuse(&refused),
+            Decision::Refuse(refused) => {
+                if self.log_refusals {
+                    let refusal = refused.refusal;
+                    log(
+                        LogLevel::Debug,
+                        &format!(
+                            "jwt-guard: {} {} for {} {}",
+                            refusal.status(),
+                            refusal.code(),
+                            request.method(),
+                            request.path()
+                        ),
+                    );
+                }
+                self.refuse(&refused)
+            }
         }
     }
 }

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import REPO_ROOT, Envoy, bootstrap, free_port, listener, wasm_filter
+from harness import REPO_ROOT, Envoy, bootstrap, free_port, listener, request, wasm_filter
 from tokens import ISSUER, KeySet
 
 PREFIX = "jwt-guard: invalid configuration: "
@@ -78,6 +78,21 @@ def test_good_config_starts(keys, wasm, tmp_path):
     finally:
         env.cleanup()
     assert PREFIX not in env.log()
+
+
+def test_refusals_are_logged_at_debug_level_only(keys, wasm, tmp_path):
+    """With debug logging each refusal names its status, reason, method and path; at info, none."""
+    for level, expected in (("debug", True), ("info", False)):
+        port, admin = free_port(), free_port()
+        env = Envoy(bootstrap([listener("log", port, [wasm_filter(good_config(keys))])], free_port(), admin),
+                    workdir=tmp_path, log_level=level, name=f"log-{level}")
+        try:
+            env.start()
+            assert request(port, "/orders/7").status == 401
+            env.stop()
+            assert ("jwt-guard: 401 missing for GET /orders/7" in env.log()) == expected, level
+        finally:
+            env.cleanup()
 
 
 def test_bad_configurations_are_refused(keys, bad_runs):
