@@ -253,6 +253,58 @@ mod tests {
         assert_eq!(check(&rules, "issued_in_future"), Ok(()));
     }
 
+    /// Any change to a valid token, in any part, must be refused (and must not panic).
+    #[test]
+    fn no_mutation_of_a_valid_token_is_accepted() {
+        let rules = rules();
+        let algs = [
+            "RS256", "PS384", "ES256", "ES384", "EdDSA", "HS256", "HS512",
+        ];
+        let mut tried = 0;
+        for alg in algs {
+            let token = testutil::token(&format!("valid_{alg}"));
+            // Parts of other tokens from the same issuer and key set: another header and
+            // signature (another algorithm), and other claims.
+            let other = testutil::token(if alg == "ES256" {
+                "valid_ES384"
+            } else {
+                "valid_ES256"
+            });
+            let other_claims = testutil::token("policy_admin");
+            let mut mutants: Vec<String> = Vec::new();
+            for index in 0..token.len() {
+                let byte = token.as_bytes()[index];
+                if byte == b'.' {
+                    continue;
+                }
+                let replacement = if byte == b'A' { 'B' } else { 'A' };
+                let mut mutant = token.clone();
+                mutant.replace_range(index..=index, &replacement.to_string());
+                mutants.push(mutant);
+            }
+            let parts: Vec<&str> = token.split('.').collect();
+            let other_parts: Vec<&str> = other.split('.').collect();
+            let other_payload = other_claims.split('.').nth(1).unwrap();
+            mutants.extend([
+                token[..token.len() - 1].to_string(),
+                format!("{token}."),
+                format!("{token}A"),
+                format!("{}.{}.{}", other_parts[0], parts[1], parts[2]),
+                format!("{}.{}.{}", parts[0], other_payload, parts[2]),
+                format!("{}.{}.{}", parts[0], parts[1], other_parts[2]),
+                format!("{}.{}.", parts[0], parts[1]),
+            ]);
+            for mutant in mutants {
+                assert_ne!(mutant, token, "{alg}: a mutant must differ from the token");
+                tried += 1;
+                let outcome = Jws::parse(&mutant)
+                    .and_then(|jws| rules.verify(jws, testutil::now(), &JwtSimpleVerifier));
+                assert!(outcome.is_err(), "{alg}: accepted mutant {mutant}");
+            }
+        }
+        assert!(tried > 1000, "only {tried} mutants");
+    }
+
     #[test]
     fn alg_none_and_stripped_signatures_are_refused() {
         use ct_codecs::{Base64UrlSafeNoPadding, Encoder};
