@@ -261,7 +261,7 @@ fn country(config: &Config, request: &Request<'_>, claims: Option<&Claims>) -> O
 struct Target<'r> {
     method: &'r str,
     path: &'r str,
-    host: String,
+    host: &'r str,
     route_name: Option<&'r str>,
 }
 
@@ -289,7 +289,7 @@ impl Matcher {
                 || self
                     .hosts
                     .iter()
-                    .any(|pattern| host_matches(pattern, &target.host)))
+                    .any(|pattern| host_matches(pattern, target.host)))
             && self
                 .route_name
                 .as_deref()
@@ -297,10 +297,16 @@ impl Matcher {
     }
 }
 
+/// `pattern` is lower-case (compiled so); the host is compared without regard to case.
 fn host_matches(pattern: &str, host: &str) -> bool {
     match pattern.strip_prefix('*') {
-        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
-        None => pattern == host,
+        Some(suffix) => {
+            host.len() > suffix.len()
+                && host
+                    .get(host.len() - suffix.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+        }
+        None => pattern.eq_ignore_ascii_case(host),
     }
 }
 

@@ -47,20 +47,19 @@ impl<'r> Request<'r> {
             .map(|(_, query)| query)
     }
 
-    /// `:authority` (or `host`) lower-cased, without its port.
-    pub fn host(&self) -> String {
+    /// `:authority` (or `host`) without its port, as sent (compare it case-insensitively).
+    pub fn host(&self) -> &'r str {
         let authority = self
             .first(":authority")
             .or_else(|| self.first("host"))
             .unwrap_or_default();
-        let host = if let Some(rest) = authority.strip_prefix('[') {
+        if let Some(rest) = authority.strip_prefix('[') {
             rest.split_once(']').map_or(rest, |(inside, _)| inside)
         } else {
             authority
                 .rsplit_once(':')
                 .map_or(authority, |(host, _)| host)
-        };
-        host.to_ascii_lowercase()
+        }
     }
 }
 
@@ -93,7 +92,7 @@ mod tests {
         let h = headers(&[
             (":method", "GET"),
             (":path", "/a/b?x=1&y=2"),
-            (":authority", "API.example.com:8443"),
+            (":authority", "api.example.com:8443"),
         ]);
         let request = Request::bare(&h);
         assert_eq!(request.method(), "GET");

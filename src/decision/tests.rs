@@ -337,6 +337,20 @@ fn decision_table() {
 }
 
 #[test]
+fn hosts_compare_without_case_or_port() {
+    let cases = [
+        ("api.example.com", "API.Example.COM", true),
+        ("*.example.org", "X.EXAMPLE.ORG", true),
+        ("*.example.org", "example.org", false),
+        ("*.example.org", "evil-example.org", false),
+        ("api.example.com", "api.example.com.evil", false),
+    ];
+    for (pattern, host, expected) in cases {
+        assert_eq!(host_matches(pattern, host), expected, "{pattern} {host}");
+    }
+}
+
+#[test]
 fn hosts_and_route_names_select_rules() {
     let mut json = config_json();
     json["rules"] = json!([
