@@ -4,10 +4,11 @@
 use crate::config::{Authentication, Config, Matcher, PathMatch, Provider, Rule};
 use crate::extract::{FoundToken, HeaderChange, find_token, removal};
 use crate::jws::Jws;
-use crate::policy::Subject;
+use crate::policy::{Country, Subject};
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
 use crate::verify::{Claims, SignatureVerifier};
+use serde_json::Value;
 
 /// Set on requests a dry run lets through; a client-sent copy is always removed first.
 pub const DRY_RUN_HEADER: &str = "x-jwt-guard-dry-run";
@@ -134,7 +135,7 @@ fn conclude(
         Err(refused) if dry_run => {
             let refusal = refused.refusal;
             let value = format!("{} {}", refusal.status(), refusal.code());
-            changes.push(HeaderChange::Set(DRY_RUN_HEADER.into(), value));
+            changes.push(HeaderChange::Set(DRY_RUN_HEADER.into(), value.into_bytes()));
             Decision::Allow {
                 changes,
                 dry_run: Some(refusal),
@@ -169,13 +170,9 @@ fn judge(
         None if anonymous_allowed && !rule.policy.needs_token() => None,
         None => return Err(unauthorized(AuthFailure::Missing)),
         Some(found) => {
-            let jws = Jws::parse(&found.token).map_err(unauthorized)?;
-            let provider = select_provider(&providers, &found, &jws)
-                .ok_or_else(|| unauthorized(AuthFailure::Malformed))?;
-            let claims = provider
-                .token_rules
-                .verify(jws, now, verifier)
-                .map_err(unauthorized)?;
+            let mut jws = Jws::parse(&found.token).map_err(unauthorized)?;
+            let provider =
+                authenticate(&providers, &found, &jws, now, verifier).map_err(unauthorized)?;
             if !provider.forward {
                 changes.extend(
                     found
@@ -184,7 +181,7 @@ fn judge(
                         .filter_map(|loc| removal(request, loc)),
                 );
             }
-            Some(claims)
+            Some(std::mem::take(&mut jws.claims))
         }
     };
     let policy = &rule.policy;
@@ -198,11 +195,11 @@ fn judge(
     let country = if policy.countries.is_some() {
         country(config, request, claims.as_ref())
     } else {
-        None
+        Country::Unknown
     };
     let subject = Subject {
         client_ip,
-        country: country.as_deref(),
+        country: &country,
         claims: claims.as_ref(),
         roles_claim: &config.roles_claim,
         scopes_claim: &config.scopes_claim,
@@ -217,51 +214,70 @@ fn judge(
     Ok(changes)
 }
 
-/// Among the providers that look where the token was found, the one whose issuer the token
-/// names; otherwise the first of them (verification will then say what is wrong).
-fn select_provider<'p>(
+/// The provider that accepts the token. Candidates are the providers that look where the token
+/// was found and name the token's issuer, in configuration order (one IdP may stand behind
+/// several providers, with other audiences or keys); the first that accepts it wins. When none
+/// does, the first candidate's reason is the answer. A token whose issuer no candidate names is
+/// judged by the first provider looking there (it then fails with `bad_issuer` or earlier).
+fn authenticate<'p>(
     providers: &[&'p Provider],
     found: &FoundToken<'_>,
     jws: &Jws<'_>,
-) -> Option<&'p Provider> {
-    let mut looking_there = providers
-        .iter()
-        .copied()
-        .filter(|p| found.locations.iter().any(|loc| p.locations.contains(loc)));
-    let first = looking_there.next()?;
+    now: u64,
+    verifier: &dyn SignatureVerifier,
+) -> Result<&'p Provider, AuthFailure> {
+    let looking_there = || {
+        providers
+            .iter()
+            .copied()
+            .filter(|p| found.locations.iter().any(|loc| p.locations.contains(loc)))
+    };
     let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
-    if issuer == Some(first.token_rules.issuer.as_str()) {
-        return Some(first);
+    let mut first_failure = None;
+    for provider in looking_there().filter(|p| issuer == Some(p.token_rules.issuer.as_str())) {
+        match provider.token_rules.verify(jws, now, verifier) {
+            Ok(()) => return Ok(provider),
+            Err(failure) => {
+                first_failure.get_or_insert(failure);
+            }
+        }
     }
-    Some(
-        looking_there
-            .find(|p| issuer == Some(p.token_rules.issuer.as_str()))
-            .unwrap_or(first),
-    )
+    if let Some(failure) = first_failure {
+        return Err(failure);
+    }
+    let provider = looking_there().next().ok_or(AuthFailure::Malformed)?;
+    provider.token_rules.verify(jws, now, verifier)?;
+    Ok(provider)
 }
 
-/// The trusted header (set by Envoy's geoip filter) wins; otherwise the token's claim.
-fn country(config: &Config, request: &Request<'_>, claims: Option<&Claims>) -> Option<String> {
-    let from_header = config
+/// The trusted header (set by Envoy's geoip filter) wins; otherwise the token's claim. A header
+/// that is present but holds no country code is not "absent": it makes the country
+/// [`Country::Invalid`], which no country rule lets through.
+fn country(config: &Config, request: &Request<'_>, claims: Option<&Claims>) -> Country {
+    if let Some(value) = config
         .country_header
         .as_deref()
-        .and_then(|name| request.first(name));
-    let from_claim = || {
-        let path = config.country_claim.as_ref()?;
-        path.lookup(claims?)?.as_str()
-    };
-    from_header
-        .or_else(from_claim)
-        .map(str::trim)
-        .filter(|code| code.len() == 2 && code.bytes().all(|b| b.is_ascii_alphabetic()))
-        .map(str::to_ascii_uppercase)
+        .and_then(|n| request.first(n))
+    {
+        return Country::parse(value);
+    }
+    let claim = config
+        .country_claim
+        .as_ref()
+        .zip(claims)
+        .and_then(|(path, claims)| path.lookup(claims));
+    match claim {
+        None => Country::Unknown,
+        Some(Value::String(text)) => Country::parse(text.as_bytes()),
+        Some(_) => Country::Invalid,
+    }
 }
 
 /// The parts of a request that rules match on, read from the headers once per request.
 struct Target<'r> {
-    method: &'r str,
-    path: &'r str,
-    host: &'r str,
+    method: &'r [u8],
+    path: &'r [u8],
+    host: &'r [u8],
     route_name: Option<&'r str>,
 }
 
@@ -280,11 +296,12 @@ impl Matcher {
     fn matches(&self, target: &Target<'_>) -> bool {
         let path_ok = match &self.path {
             PathMatch::Any => true,
-            PathMatch::Prefix(prefix) => target.path.starts_with(prefix.as_str()),
-            PathMatch::Exact(path) => target.path == path,
+            PathMatch::Prefix(prefix) => target.path.starts_with(prefix.as_bytes()),
+            PathMatch::Exact(path) => target.path == path.as_bytes(),
         };
         path_ok
-            && (self.methods.is_empty() || self.methods.iter().any(|m| m == target.method))
+            && (self.methods.is_empty()
+                || self.methods.iter().any(|m| m.as_bytes() == target.method))
             && (self.hosts.is_empty()
                 || self
                     .hosts
@@ -298,8 +315,9 @@ impl Matcher {
 }
 
 /// `pattern` is lower-case (compiled so); the host is compared without regard to case.
-fn host_matches(pattern: &str, host: &str) -> bool {
-    match pattern.strip_prefix('*') {
+fn host_matches(pattern: &str, host: &[u8]) -> bool {
+    let pattern = pattern.as_bytes();
+    match pattern.strip_prefix(b"*") {
         Some(suffix) => {
             host.len() > suffix.len()
                 && host

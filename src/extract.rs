@@ -1,5 +1,11 @@
 //! Finding the bearer token: in headers (with a scheme prefix), query parameters or cookies,
 //! and taking it out again before the request goes upstream.
+//!
+//! Recognition is deliberately broader than any one server's parser: whatever a mainstream
+//! upstream could read as the token (a cookie name with white space around it, another case or
+//! percent-encoded; a query parameter after `;`; a scheme followed by a tab) is found here too,
+//! so it is verified or refused — it can never reach the upstream unchecked. What is *accepted*
+//! stays strict: the value must be one well-formed token.
 
 use crate::reason::AuthFailure;
 use crate::request::Request;
@@ -15,6 +21,25 @@ pub enum TokenLocation {
     Cookie(String),
 }
 
+/// RFC 9110 optional white space.
+fn is_ows(byte: &u8) -> bool {
+    *byte == b' ' || *byte == b'\t'
+}
+
+fn trim_ows(mut bytes: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = bytes
+        && is_ows(first)
+    {
+        bytes = rest;
+    }
+    while let [rest @ .., last] = bytes
+        && is_ows(last)
+    {
+        bytes = rest;
+    }
+    bytes
+}
+
 impl TokenLocation {
     pub fn default_header() -> TokenLocation {
         TokenLocation::Header {
@@ -23,34 +48,36 @@ impl TokenLocation {
         }
     }
 
-    /// Appends every token found here to `found`. A header that carries the prefix but whose
-    /// value is not text is a malformed token, not an absent one.
+    /// Appends every token found here to `found`. A value that is present but not text is a
+    /// malformed token, not an absent one.
     fn collect(&self, request: &Request<'_>, found: &mut Vec<String>) -> Result<(), AuthFailure> {
+        let mut push = |raw: &[u8]| -> Result<(), AuthFailure> {
+            let text = std::str::from_utf8(raw).map_err(|_| AuthFailure::Malformed)?;
+            found.push(text.to_string());
+            Ok(())
+        };
         match self {
             TokenLocation::Header { name, prefix } => {
-                for raw in request.raw_values(name) {
-                    let Some(rest) = strip_prefix_ignore_case(raw, prefix.as_bytes()) else {
-                        continue;
-                    };
-                    let text = std::str::from_utf8(rest).map_err(|_| AuthFailure::Malformed)?;
-                    found.push(text.trim_matches(' ').to_string());
+                for raw in request.values(name) {
+                    if let Some(token) = after_scheme(raw, prefix.as_bytes()) {
+                        push(token)?;
+                    }
                 }
             }
             TokenLocation::Param(param) => {
-                for pair in request.query().unwrap_or_default().split('&') {
-                    let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    if percent_decode(key).as_deref() == Some(param.as_str()) {
-                        found.push(percent_decode(value).ok_or(AuthFailure::Malformed)?);
+                for pair in query_pairs(request.query().unwrap_or_default()) {
+                    let (key, value) = split_pair(pair);
+                    if names_match(&percent_decode_lenient(key, true), param) {
+                        let value = percent_decode(value).ok_or(AuthFailure::Malformed)?;
+                        push(&value)?;
                     }
                 }
             }
             TokenLocation::Cookie(cookie) => {
                 for header in request.values("cookie") {
-                    for pair in header.split(';') {
-                        if let Some((name, value)) = pair.trim().split_once('=')
-                            && name == cookie
-                        {
-                            found.push(value.trim_matches('"').to_string());
+                    for pair in cookie_pairs(header) {
+                        if let Some(value) = cookie_value(pair, cookie) {
+                            push(&value.ok_or(AuthFailure::Malformed)?)?;
                         }
                     }
                 }
@@ -60,29 +87,109 @@ impl TokenLocation {
     }
 }
 
-fn strip_prefix_ignore_case<'v>(value: &'v [u8], prefix: &[u8]) -> Option<&'v [u8]> {
-    let head = value.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| value.get(prefix.len()..))
-        .flatten()
+/// The token after the scheme, when the value uses it. A prefix that ends in a space is an
+/// auth-scheme: any run of spaces or tabs may follow it (RFC 9110 §11.4 allows one space;
+/// servers accept more, and tabs), and the scheme alone is an empty token.
+fn after_scheme<'v>(value: &'v [u8], prefix: &[u8]) -> Option<&'v [u8]> {
+    let value = trim_ows(value);
+    let scheme = trim_ows(prefix);
+    let head = value.get(..scheme.len())?;
+    if !head.eq_ignore_ascii_case(scheme) {
+        return None;
+    }
+    let rest = value.get(scheme.len()..)?;
+    let is_auth_scheme = prefix.last().is_some_and(is_ows) && !scheme.is_empty();
+    if is_auth_scheme && !(rest.is_empty() || rest.first().is_some_and(is_ows)) {
+        // `Bearerx` is another scheme.
+        return None;
+    }
+    Some(trim_ows(rest))
 }
 
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
+/// Query pairs split on `&` and on `;` (which older frameworks also treat as a separator).
+fn query_pairs(query: &[u8]) -> impl Iterator<Item = &[u8]> {
+    query.split(|b| *b == b'&' || *b == b';')
+}
+
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    crate::request::split_once(pair, b'=').unwrap_or((pair, b""))
+}
+
+/// Cookie pairs split on `;` and on `,` (RFC 2965 and some servers still split on commas).
+fn cookie_pairs(header: &[u8]) -> impl Iterator<Item = &[u8]> {
+    header.split(|b| *b == b';' || *b == b',')
+}
+
+/// `Some` when the pair names the token cookie: its name with surrounding white space trimmed,
+/// percent-decoded and compared without regard to case (servers differ on each of these). The
+/// inner `None` marks a value that is not text after decoding.
+fn cookie_value(pair: &[u8], cookie: &str) -> Option<Option<Vec<u8>>> {
+    let (name, value) = split_pair(pair);
+    if !names_match(&percent_decode_lenient(trim_ows(name), false), cookie) {
+        return None;
+    }
+    let value = trim_ows(value);
+    let value = value
+        .strip_prefix(b"\"")
+        .and_then(|v| v.strip_suffix(b"\""))
+        .unwrap_or(value);
+    // A JWS has no `%`: decoding changes nothing for a real token, and matches servers that
+    // decode cookie values (PHP, many frameworks).
+    Some(percent_decode(value))
+}
+
+fn names_match(candidate: &[u8], configured: &str) -> bool {
+    candidate.eq_ignore_ascii_case(configured.as_bytes())
+}
+
+/// Strict percent-decoding (with `+` as space) for values: a bad escape is an error.
+fn percent_decode(bytes: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
     while let Some(&byte) = bytes.get(index) {
         if byte == b'%' {
-            let hex = bytes.get(index + 1..index + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
+            out.push(hex_byte(bytes.get(index + 1..index + 3)?)?);
             index += 3;
         } else {
             out.push(if byte == b'+' { b' ' } else { byte });
             index += 1;
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
+}
+
+/// Lenient percent-decoding for names: a bad escape stays as it is, as most servers keep it.
+fn percent_decode_lenient(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while let Some(&byte) = bytes.get(index) {
+        let escaped = (byte == b'%')
+            .then(|| bytes.get(index + 1..index + 3).and_then(hex_byte))
+            .flatten();
+        match escaped {
+            Some(decoded) => {
+                out.push(decoded);
+                index += 3;
+            }
+            None => {
+                out.push(if plus_is_space && byte == b'+' {
+                    b' '
+                } else {
+                    byte
+                });
+                index += 1;
+            }
+        }
+    }
+    out
+}
+
+fn hex_byte(hex: &[u8]) -> Option<u8> {
+    let digit = |b: &u8| (*b as char).to_digit(16);
+    match hex {
+        [high, low] => Some((digit(high)? * 16 + digit(low)?) as u8),
+        _ => None,
+    }
 }
 
 /// The one token a request carries, and every place it was found.
@@ -93,7 +200,8 @@ pub struct FoundToken<'l> {
 }
 
 /// Looks in every location. Two different tokens are refused (RFC 6750 §2: one method per
-/// request), so a proxy and the filter can never disagree about which one was checked.
+/// request), so a proxy and the filter can never disagree about which one was checked. An
+/// empty token anywhere (`Bearer`, `?access_token=`, `session=`) is malformed, not absent.
 pub fn find_token<'l>(
     request: &Request<'_>,
     locations: impl Iterator<Item = &'l TokenLocation>,
@@ -104,6 +212,9 @@ pub fn find_token<'l>(
         found.clear();
         location.collect(request, &mut found)?;
         for token in found.drain(..) {
+            if token.is_empty() {
+                return Err(AuthFailure::Malformed);
+            }
             match &mut result {
                 None => {
                     result = Some(FoundToken {
@@ -120,53 +231,69 @@ pub fn find_token<'l>(
             }
         }
     }
-    match result {
-        Some(found) if found.token.is_empty() => Err(AuthFailure::Malformed),
-        other => Ok(other),
-    }
+    Ok(result)
 }
 
-/// A change to the request headers before it goes upstream.
+/// A change to the request headers before it goes upstream. Values are bytes: a rebuilt
+/// `cookie` header keeps other cookies exactly as they were, text or not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderChange {
     Remove(String),
-    Set(String, String),
+    Set(String, Vec<u8>),
 }
 
-/// Changes that take the token out of the request (`forward: false`).
+/// The change that takes the token out of the request (`forward: false`): every value in this
+/// location that was recognised as a token, whatever its spelling.
 pub fn removal(request: &Request<'_>, location: &TokenLocation) -> Option<HeaderChange> {
     match location {
         TokenLocation::Header { name, .. } => Some(HeaderChange::Remove(name.clone())),
         TokenLocation::Param(param) => {
             let query = request.query()?;
-            let kept: Vec<&str> = query
-                .split('&')
-                .filter(|pair| {
-                    let key = pair.split_once('=').map_or(*pair, |(key, _)| key);
-                    percent_decode(key).as_deref() != Some(param.as_str())
-                })
-                .collect();
-            let path = request.path();
-            let new_path = if kept.is_empty() {
-                path.to_string()
-            } else {
-                format!("{path}?{}", kept.join("&"))
-            };
+            let mut kept = Vec::with_capacity(query.len());
+            let mut rest = query;
+            loop {
+                let end = rest
+                    .iter()
+                    .position(|b| *b == b'&' || *b == b';')
+                    .unwrap_or(rest.len());
+                let (pair, tail) = rest.split_at(end);
+                let (key, _) = split_pair(pair);
+                if !names_match(&percent_decode_lenient(key, true), param) {
+                    kept.extend_from_slice(pair);
+                    // The separator that followed this pair, so `;` stays `;`.
+                    kept.extend_from_slice(tail.get(..1).unwrap_or_default());
+                }
+                match tail.get(1..) {
+                    Some(next) => rest = next,
+                    None => break,
+                }
+            }
+            while kept.last().is_some_and(|b| *b == b'&' || *b == b';') {
+                kept.pop();
+            }
+            let mut new_path = request.path().to_vec();
+            if !kept.is_empty() {
+                new_path.push(b'?');
+                new_path.extend_from_slice(&kept);
+            }
             Some(HeaderChange::Set(":path".into(), new_path))
         }
         TokenLocation::Cookie(cookie) => {
-            let kept: Vec<&str> = request
+            // Rebuilt from `;`-separated pairs; a pair holding the token cookie anywhere (also
+            // after a comma) is dropped whole.
+            let kept: Vec<&[u8]> = request
                 .values("cookie")
-                .flat_map(|header| header.split(';'))
-                .map(str::trim)
+                .flat_map(|header| header.split(|b| *b == b';'))
+                .map(trim_ows)
                 .filter(|pair| {
-                    !pair.is_empty() && pair.split_once('=').map(|(name, _)| name) != Some(cookie)
+                    !pair.is_empty()
+                        && cookie_pairs(pair).all(|part| cookie_value(part, cookie).is_none())
                 })
                 .collect();
             Some(if kept.is_empty() {
                 HeaderChange::Remove("cookie".into())
             } else {
-                HeaderChange::Set("cookie".into(), kept.join("; "))
+                HeaderChange::Set("cookie".into(), kept.join(&b"; "[..]))
             })
         }
     }
@@ -185,11 +312,14 @@ mod tests {
         ]
     }
 
-    fn find(pairs: &[(&str, &str)]) -> Result<Option<String>, AuthFailure> {
-        let h = headers(pairs);
-        let request = Request::bare(&h);
+    fn find_raw(h: &[(String, Vec<u8>)]) -> Result<Option<String>, AuthFailure> {
+        let request = Request::bare(h);
         let locations = locations();
         find_token(&request, locations.iter()).map(|found| found.map(|f| f.token))
+    }
+
+    fn find(pairs: &[(&str, &str)]) -> Result<Option<String>, AuthFailure> {
+        find_raw(&headers(pairs))
     }
 
     #[test]
@@ -198,24 +328,39 @@ mod tests {
             Vec<(&'a str, &'a str)>,
             Result<Option<&'a str>, AuthFailure>,
         );
+        let malformed = Err(AuthFailure::Malformed);
         let cases: Vec<Case> = vec![
             (vec![("authorization", "Bearer abc")], Ok(Some("abc"))),
             (vec![("authorization", "bEaReR abc")], Ok(Some("abc"))),
+            (vec![("authorization", "Bearer\tabc")], Ok(Some("abc"))),
+            (vec![("authorization", "Bearer   abc  ")], Ok(Some("abc"))),
+            (vec![("authorization", " Bearer abc")], Ok(Some("abc"))),
             (vec![("authorization", "Basic abc")], Ok(None)),
-            (
-                vec![("authorization", "Bearer ")],
-                Err(AuthFailure::Malformed),
-            ),
+            (vec![("authorization", "Bearerabc")], Ok(None)),
+            (vec![("authorization", "Bearer ")], malformed),
+            (vec![("authorization", "Bearer")], malformed),
             (
                 vec![(":path", "/x?a=1&access_token=t%2Eu")],
                 Ok(Some("t.u")),
             ),
-            (
-                vec![(":path", "/x?access_token=%zz")],
-                Err(AuthFailure::Malformed),
-            ),
+            (vec![(":path", "/x?a=1;access_token=t")], Ok(Some("t"))),
+            (vec![(":path", "/x?ACCESS_TOKEN=t")], Ok(Some("t"))),
+            (vec![(":path", "/x?access%5Ftoken=t")], Ok(Some("t"))),
+            (vec![(":path", "/x?access_token=%zz")], malformed),
+            (vec![(":path", "/x?access_token=")], malformed),
+            (vec![(":path", "/x?access_token")], malformed),
+            (vec![(":path", "/x?access_token=%ff")], malformed),
             (vec![("cookie", "a=1; session=tok; b=2")], Ok(Some("tok"))),
+            (vec![("cookie", "a=1;session =tok")], Ok(Some("tok"))),
+            (vec![("cookie", "a=1; session= tok ")], Ok(Some("tok"))),
+            (vec![("cookie", "a=1;\tSESSION=tok")], Ok(Some("tok"))),
+            (vec![("cookie", "%73ession=tok")], Ok(Some("tok"))),
+            (vec![("cookie", "session=\"tok\"")], Ok(Some("tok"))),
+            (vec![("cookie", "a=1, session=tok")], Ok(Some("tok"))),
+            (vec![("cookie", "session=t%2Eu")], Ok(Some("t.u"))),
             (vec![("cookie", "sessionx=tok")], Ok(None)),
+            (vec![("cookie", "session=")], malformed),
+            (vec![("cookie", "session")], malformed),
             (
                 vec![
                     ("authorization", "Bearer abc"),
@@ -228,12 +373,13 @@ mod tests {
                     ("authorization", "Bearer abc"),
                     ("authorization", "Bearer def"),
                 ],
-                Err(AuthFailure::Malformed),
+                malformed,
             ),
             (
                 vec![("authorization", "Bearer abc"), ("cookie", "session=def")],
-                Err(AuthFailure::Malformed),
+                malformed,
             ),
+            (vec![("cookie", "session=abc; Session=def")], malformed),
             (vec![], Ok(None)),
         ];
         for (pairs, expected) in cases {
@@ -246,23 +392,65 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_bearer_value_is_malformed() {
-        let h = vec![("authorization".to_string(), b"Bearer \xff\xfe".to_vec())];
-        let request = Request::bare(&h);
-        let locations = locations();
-        assert_eq!(
-            find_token(&request, locations.iter()),
-            Err(AuthFailure::Malformed)
-        );
+    fn non_utf8_bytes_never_hide_a_token() {
+        type Case<'a> = (&'a str, &'a [u8], Result<Option<&'a str>, AuthFailure>);
+        let cases: Vec<Case> = vec![
+            (
+                "authorization",
+                b"Bearer \xff\xfe",
+                Err(AuthFailure::Malformed),
+            ),
+            // A token cookie next to a cookie that is not text is still found.
+            ("cookie", b"x=\xff\xfe; session=tok", Ok(Some("tok"))),
+            ("cookie", b"\xff=1;session =tok", Ok(Some("tok"))),
+            ("cookie", b"session=\xff", Err(AuthFailure::Malformed)),
+            (":path", b"/x?a=\xff&access_token=tok", Ok(Some("tok"))),
+            (
+                ":path",
+                b"/x?access_token=\xfftok",
+                Err(AuthFailure::Malformed),
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let h = vec![(name.to_string(), value.to_vec())];
+            assert_eq!(
+                find_raw(&h),
+                expected.map(|t| t.map(String::from)),
+                "{name}: {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn custom_prefixes() {
+        let locations = [
+            TokenLocation::Header {
+                name: "x-token".into(),
+                prefix: String::new(),
+            },
+            TokenLocation::Header {
+                name: "x-api".into(),
+                prefix: "Token:".into(),
+            },
+        ];
+        let h = headers(&[("x-token", " abc ")]);
+        let found = find_token(&Request::bare(&h), locations.iter()).unwrap();
+        assert_eq!(found.unwrap().token, "abc");
+        let h = headers(&[("x-api", "token:abc")]);
+        let found = find_token(&Request::bare(&h), locations.iter()).unwrap();
+        assert_eq!(found.unwrap().token, "abc");
     }
 
     #[test]
     fn removal_keeps_everything_else() {
-        let h = headers(&[
-            (":path", "/x?a=1&access_token=t&b=2"),
-            ("cookie", "a=1; session=tok"),
-            ("cookie", "b=2"),
-        ]);
+        let h = vec![
+            (
+                ":path".to_string(),
+                b"/x?a=1&access_token=t;c=3&b=2".to_vec(),
+            ),
+            ("cookie".to_string(), b"a=1; session=tok".to_vec()),
+            ("cookie".to_string(), b"b=\xff;  SESSION =tok".to_vec()),
+        ];
         let request = Request::bare(&h);
         let locations = locations();
         assert_eq!(
@@ -271,11 +459,24 @@ mod tests {
         );
         assert_eq!(
             removal(&request, &locations[1]),
-            Some(HeaderChange::Set(":path".into(), "/x?a=1&b=2".into()))
+            Some(HeaderChange::Set(
+                ":path".into(),
+                b"/x?a=1&c=3&b=2".to_vec()
+            ))
         );
         assert_eq!(
             removal(&request, &locations[2]),
-            Some(HeaderChange::Set("cookie".into(), "a=1; b=2".into()))
+            Some(HeaderChange::Set("cookie".into(), b"a=1; b=\xff".to_vec()))
+        );
+        let h = headers(&[(":path", "/x?access_token=t"), ("cookie", "session=t")]);
+        let request = Request::bare(&h);
+        assert_eq!(
+            removal(&request, &locations[1]),
+            Some(HeaderChange::Set(":path".into(), b"/x".to_vec()))
+        );
+        assert_eq!(
+            removal(&request, &locations[2]),
+            Some(HeaderChange::Remove("cookie".into()))
         );
     }
 }

@@ -1,29 +1,27 @@
 //! The proxy-wasm glue: read the configuration once, and for each request read headers and
-//! properties, ask the core for a decision, and act on it. Host calls are made through
-//! `hostcalls` directly so their failures are handled here instead of panicking in the SDK.
+//! properties, ask the core for a decision, and act on it. The SDK provides the context
+//! dispatch only; every host call goes through [`crate::host`], which never panics.
 
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel};
 
 use crate::config::Config;
 use crate::decision::{Decision, Refused, decide};
 use crate::extract::HeaderChange;
+use crate::host::{self, LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO};
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
-use crate::verify::JwtSimpleVerifier;
+use crate::verify::PureRustVerifier;
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
 }}
 
-fn log(level: LogLevel, message: &str) {
-    // Nothing sensible is left to do if logging itself fails.
-    let _ = hostcalls::log(level, message);
+fn log(level: u32, message: &str) {
+    host::log(level, message);
 }
 
 /// Envoy counters (shown as `wasmcustom.jwt_guard.*`), one per outcome and reason.
@@ -35,7 +33,7 @@ struct Metrics {
 
 impl Metrics {
     fn define() -> Metrics {
-        let counter = |name: &str| hostcalls::define_metric(MetricType::Counter, name).ok();
+        let counter = |name: &str| host::define_counter(name).ok();
         let refusals = AuthFailure::ALL
             .iter()
             .map(|f| Refusal::Unauthorized(*f))
@@ -56,7 +54,7 @@ impl Metrics {
 
     fn count(id: Option<u32>) {
         if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
+            host::increment_counter(id);
         }
     }
 
@@ -79,12 +77,11 @@ impl Context for Root {}
 
 impl RootContext for Root {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => Vec::new(),
+        let bytes = match host::plugin_configuration() {
+            Ok(bytes) => bytes,
             Err(status) => {
                 log(
-                    LogLevel::Critical,
+                    LOG_CRITICAL,
                     &format!("jwt-guard: cannot read configuration: {status:?}"),
                 );
                 return false;
@@ -93,17 +90,14 @@ impl RootContext for Root {
         match Config::from_json(&bytes) {
             Ok(config) => {
                 // Asked once: a refusal then costs no host call when debug logging is off.
-                self.log_refusals = matches!(
-                    hostcalls::get_log_level(),
-                    Ok(LogLevel::Trace | LogLevel::Debug)
-                );
+                self.log_refusals = host::log_level().is_ok_and(|level| level <= LOG_DEBUG);
                 self.config = Some(Rc::new(config));
                 self.metrics = Some(Rc::new(Metrics::define()));
                 true
             }
             Err(err) => {
                 log(
-                    LogLevel::Critical,
+                    LOG_CRITICAL,
                     &format!("jwt-guard: invalid configuration: {err}"),
                 );
                 false
@@ -111,12 +105,18 @@ impl RootContext for Root {
         }
     }
 
+    /// Always a context: the SDK panics on `None`. Without a configuration (Envoy does not
+    /// create streams for a plugin whose `on_configure` failed, but nothing here relies on
+    /// that) the context refuses every request.
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Guard {
-            config: self.config.clone()?,
-            metrics: self.metrics.clone()?,
-            log_refusals: self.log_refusals,
-        }))
+        Some(match (&self.config, &self.metrics) {
+            (Some(config), Some(metrics)) => Box::new(Guard {
+                config: config.clone(),
+                metrics: metrics.clone(),
+                log_refusals: self.log_refusals,
+            }),
+            _ => Box::new(Unconfigured),
+        })
     }
 
     fn get_type(&self) -> Option<ContextType> {
@@ -134,11 +134,11 @@ impl Context for Guard {}
 
 impl HttpContext for Guard {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let headers = match hostcalls::get_map_bytes(MapType::HttpRequestHeaders) {
+        let headers = match host::request_headers() {
             Ok(headers) => headers,
             Err(status) => {
                 log(
-                    LogLevel::Error,
+                    LOG_ERROR,
                     &format!("jwt-guard: cannot read request headers: {status:?}"),
                 );
                 return self.refuse(&Refused {
@@ -162,26 +162,26 @@ impl HttpContext for Guard {
             peer_address: peer.as_deref(),
             route_name: route.as_deref(),
         };
-        let Some(now) = now_seconds() else {
+        let Ok(now) = host::now_seconds() else {
             // Without a clock no expiry can be judged; refusing is the only safe answer.
-            log(LogLevel::Error, "jwt-guard: cannot read the host clock");
+            log(LOG_ERROR, "jwt-guard: cannot read the host clock");
             return self.refuse(&Refused {
                 refusal: Refusal::Unauthorized(AuthFailure::Expired),
                 scope_hint: None,
             });
         };
-        match decide(&self.config, &request, now, &JwtSimpleVerifier) {
+        match decide(&self.config, &request, now, &PureRustVerifier) {
             Decision::Allow { changes, dry_run } => {
                 apply(&changes);
                 match dry_run {
                     Some(refusal) => {
                         log(
-                            LogLevel::Info,
+                            LOG_INFO,
                             &format!(
                                 "jwt-guard dry run: would refuse {} {} on {}",
                                 refusal.status(),
                                 refusal.code(),
-                                request.path()
+                                String::from_utf8_lossy(request.path())
                             ),
                         );
                         Metrics::count(self.metrics.dry_run);
@@ -194,13 +194,13 @@ impl HttpContext for Guard {
                 if self.log_refusals {
                     let refusal = refused.refusal;
                     log(
-                        LogLevel::Debug,
+                        LOG_DEBUG,
                         &format!(
                             "jwt-guard: {} {} for {} {}",
                             refusal.status(),
                             refusal.code(),
-                            request.method(),
-                            request.path()
+                            String::from_utf8_lossy(request.method()),
+                            String::from_utf8_lossy(request.path())
                         ),
                     );
                 }
@@ -213,37 +213,60 @@ impl HttpContext for Guard {
 impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
         Metrics::count(self.metrics.refusal(refused.refusal));
-        let response = refused.response(&self.config.realm);
-        let headers: Vec<(&str, &str)> = response
-            .headers
-            .iter()
-            .map(|(name, value)| (*name, value.as_str()))
-            .collect();
-        if let Err(status) =
-            hostcalls::send_http_response(response.status, headers, Some(response.body.as_bytes()))
-        {
-            log(
-                LogLevel::Error,
-                &format!("jwt-guard: cannot send refusal: {status:?}"),
-            );
-        }
-        Action::Pause
+        send_refusal(refused, &self.config.realm)
+    }
+}
+
+/// Answers the refusal locally. If even that fails, the request is still not let through:
+/// the stream stays paused until Envoy's timeouts end it.
+fn send_refusal(refused: &Refused, realm: &str) -> Action {
+    let response = refused.response(realm);
+    let headers: Vec<(&str, &[u8])> = response
+        .headers
+        .iter()
+        .map(|(name, value)| (*name, value.as_bytes()))
+        .collect();
+    if let Err(status) =
+        host::send_local_response(response.status, "", &headers, response.body.as_bytes())
+    {
+        log(
+            LOG_ERROR,
+            &format!("jwt-guard: cannot send refusal: {status:?}"),
+        );
+    }
+    Action::Pause
+}
+
+/// The context of a root that has no configuration: every request is refused.
+struct Unconfigured;
+
+impl Context for Unconfigured {}
+
+impl HttpContext for Unconfigured {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        log(
+            LOG_ERROR,
+            "jwt-guard: no configuration; refusing the request",
+        );
+        send_refusal(
+            &Refused {
+                refusal: Refusal::Unauthorized(AuthFailure::Malformed),
+                scope_hint: None,
+            },
+            "jwt-guard",
+        )
     }
 }
 
 fn apply(changes: &[HeaderChange]) {
     for change in changes {
         let result = match change {
-            HeaderChange::Remove(name) => {
-                hostcalls::set_map_value(MapType::HttpRequestHeaders, name, None)
-            }
-            HeaderChange::Set(name, value) => {
-                hostcalls::set_map_value(MapType::HttpRequestHeaders, name, Some(value))
-            }
+            HeaderChange::Remove(name) => host::remove_request_header(name),
+            HeaderChange::Set(name, value) => host::set_request_header(name, value),
         };
         if let Err(status) = result {
             log(
-                LogLevel::Error,
+                LOG_ERROR,
                 &format!("jwt-guard: cannot change header: {status:?}"),
             );
         }
@@ -251,12 +274,6 @@ fn apply(changes: &[HeaderChange]) {
 }
 
 fn property(path: &[&str]) -> Option<String> {
-    let bytes = hostcalls::get_property(path.to_vec()).ok()??;
+    let bytes = host::property(path).ok()??;
     String::from_utf8(bytes).ok()
-}
-
-/// The host's clock: the guest's WASI clock is not guaranteed to follow it.
-fn now_seconds() -> Option<u64> {
-    let time = hostcalls::get_current_time().ok()?;
-    Some(time.duration_since(UNIX_EPOCH).ok()?.as_secs())
 }

@@ -3,27 +3,23 @@
 
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
 use jwt_simple::prelude::{
-    ES256PublicKey, ES384PublicKey, Ed25519PublicKey, HS256Key, HS384Key, HS512Key, PS256PublicKey,
-    PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey, RS512PublicKey,
+    ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
+    Ed25519PublicKey, PS256PublicKey, PS384PublicKey, PS512PublicKey, RS256PublicKey,
+    RS384PublicKey, RS512PublicKey,
 };
 use serde_json::Value;
 
 use crate::jws::Algorithm;
 
-/// Public (or, for `oct`, shared) key material, typed by algorithm.
+/// Public (or, for `oct`, shared) key material in the form the signature check uses. jwt-simple
+/// validates each JWK (curve points, RSA sizes); the check itself runs on the primitives, over
+/// the JWS signing input, so no second token parser is involved.
 pub enum KeyMaterial {
-    Rs256(RS256PublicKey),
-    Rs384(RS384PublicKey),
-    Rs512(RS512PublicKey),
-    Ps256(PS256PublicKey),
-    Ps384(PS384PublicKey),
-    Ps512(PS512PublicKey),
-    Es256(ES256PublicKey),
-    Es384(ES384PublicKey),
-    EdDsa(Ed25519PublicKey),
-    Hs256(HS256Key),
-    Hs384(HS384Key),
-    Hs512(HS512Key),
+    Rsa(rsa::RsaPublicKey),
+    P256(p256::ecdsa::VerifyingKey),
+    P384(p384::ecdsa::VerifyingKey),
+    Ed25519(ed25519_compact::PublicKey),
+    Hmac(Vec<u8>),
 }
 
 pub struct VerificationKey {
@@ -108,8 +104,13 @@ impl KeySet {
         self.keys.iter().find(|key| key.kid.as_deref() == Some(kid))
     }
 
-    pub fn by_alg(&self, alg: Algorithm) -> impl Iterator<Item = &VerificationKey> {
-        self.keys.iter().filter(move |key| key.alg == alg)
+    /// Keys of `alg` in the order a token without `kid` tries them: keys without `kid` first
+    /// (the one-key set whose tokens carry no `kid`), then the others in key-set order.
+    pub fn for_token_without_kid(&self, alg: Algorithm) -> impl Iterator<Item = &VerificationKey> {
+        let of_alg = move |key: &&VerificationKey| key.alg == alg;
+        let without_kid = self.keys.iter().filter(of_alg).filter(|k| k.kid.is_none());
+        let with_kid = self.keys.iter().filter(of_alg).filter(|k| k.kid.is_some());
+        without_kid.chain(with_kid)
     }
 }
 
@@ -158,31 +159,66 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
 }
 
 fn asymmetric_material(alg: Algorithm, jwk: &str) -> Result<KeyMaterial, String> {
-    let material = match alg {
-        Algorithm::RS256 => RS256PublicKey::from_jwk(jwk).map(KeyMaterial::Rs256),
-        Algorithm::RS384 => RS384PublicKey::from_jwk(jwk).map(KeyMaterial::Rs384),
-        Algorithm::RS512 => RS512PublicKey::from_jwk(jwk).map(KeyMaterial::Rs512),
-        Algorithm::PS256 => PS256PublicKey::from_jwk(jwk).map(KeyMaterial::Ps256),
-        Algorithm::PS384 => PS384PublicKey::from_jwk(jwk).map(KeyMaterial::Ps384),
-        Algorithm::PS512 => PS512PublicKey::from_jwk(jwk).map(KeyMaterial::Ps512),
-        Algorithm::ES256 => ES256PublicKey::from_jwk(jwk).map(KeyMaterial::Es256),
-        Algorithm::ES384 => ES384PublicKey::from_jwk(jwk).map(KeyMaterial::Es384),
-        Algorithm::EdDSA => Ed25519PublicKey::from_jwk(jwk).map(KeyMaterial::EdDsa),
-        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            return Err(format!("alg {} needs kty \"oct\"", alg.name()));
-        }
+    let invalid =
+        |err: &dyn std::fmt::Display| format!("not a valid {} public key: {err}", alg.name());
+    let rsa = |components: jwt_simple::algorithms::RSAPublicKeyComponents| {
+        let n = rsa::BigUint::from_bytes_be(&components.n);
+        let e = rsa::BigUint::from_bytes_be(&components.e);
+        rsa::RsaPublicKey::new(n, e)
+            .map(KeyMaterial::Rsa)
+            .map_err(|err| invalid(&err))
     };
-    material.map_err(|err| format!("not a valid {} public key: {err}", alg.name()))
+    match alg {
+        Algorithm::RS256 => rsa(RS256PublicKey::from_jwk(jwk)
+            .map_err(|e| invalid(&e))?
+            .to_components()),
+        Algorithm::RS384 => rsa(RS384PublicKey::from_jwk(jwk)
+            .map_err(|e| invalid(&e))?
+            .to_components()),
+        Algorithm::RS512 => rsa(RS512PublicKey::from_jwk(jwk)
+            .map_err(|e| invalid(&e))?
+            .to_components()),
+        Algorithm::PS256 => rsa(PS256PublicKey::from_jwk(jwk)
+            .map_err(|e| invalid(&e))?
+            .to_components()),
+        Algorithm::PS384 => rsa(PS384PublicKey::from_jwk(jwk)
+            .map_err(|e| invalid(&e))?
+            .to_components()),
+        Algorithm::PS512 => rsa(PS512PublicKey::from_jwk(jwk)
+            .map_err(|e| invalid(&e))?
+            .to_components()),
+        Algorithm::ES256 => {
+            let key = ES256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key().to_bytes_uncompressed())
+                .map(KeyMaterial::P256)
+                .map_err(|e| invalid(&e))
+        }
+        Algorithm::ES384 => {
+            let key = ES384PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            p384::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key().to_bytes_uncompressed())
+                .map(KeyMaterial::P384)
+                .map_err(|e| invalid(&e))
+        }
+        Algorithm::EdDSA => {
+            let key = Ed25519PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            ed25519_compact::PublicKey::from_slice(&key.to_bytes())
+                .map(KeyMaterial::Ed25519)
+                .map_err(|e| invalid(&e))
+        }
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            Err(format!("alg {} needs kty \"oct\"", alg.name()))
+        }
+    }
 }
 
 fn hmac_material(alg: Algorithm, k: &str) -> Result<KeyMaterial, String> {
     let secret = Base64UrlSafeNoPadding::decode_to_vec(k, None)
         .map_err(|_| "k must be base64url without padding".to_string())?;
     // RFC 7518 §3.2: the key must be at least as long as the hash output.
-    let (minimum, material) = match alg {
-        Algorithm::HS256 => (32, KeyMaterial::Hs256(HS256Key::from_bytes(&secret))),
-        Algorithm::HS384 => (48, KeyMaterial::Hs384(HS384Key::from_bytes(&secret))),
-        Algorithm::HS512 => (64, KeyMaterial::Hs512(HS512Key::from_bytes(&secret))),
+    let minimum = match alg {
+        Algorithm::HS256 => 32,
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
         other => return Err(format!("alg {} does not fit kty \"oct\"", other.name())),
     };
     if secret.len() < minimum {
@@ -192,7 +228,7 @@ fn hmac_material(alg: Algorithm, k: &str) -> Result<KeyMaterial, String> {
             alg.name()
         ));
     }
-    Ok(material)
+    Ok(KeyMaterial::Hmac(secret))
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Compact JWS parsing (RFC 7515 §7.1): structure, protected header and claims, before any key
 //! is touched. Everything here is untrusted input; nothing here decides validity of a signature.
 
+use std::fmt;
+
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
-use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Number, Value};
 
 use crate::reason::AuthFailure;
 
@@ -63,18 +65,6 @@ impl Algorithm {
             Algorithm::HS512 => "HS512",
         }
     }
-}
-
-/// The protected header members jwt-guard reads. Typed so that a duplicated member is an error
-/// (two parsers must never disagree on which `alg` a token has).
-#[derive(Debug, Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
-    kid: Option<String>,
-    typ: Option<String>,
-    crit: Option<Value>,
-    enc: Option<Value>,
-    b64: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -165,24 +155,32 @@ fn has_canonical_tail(encoded: &[u8]) -> bool {
 }
 
 fn parse_header(json: &[u8]) -> Result<Header, AuthFailure> {
-    let raw: RawHeader = serde_json::from_slice(json).map_err(|_| AuthFailure::Malformed)?;
+    let header = parse_object(json)?;
     // jwt-guard understands no JWS extension, so any `crit` (even an empty one, which RFC 7515
     // §4.1.11 forbids) makes the token unusable. `enc` marks a JWE; `b64` (RFC 7797) changes
-    // what the signature covers.
-    if raw.crit.is_some() || raw.enc.is_some() || raw.b64.is_some() {
+    // what the signature covers. `jwk`, `jku`, `x5u`, `x5c` are allowed but never used: keys
+    // come from configuration only.
+    if ["crit", "enc", "b64"]
+        .iter()
+        .any(|m| header.contains_key(*m))
+    {
         return Err(AuthFailure::Malformed);
     }
-    let alg_name = raw.alg.ok_or(AuthFailure::Malformed)?;
+    let text = |name: &str| match header.get(name) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(AuthFailure::Malformed),
+    };
+    let alg_name = text("alg")?.ok_or(AuthFailure::Malformed)?;
     Ok(Header {
         alg: Algorithm::from_name(&alg_name),
-        kid: raw.kid,
-        typ: raw.typ,
+        kid: text("kid")?,
+        typ: text("typ")?,
     })
 }
 
 fn parse_claims(json: &[u8]) -> Result<Map<String, Value>, AuthFailure> {
-    let claims: Map<String, Value> =
-        serde_json::from_slice(json).map_err(|_| AuthFailure::Malformed)?;
+    let claims = parse_object(json)?;
     for name in ["exp", "nbf", "iat"] {
         if let Some(value) = claims.get(name)
             && numeric_date(value).is_none()
@@ -208,6 +206,84 @@ fn parse_claims(json: &[u8]) -> Result<Map<String, Value>, AuthFailure> {
         }
     }
     Ok(claims)
+}
+
+/// A JSON object, refusing a member name that appears twice at any depth: parsers differ on
+/// which of two `sub`s (or `alg`s) wins, so a token that has two means two things. Nesting is
+/// bounded by serde_json's recursion limit (128).
+fn parse_object(json: &[u8]) -> Result<Map<String, Value>, AuthFailure> {
+    match serde_json::from_slice::<StrictValue>(json) {
+        Ok(StrictValue(Value::Object(object))) => Ok(object),
+        _ => Err(AuthFailure::Malformed),
+    }
+}
+
+struct StrictValue(Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<StrictValue, D::Error> {
+        deserializer.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = StrictValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::Bool(value)))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::Number(value.into())))
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::Number(value.into())))
+    }
+
+    fn visit_f64<E: de::Error>(self, value: f64) -> Result<StrictValue, E> {
+        Number::from_f64(value)
+            .map(|n| StrictValue(Value::Number(n)))
+            .ok_or_else(|| E::custom("not a finite number"))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::String(value.to_owned())))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::String(value)))
+    }
+
+    fn visit_unit<E>(self) -> Result<StrictValue, E> {
+        Ok(StrictValue(Value::Null))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrictValue, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(StrictValue(Value::Array(items)))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<StrictValue, A::Error> {
+        let mut object = Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if object.contains_key(&name) {
+                return Err(de::Error::custom("duplicate member name"));
+            }
+            let StrictValue(value) = map.next_value()?;
+            object.insert(name, value);
+        }
+        Ok(StrictValue(Value::Object(object)))
+    }
 }
 
 /// RFC 7519 NumericDate: non-negative seconds, fractions allowed and truncated.

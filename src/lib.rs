@@ -7,16 +7,20 @@ pub mod claims;
 pub mod config;
 pub mod decision;
 pub mod extract;
+pub mod header_map;
 pub mod jwks;
 pub mod jws;
 pub mod net;
 pub mod policy;
 pub mod reason;
 pub mod request;
+pub mod signature;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]
 mod filter;
+#[cfg(target_arch = "wasm32")]
+mod host;
 
 #[cfg(test)]
 mod testutil;

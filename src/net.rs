@@ -17,17 +17,23 @@ pub enum ClientIpSource {
 
 impl ClientIpSource {
     /// `peer` is Envoy's `source.address`; `forwarded_for` every `x-forwarded-for` value in order.
+    /// An entry that is not an address (not text, a name, a zone id) gives no address, which no
+    /// address check lets through.
     pub fn resolve<'h>(
         &self,
         peer: Option<&str>,
-        forwarded_for: impl Iterator<Item = &'h str>,
+        forwarded_for: impl Iterator<Item = &'h [u8]>,
     ) -> Option<IpAddr> {
         match self {
             ClientIpSource::Peer => peer.and_then(parse_address),
             ClientIpSource::ForwardedFor { trusted_hops } => {
-                let entries: Vec<&str> = forwarded_for.flat_map(|value| value.split(',')).collect();
+                let entries: Vec<&[u8]> = forwarded_for
+                    .flat_map(|value| value.split(|b| *b == b','))
+                    .collect();
                 let index = entries.len().checked_sub(*trusted_hops)?;
-                entries.get(index).and_then(|entry| parse_ip(entry.trim()))
+                let entry = std::str::from_utf8(entries.get(index)?).ok()?;
+                // Some proxies append `ip:port` or `[v6]:port`; the address is the same.
+                parse_address(entry)
             }
         }
     }
@@ -99,7 +105,7 @@ mod tests {
             ("garbage", None),
         ];
         for (peer, expected) in cases {
-            let got = ClientIpSource::Peer.resolve(Some(peer), std::iter::empty());
+            let got = ClientIpSource::Peer.resolve(Some(peer), std::iter::empty::<&[u8]>());
             assert_eq!(got, expected.map(|e| e.parse().unwrap()), "{peer}");
         }
     }
@@ -115,12 +121,17 @@ mod tests {
         ];
         for (hops, expected) in cases {
             let source = ClientIpSource::ForwardedFor { trusted_hops: hops };
-            let got = source.resolve(None, xff.iter().copied());
+            let got = source.resolve(None, xff.iter().map(|v| v.as_bytes()));
             assert_eq!(got, expected.map(|e| e.parse().unwrap()), "{hops}");
         }
         let source = ClientIpSource::ForwardedFor { trusted_hops: 1 };
-        assert_eq!(source.resolve(None, ["1.2.3.4, junk"].into_iter()), None);
-        assert_eq!(source.resolve(None, std::iter::empty()), None);
+        let one = |value: &'static [u8]| source.resolve(None, [value].into_iter());
+        assert_eq!(one(b"1.2.3.4, junk"), None);
+        assert_eq!(one(b"junk, 1.2.3.4:8080"), parse_ip("1.2.3.4"));
+        assert_eq!(one(b"[2001:db8::1]:443"), parse_ip("2001:db8::1"));
+        assert_eq!(one(b"1.2.3.4, \xff"), None);
+        assert_eq!(one(b"fe80::1%eth0"), None);
+        assert_eq!(source.resolve(None, std::iter::empty::<&[u8]>()), None);
     }
 
     #[test]

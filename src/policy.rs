@@ -76,11 +76,32 @@ pub struct Policy {
     pub bind_ip_claim: Option<ClaimPath>,
 }
 
+/// The client's country as far as jwt-guard can tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Country {
+    /// Upper-case ISO 3166-1 alpha-2.
+    Known(String),
+    /// Nobody said (the geoip filter did not find the address, no claim).
+    Unknown,
+    /// Something was said, but it is not a country code: never read as "nobody said".
+    Invalid,
+}
+
+impl Country {
+    pub fn parse(value: &[u8]) -> Country {
+        match value.trim_ascii() {
+            code @ [a, b] if a.is_ascii_alphabetic() && b.is_ascii_alphabetic() => {
+                Country::Known(String::from_utf8_lossy(code).to_ascii_uppercase())
+            }
+            _ => Country::Invalid,
+        }
+    }
+}
+
 /// What policy is judged on, gathered by the caller.
 pub struct Subject<'a> {
     pub client_ip: Option<IpAddr>,
-    /// Upper-case ISO 3166-1 alpha-2, when known.
-    pub country: Option<&'a str>,
+    pub country: &'a Country,
     /// `None` for an anonymous request.
     pub claims: Option<&'a Claims>,
     pub roles_claim: &'a ClaimPath,
@@ -125,12 +146,16 @@ impl Policy {
         }
         if let Some(rule) = &self.countries {
             match subject.country {
-                Some(country) if rule.deny.iter().any(|c| c == country) => {
+                Country::Known(country) if rule.deny.contains(country) => {
                     return Err(Forbidden::CountryDenied);
                 }
-                None if !rule.allow.is_empty() => return Err(Forbidden::CountryUnknown),
-                Some(country)
-                    if !rule.allow.is_empty() && !rule.allow.iter().any(|c| c == country) =>
+                // Only a deny list lets an unknown country through; a garbled one never.
+                Country::Invalid => return Err(Forbidden::CountryUnknown),
+                Country::Unknown if !rule.allow.is_empty() => {
+                    return Err(Forbidden::CountryUnknown);
+                }
+                Country::Known(country)
+                    if !rule.allow.is_empty() && !rule.allow.contains(country) =>
                 {
                     return Err(Forbidden::CountryNotAllowed);
                 }
@@ -230,9 +255,10 @@ mod tests {
         edit(&mut claims);
         let roles = ClaimPath::parse("roles").unwrap();
         let scopes = ClaimPath::parse("scope").unwrap();
+        let country = country.map_or(Country::Unknown, |c| Country::parse(c.as_bytes()));
         policy.evaluate(&Subject {
             client_ip: parse_ip(ip),
-            country,
+            country: &country,
             claims: Some(&claims),
             roles_claim: &roles,
             scopes_claim: &scopes,

@@ -1,5 +1,8 @@
 //! What the core sees of a request: its headers (pseudo-headers included, names lower-case as
 //! Envoy presents them, values as raw bytes) and the few Envoy properties policy may need.
+//!
+//! Every accessor works on bytes. A value that is not UTF-8 is still the value Envoy forwards,
+//! so reading it as absent would let the filter and the upstream disagree about the request.
 
 pub struct Request<'r> {
     pub headers: &'r [(String, Vec<u8>)],
@@ -10,20 +13,15 @@ pub struct Request<'r> {
 }
 
 impl<'r> Request<'r> {
-    /// Every value of a header, in order; values that are not UTF-8 are skipped.
-    pub fn values(&self, name: &'r str) -> impl Iterator<Item = &'r str> + 'r {
-        self.raw_values(name)
-            .filter_map(|value| std::str::from_utf8(value).ok())
-    }
-
-    pub fn raw_values(&self, name: &'r str) -> impl Iterator<Item = &'r [u8]> + 'r {
+    /// Every value of a header, in order, as bytes.
+    pub fn values(&self, name: &'r str) -> impl Iterator<Item = &'r [u8]> + 'r {
         self.headers
             .iter()
             .filter(move |(n, _)| n == name)
             .map(|(_, v)| v.as_slice())
     }
 
-    pub fn first(&self, name: &'r str) -> Option<&'r str> {
+    pub fn first(&self, name: &'r str) -> Option<&'r [u8]> {
         self.values(name).next()
     }
 
@@ -31,36 +29,47 @@ impl<'r> Request<'r> {
         self.headers.iter().any(|(n, _)| n == name)
     }
 
-    pub fn method(&self) -> &'r str {
+    pub fn method(&self) -> &'r [u8] {
         self.first(":method").unwrap_or_default()
     }
 
     /// `:path` without its query string.
-    pub fn path(&self) -> &'r str {
+    pub fn path(&self) -> &'r [u8] {
         let full = self.first(":path").unwrap_or_default();
-        full.split_once('?').map_or(full, |(path, _)| path)
+        split_once(full, b'?').map_or(full, |(path, _)| path)
     }
 
-    pub fn query(&self) -> Option<&'r str> {
-        self.first(":path")
-            .and_then(|full| full.split_once('?'))
-            .map(|(_, query)| query)
+    pub fn query(&self) -> Option<&'r [u8]> {
+        split_once(self.first(":path")?, b'?').map(|(_, query)| query)
     }
 
-    /// `:authority` (or `host`) without its port, as sent (compare it case-insensitively).
-    pub fn host(&self) -> &'r str {
+    /// `:authority` (Envoy turns an HTTP/1 `Host` into it; `host` is read only without it),
+    /// normalised the way Envoy's routing and upstream servers treat it as the same host: port
+    /// and IPv6 brackets removed, surrounding white space and one trailing dot (`example.com.`
+    /// is `example.com` in DNS) dropped. Compare it case-insensitively.
+    pub fn host(&self) -> &'r [u8] {
         let authority = self
             .first(":authority")
             .or_else(|| self.first("host"))
-            .unwrap_or_default();
-        if let Some(rest) = authority.strip_prefix('[') {
-            rest.split_once(']').map_or(rest, |(inside, _)| inside)
+            .unwrap_or_default()
+            .trim_ascii();
+        let host = if let Some(rest) = authority.strip_prefix(b"[") {
+            split_once(rest, b']').map_or(rest, |(inside, _)| inside)
         } else {
-            authority
-                .rsplit_once(':')
-                .map_or(authority, |(host, _)| host)
-        }
+            rsplit_once(authority, b':').map_or(authority, |(host, _)| host)
+        };
+        host.strip_suffix(b".").unwrap_or(host)
     }
+}
+
+pub fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().position(|b| *b == separator)?;
+    Some((bytes.get(..at)?, bytes.get(at + 1..)?))
+}
+
+fn rsplit_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
+    let at = bytes.iter().rposition(|b| *b == separator)?;
+    Some((bytes.get(..at)?, bytes.get(at + 1..)?))
 }
 
 #[cfg(test)]
@@ -95,12 +104,36 @@ mod tests {
             (":authority", "api.example.com:8443"),
         ]);
         let request = Request::bare(&h);
-        assert_eq!(request.method(), "GET");
-        assert_eq!(request.path(), "/a/b");
-        assert_eq!(request.query(), Some("x=1&y=2"));
-        assert_eq!(request.host(), "api.example.com");
-        let h6 = headers(&[(":authority", "[::1]:80")]);
-        let request = Request::bare(&h6);
-        assert_eq!(request.host(), "::1");
+        assert_eq!(request.method(), b"GET");
+        assert_eq!(request.path(), b"/a/b");
+        assert_eq!(request.query(), Some(&b"x=1&y=2"[..]));
+        assert_eq!(request.host(), b"api.example.com");
+    }
+
+    #[test]
+    fn hosts_are_normalised_as_servers_read_them() {
+        let cases: [(&[u8], &[u8]); 9] = [
+            (b"[::1]:80", b"::1"),
+            (b"[::1]", b"::1"),
+            (b"admin.example.com.", b"admin.example.com"),
+            (b"admin.example.com.:8443", b"admin.example.com"),
+            (b"Admin.Example.COM", b"Admin.Example.COM"),
+            (b" admin.example.com ", b"admin.example.com"),
+            (b"[fe80::1%25eth0]:80", b"fe80::1%25eth0"),
+            (b"caf\xc3\xa9.example", b"caf\xc3\xa9.example"),
+            (b"\xff.example.com", b"\xff.example.com"),
+        ];
+        for (authority, expected) in cases {
+            let h = vec![(":authority".to_string(), authority.to_vec())];
+            assert_eq!(Request::bare(&h).host(), expected, "{authority:?}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_path_is_still_a_path() {
+        let h = vec![(":path".to_string(), b"/adm\xffin?q=\xfe".to_vec())];
+        let request = Request::bare(&h);
+        assert_eq!(request.path(), b"/adm\xffin");
+        assert_eq!(request.query(), Some(&b"q=\xfe"[..]));
     }
 }

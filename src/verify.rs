@@ -4,16 +4,16 @@
 //! `verify_signature` foreign function, a verified-token cache) can replace the pure-Rust one
 //! without touching the rules around it.
 
-use jwt_simple::JWTError;
-use jwt_simple::prelude::{
-    Duration, ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, EdDSAPublicKeyLike, MACLike,
-    NoCustomClaims, RSAPublicKeyLike, UnixTimeStamp, VerificationOptions,
-};
 use serde_json::{Map, Value};
 
-use crate::jwks::{KeyMaterial, KeySet, VerificationKey};
-use crate::jws::{Jws, MAX_TOKEN_BYTES, numeric_date};
+use crate::jwks::{KeySet, VerificationKey};
+use crate::jws::{Jws, numeric_date};
 use crate::reason::AuthFailure;
+use crate::signature;
+
+/// A token without `kid` is checked against at most this many keys of its algorithm (keys
+/// without `kid` first): a forged token must not buy one signature check per key.
+pub const MAX_KEYS_WITHOUT_KID: usize = 2;
 
 /// Checks one signature with one key whose algorithm already equals the token's.
 pub trait SignatureVerifier {
@@ -38,13 +38,12 @@ impl TokenRules {
     /// Verifies a parsed token at `now` (seconds since the epoch, from the host's clock).
     pub fn verify(
         &self,
-        jws: Jws<'_>,
+        jws: &Jws<'_>,
         now: u64,
         verifier: &dyn SignatureVerifier,
-    ) -> Result<Claims, AuthFailure> {
-        self.check_signature(&jws, verifier)?;
-        self.check_claims(&jws.claims, now)?;
-        Ok(jws.claims)
+    ) -> Result<(), AuthFailure> {
+        self.check_signature(jws, verifier)?;
+        self.check_claims(&jws.claims, now)
     }
 
     fn check_signature(
@@ -60,7 +59,11 @@ impl TokenRules {
             }
             return verifier.verify(key, jws);
         }
-        let mut candidates = self.keys.by_alg(alg).peekable();
+        let mut candidates = self
+            .keys
+            .for_token_without_kid(alg)
+            .take(MAX_KEYS_WITHOUT_KID)
+            .peekable();
         if candidates.peek().is_none() {
             return Err(AuthFailure::UnknownKey);
         }
@@ -121,47 +124,16 @@ impl TokenRules {
     }
 }
 
-/// Pure-Rust signature verification through jwt-simple's key types.
-///
-/// jwt-simple verifies whole tokens and then applies its own claim rules on the guest clock;
-/// those rules are switched off here (time pinned to 0, future accepted) because
-/// [`TokenRules::check_claims`] applies ours on the host clock with precise reasons.
-pub struct JwtSimpleVerifier;
+/// Pure-Rust signature verification, inside the Wasm VM.
+pub struct PureRustVerifier;
 
-impl SignatureVerifier for JwtSimpleVerifier {
+impl SignatureVerifier for PureRustVerifier {
     fn verify(&self, key: &VerificationKey, jws: &Jws<'_>) -> Result<(), AuthFailure> {
-        let options = VerificationOptions {
-            accept_future: true,
-            time_tolerance: Some(Duration::from_secs(0)),
-            artificial_time: Some(UnixTimeStamp::from_secs(0)),
-            max_token_length: Some(MAX_TOKEN_BYTES),
-            // jwt-simple insists on `typ` "JWT"; any `typ` is the issuer's business here.
-            required_signature_type: jws.header.typ.clone(),
-            ..VerificationOptions::default()
-        };
-        let token = jws.token;
-        let options = Some(options);
-        let result = match &key.material {
-            KeyMaterial::Rs256(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Rs384(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Rs512(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Ps256(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Ps384(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Ps512(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Es256(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Es384(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::EdDsa(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Hs256(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Hs384(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-            KeyMaterial::Hs512(k) => k.verify_token::<NoCustomClaims>(token, options).map(drop),
-        };
-        result.map_err(|err| match err.downcast_ref::<JWTError>() {
-            Some(JWTError::InvalidSignature | JWTError::InvalidAuthenticationTag) => {
-                AuthFailure::BadSignature
-            }
-            // The structure was already checked; jwt-simple disagreeing means it is unusable.
-            _ => AuthFailure::Malformed,
-        })
+        if signature::is_valid(key, jws.signing_input().as_bytes(), &jws.signature) {
+            Ok(())
+        } else {
+            Err(AuthFailure::BadSignature)
+        }
     }
 }
 
@@ -184,9 +156,7 @@ mod tests {
     fn check(rules: &TokenRules, name: &str) -> Result<(), AuthFailure> {
         let token = testutil::token(name);
         let jws = Jws::parse(&token)?;
-        rules
-            .verify(jws, testutil::now(), &JwtSimpleVerifier)
-            .map(drop)
+        rules.verify(&jws, testutil::now(), &PureRustVerifier)
     }
 
     #[test]
@@ -298,7 +268,7 @@ mod tests {
                 assert_ne!(mutant, token, "{alg}: a mutant must differ from the token");
                 tried += 1;
                 let outcome = Jws::parse(&mutant)
-                    .and_then(|jws| rules.verify(jws, testutil::now(), &JwtSimpleVerifier));
+                    .and_then(|jws| rules.verify(&jws, testutil::now(), &PureRustVerifier));
                 assert!(outcome.is_err(), "{alg}: accepted mutant {mutant}");
             }
         }
@@ -314,7 +284,7 @@ mod tests {
         let stripped = format!("{header_payload}.");
         let jws = Jws::parse(&stripped).unwrap();
         assert_eq!(
-            rules.verify(jws, testutil::now(), &JwtSimpleVerifier).err(),
+            rules.verify(&jws, testutil::now(), &PureRustVerifier).err(),
             Some(AuthFailure::BadSignature)
         );
         let payload = header_payload.split_once('.').unwrap().1;
@@ -324,7 +294,7 @@ mod tests {
         );
         let jws = Jws::parse(&none).unwrap();
         assert_eq!(
-            rules.verify(jws, testutil::now(), &JwtSimpleVerifier).err(),
+            rules.verify(&jws, testutil::now(), &PureRustVerifier).err(),
             Some(AuthFailure::UnsupportedAlgorithm)
         );
     }
