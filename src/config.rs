@@ -169,6 +169,8 @@ pub struct Config {
     /// Whether any rule looks at the client address, so Envoy is only asked when needed.
     pub needs_client_ip: bool,
     pub needs_route_name: bool,
+    /// Whether any rule matches on hosts.
+    pub needs_host: bool,
 }
 
 #[derive(Debug)]
@@ -277,6 +279,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     let needs_client_ip = rules.iter().any(|rule| rule.policy.needs_client_ip());
     let needs_route_name = rules.iter().any(|rule| rule.matcher.route_name.is_some());
+    let needs_host = rules.iter().any(|rule| !rule.matcher.hosts.is_empty());
     Ok(Config {
         realm,
         providers,
@@ -289,6 +292,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         dry_run: raw.dry_run,
         needs_client_ip,
         needs_route_name,
+        needs_host,
     })
 }
 

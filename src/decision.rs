@@ -97,11 +97,19 @@ pub fn decide(
     verifier: &dyn SignatureVerifier,
 ) -> Decision {
     let target = Target::of(request);
-    let Some(rule) = config
-        .rules
-        .iter()
-        .find(|rule| rule.matcher.matches(&target))
-    else {
+    // Envoy joins repeated `Host` lines (and passes an `:authority` holding a comma) as one
+    // value, "a,b": which host the request is for is then anybody's guess (RFC 9112 §3.2 says
+    // 400), so when rules match on hosts, none is chosen.
+    let ambiguous_host = config.needs_host && target.host.contains(&b',');
+    let matched = (!ambiguous_host)
+        .then(|| {
+            config
+                .rules
+                .iter()
+                .find(|rule| rule.matcher.matches(&target))
+        })
+        .flatten();
+    let Some(rule) = matched else {
         let refused = Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule));
         return conclude(config.dry_run, request, Err(refused));
     };

@@ -248,6 +248,27 @@ mod tests {
     }
 
     #[test]
+    fn tokens_without_kid_try_keys_without_kid_first() {
+        let secret = |n: u8| {
+            use ct_codecs::Encoder;
+            Base64UrlSafeNoPadding::encode_to_string([n; 48]).unwrap()
+        };
+        let set = KeySet::from_value(&json!({"keys": [
+            {"kty": "oct", "k": secret(1), "kid": "one"},
+            {"kty": "oct", "k": secret(2)},
+            {"kty": "oct", "k": secret(3), "kid": "three"},
+            {"kty": "oct", "k": secret(4), "kid": "four", "alg": "HS384"},
+            {"kty": "oct", "k": secret(5)},
+        ]}))
+        .unwrap();
+        let order: Vec<Option<&str>> = set
+            .for_token_without_kid(Algorithm::HS256)
+            .map(|k| k.kid.as_deref())
+            .collect();
+        assert_eq!(order, [None, None, Some("one"), Some("three")]);
+    }
+
+    #[test]
     fn accepts_the_set_as_a_string() {
         let text = testutil::jwks().to_string();
         assert!(KeySet::from_value(&Value::String(text)).is_ok());

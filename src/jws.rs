@@ -391,6 +391,51 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_member_names_are_refused_at_any_depth() {
+        let cases = [
+            (r#"{"alg":"ES256","kid":"a","kid":"b"}"#, "{}"),
+            (r#"{"alg":"ES256","x":1,"x":1}"#, "{}"),
+            (r#"{"alg":"ES256"}"#, r#"{"sub":"a","sub":"b"}"#),
+            (r#"{"alg":"ES256"}"#, r#"{"exp":1,"exp":2}"#),
+            (
+                r#"{"alg":"ES256"}"#,
+                r#"{"r":{"roles":["a"],"roles":["admin"]}}"#,
+            ),
+            (r#"{"alg":"ES256"}"#, r#"{"l":[{"a":1,"a":2}]}"#),
+        ];
+        for (header, claims) in cases {
+            let text = token(header, claims);
+            assert_eq!(
+                Jws::parse(&text).err(),
+                Some(AuthFailure::Malformed),
+                "{header} {claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_supplying_headers_and_odd_private_claims_are_no_reason_to_refuse() {
+        let header = r#"{"alg":"ES256","kid":"k","jwk":{"kty":"EC","crv":"P-256","x":"a","y":"b"},"x5c":["MIIB"],"jku":"https://evil.example/jwks","x5u":"https://evil.example/c","typ":"at+jwt"}"#;
+        let claims = r#"{"nonce":12345,"ctx":{"nonce":[1,2]},"iss":"i","exp":10.5}"#;
+        let text = token(header, claims);
+        let jws = Jws::parse(&text).unwrap();
+        assert_eq!(jws.header.alg, Some(Algorithm::ES256));
+        assert_eq!(jws.header.kid.as_deref(), Some("k"));
+        assert_eq!(jws.claims["nonce"], serde_json::json!(12345));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nested =
+            |depth: usize| format!(r#"{{"a":{}1{}}}"#, "[".repeat(depth), "]".repeat(depth));
+        assert!(Jws::parse(&token(r#"{"alg":"ES256"}"#, &nested(100))).is_ok());
+        assert_eq!(
+            Jws::parse(&token(r#"{"alg":"ES256"}"#, &nested(200))).err(),
+            Some(AuthFailure::Malformed)
+        );
+    }
+
+    #[test]
     fn none_and_unknown_algorithms_parse_without_an_algorithm() {
         for alg in ["none", "HS1", "ES512", "es256"] {
             let text = token(&format!(r#"{{"alg":"{alg}"}}"#), "{}");

@@ -494,3 +494,128 @@ fn every_reason_description_is_a_valid_quoted_string() {
         );
     }
 }
+
+fn decide_with(config: &Config, pairs: &[(&str, &str)], token: Option<&str>) -> String {
+    let mut all: Vec<(&str, String)> = pairs.iter().map(|(n, v)| (*n, v.to_string())).collect();
+    if let Some(name) = token {
+        all.push(("authorization", format!("Bearer {}", testutil::token(name))));
+    }
+    let borrowed: Vec<(&str, &str)> = all.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let h = headers(&borrowed);
+    outcome(&decide(
+        config,
+        &Request::bare(&h),
+        testutil::now(),
+        &PureRustVerifier,
+    ))
+}
+
+#[test]
+fn a_host_rule_cannot_be_dodged() {
+    let mut json = config_json();
+    json["rules"] = json!([
+        {"match": {"hosts": ["admin.example.com"]}, "provider": "corp", "roles": {"any": ["nobody"]}},
+        {"match": {"prefix": "/"}, "allow_anonymous": true},
+    ]);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let cases = [
+        ("admin.example.com", "401 missing"),
+        ("ADMIN.example.com.", "401 missing"),
+        ("admin.example.com.:8443", "401 missing"),
+        ("[admin.example.com]", "401 missing"),
+        // Envoy's join of two Host lines: ambiguous, so no rule is chosen.
+        (
+            "public.example.com,admin.example.com",
+            "403 no_matching_rule",
+        ),
+        (
+            "admin.example.com,public.example.com",
+            "403 no_matching_rule",
+        ),
+        ("public.example.com", "allow"),
+    ];
+    for (authority, expected) in cases {
+        let pairs = [
+            (":method", "GET"),
+            (":path", "/x"),
+            (":authority", authority),
+        ];
+        assert_eq!(decide_with(&config, &pairs, None), expected, "{authority}");
+    }
+    // Without any host rule, a comma in the host decides nothing.
+    json["rules"] = json!([{"match": {"prefix": "/"}, "allow_anonymous": true}]);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let pairs = [
+        (":method", "GET"),
+        (":path", "/public"),
+        (":authority", "a,b"),
+    ];
+    assert_eq!(decide_with(&config, &pairs, None), "allow");
+}
+
+#[test]
+fn several_providers_with_one_issuer_are_each_tried() {
+    let mut json = config_json();
+    let issuer = testutil::issuer();
+    json["providers"] = json!({
+        "billing": {"issuer": issuer, "audiences": ["payments"], "jwks": testutil::jwks()},
+        "orders": {"issuer": issuer, "audiences": ["orders"], "jwks": testutil::jwks()},
+        "other": {"issuer": "https://other.example.com", "jwks": testutil::jwks()},
+    });
+    json["rules"] = json!([
+        {"match": {"prefix": "/both"}, "providers": ["billing", "orders"]},
+        {"match": {"prefix": "/billing"}, "providers": ["billing", "other"]},
+    ]);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let request = |path: &'static str| [(":method", "GET"), (":path", path)];
+    let cases = [
+        ("/both", "valid_ES256", "allow"),
+        ("/both", "valid_RS256", "allow"),
+        // Neither accepts it: the first candidate's reason.
+        ("/both", "bad_audience", "401 bad_audience"),
+        ("/both", "bad_signature", "401 bad_signature"),
+        ("/both", "expired", "401 expired"),
+        ("/billing", "valid_ES256", "401 bad_audience"),
+        // No provider names this issuer: the first one judges it.
+        ("/billing", "bad_issuer", "401 bad_issuer"),
+    ];
+    for (path, token, expected) in cases {
+        assert_eq!(
+            decide_with(&config, &request(path), Some(token)),
+            expected,
+            "{path} {token}"
+        );
+    }
+}
+
+#[test]
+fn a_garbled_country_header_is_never_read_as_absent() {
+    let config = config();
+    let cases = [
+        (None, "allow"),
+        (Some("US"), "allow"),
+        (Some(" us "), "allow"),
+        (Some("KP"), "403 country_denied"),
+        (Some("U S"), "403 country_unknown"),
+        (Some("USA"), "403 country_unknown"),
+        (Some(""), "403 country_unknown"),
+    ];
+    for (country, expected) in cases {
+        let mut pairs = vec![(":method", "GET"), (":path", "/public")];
+        if let Some(country) = country {
+            pairs.push(("x-geo-country", country));
+        }
+        assert_eq!(decide_with(&config, &pairs, None), expected, "{country:?}");
+    }
+    let h = vec![
+        (":path".to_string(), b"/public".to_vec()),
+        ("x-geo-country".to_string(), b"U\xff".to_vec()),
+    ];
+    let decision = decide(
+        &config,
+        &Request::bare(&h),
+        testutil::now(),
+        &PureRustVerifier,
+    );
+    assert_eq!(outcome(&decision), "403 country_unknown");
+}
