@@ -577,8 +577,9 @@ fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigError> {
         .collect();
     let hosts = non_empty_list(&field("hosts"), raw.hosts)?
         .into_iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
+        .enumerate()
+        .map(|(index, host)| compile_host(&format!("{}[{index}]", field("hosts")), &host))
+        .collect::<Result<Vec<_>, _>>()?;
     if raw.route_name.as_deref() == Some("") {
         return Err(ConfigError::new(field("route_name"), "must not be empty"));
     }
@@ -588,6 +589,33 @@ fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigError> {
         hosts,
         route_name: raw.route_name,
     })
+}
+
+/// A host name, IP literal or `*.suffix`, lower-case and without a trailing dot, as requests'
+/// hosts are compared (see `Request::host`).
+fn compile_host(field: &str, host: &str) -> Result<String, ConfigError> {
+    let host = host.to_ascii_lowercase();
+    let host = host.strip_suffix('.').unwrap_or(&host);
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let name = host.strip_prefix("*.").unwrap_or(host);
+    let plain = if name.contains(':') {
+        name.parse::<std::net::Ipv6Addr>().is_ok()
+    } else {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    };
+    if !plain {
+        return Err(ConfigError::new(
+            field,
+            "a host name or address without port, or \"*.\" and a domain",
+        ));
+    }
+    Ok(host.to_string())
 }
 
 fn non_empty_list(field: &str, list: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
@@ -857,6 +885,14 @@ mod tests {
                 "client_ip.from",
             ),
             (|c| c["realm"] = json!("a\"b"), "realm"),
+            (
+                |c| c["rules"][2]["match"]["hosts"] = json!(["a.example", "b.example:80"]),
+                "rules[2].match.hosts[1]",
+            ),
+            (
+                |c| c["rules"][2]["match"]["hosts"] = json!(["*"]),
+                "rules[2].match.hosts[0]",
+            ),
             (|c| c["rules"] = json!([]), "rules"),
             (|c| c["rules"] = json!("x"), "rules"),
         ];

@@ -97,10 +97,11 @@ pub fn decide(
     verifier: &dyn SignatureVerifier,
 ) -> Decision {
     let target = Target::of(request);
-    // Envoy joins repeated `Host` lines (and passes an `:authority` holding a comma) as one
-    // value, "a,b": which host the request is for is then anybody's guess (RFC 9112 §3.2 says
-    // 400), so when rules match on hosts, none is chosen.
-    let ambiguous_host = config.needs_host && target.host.contains(&b',');
+    // When rules match on hosts, a host that is not a plain name or address matches none of
+    // them: Envoy forwards `a,b` (its join of two `Host` lines; RFC 9112 §3.2 says 400),
+    // `user@admin.example.com` or `admin%2eexample.com`, and an upstream that builds a URL
+    // from it may well see `admin.example.com` where a rule saw something else.
+    let ambiguous_host = config.needs_host && !is_plain_host(target.host);
     let matched = (!ambiguous_host)
         .then(|| {
             config
@@ -320,6 +321,13 @@ impl Matcher {
                 .as_deref()
                 .is_none_or(|name| target.route_name == Some(name))
     }
+}
+
+/// Letters, digits, `-`, `.` and `_` (a DNS name), or `:` inside an IPv6 literal; nothing
+/// that a URL parser could read as userinfo, a list, an escape or a path.
+fn is_plain_host(host: &[u8]) -> bool {
+    host.iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
 }
 
 /// `pattern` is lower-case (compiled so); the host is compared without regard to case.
