@@ -81,6 +81,7 @@ def demo_rows() -> list[Row]:
         Row("/orders, 9 KiB token", "/orders/42", (401, "too_large"), mint(claims(pad="x" * 9000))),
         Row("POST /orders, no orders:write scope", "/orders", (403, "missing_scope"), alice, "POST"),
         Row("POST /orders, scope orders:write", "/orders", (200, "-"), bob, "POST"),
+        Row("PATCH /orders, no orders:write scope", "/orders/42", (403, "missing_scope"), alice, "PATCH"),
         Row("/admin, roles [user]", "/admin", (403, "missing_role"), alice),
         Row("/admin, roles [admin], email not verified", "/admin", (403, "claim_mismatch"),
             mint(claims("carol", roles=["admin"], email_verified=False))),
