@@ -133,3 +133,21 @@ def resign_with(token: str, keyset: KeySet, alg: str, header: dict | None = None
     prepared = algo.prepare_key(sk.private)
     sig = algo.sign(signing_input, prepared)
     return f"{h}.{c}.{b64url(sig)}"
+
+
+def json_members(members: list[tuple[str, Any]] | dict) -> bytes:
+    """A JSON object written member by member, so a name may appear twice (which a dict, and so
+    json.dumps, cannot express). Values are JSON-encoded with json.dumps."""
+    items = members.items() if isinstance(members, dict) else members
+    return ("{" + ",".join(f"{json.dumps(k)}:{json.dumps(v, separators=(',', ':'))}" for k, v in items)
+            + "}").encode()
+
+
+def sign_raw(header_raw: bytes, claims_raw: bytes, key: Any, alg: str) -> str:
+    """A compact JWS over header and claims given as raw JSON bytes (duplicates, escapes, odd
+    spacing survive as written), signed by PyJWT's implementation of `alg` with `key` (a
+    private key of any KeySet or one made by the test)."""
+    signing_input = f"{b64url(header_raw)}.{b64url(claims_raw)}"
+    algo = jwt.get_algorithm_by_name(alg)
+    sig = algo.sign(signing_input.encode(), algo.prepare_key(key))
+    return f"{signing_input}.{b64url(sig)}"
