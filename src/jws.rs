@@ -292,7 +292,11 @@ pub fn numeric_date(value: &Value) -> Option<u64> {
         Value::Number(number) => number.as_u64().or_else(|| {
             number
                 .as_f64()
-                .filter(|seconds| seconds.is_finite() && *seconds >= 0.0 && *seconds < 1e18)
+                // The same range as integers, however the number is written: 1e18 and
+                // 1000000000000000000 are one date.
+                .filter(|seconds| {
+                    seconds.is_finite() && *seconds >= 0.0 && *seconds < 2f64.powi(64)
+                })
                 .map(|seconds| seconds as u64)
         }),
         _ => None,
@@ -458,6 +462,12 @@ mod tests {
         assert_eq!(numeric_date(&serde_json::json!(10)), Some(10));
         assert_eq!(numeric_date(&serde_json::json!(10.9)), Some(10));
         assert_eq!(numeric_date(&serde_json::json!(-1)), None);
+        assert_eq!(
+            numeric_date(&serde_json::json!(1e18)),
+            numeric_date(&serde_json::json!(1_000_000_000_000_000_000u64))
+        );
+        assert_eq!(numeric_date(&serde_json::json!(1e20)), None);
+        assert_eq!(numeric_date(&serde_json::json!(-0.5)), None);
         assert_eq!(numeric_date(&serde_json::json!("10")), None);
     }
 }

@@ -87,7 +87,10 @@ def http2(port: int, headers: list[tuple[bytes, bytes]], host: str = "127.0.0.1"
         sock.sendall(conn.data_to_send())
         status, response_headers, body = None, [], b""
         while True:
-            data = sock.recv(65536)
+            try:
+                data = sock.recv(65536)
+            except ConnectionResetError:
+                return None
             if not data:
                 return None
             for event in conn.receive_data(data):
