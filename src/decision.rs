@@ -263,12 +263,15 @@ fn authenticate<'p>(
 /// that is present but holds no country code is not "absent": it makes the country
 /// [`Country::Invalid`], which no country rule lets through.
 fn country(config: &Config, request: &Request<'_>, claims: Option<&Claims>) -> Country {
-    if let Some(value) = config
-        .country_header
-        .as_deref()
-        .and_then(|n| request.first(n))
-    {
-        return Country::parse(value);
+    if let Some(name) = config.country_header.as_deref() {
+        let mut values = request.values(name);
+        if let Some(value) = values.next() {
+            // Two copies: which one an upstream reads is anybody's guess.
+            return match values.next() {
+                None => Country::parse(value),
+                Some(_) => Country::Invalid,
+            };
+        }
     }
     let claim = config
         .country_claim

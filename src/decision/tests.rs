@@ -607,6 +607,12 @@ fn a_garbled_country_header_is_never_read_as_absent() {
         }
         assert_eq!(decide_with(&config, &pairs, None), expected, "{country:?}");
     }
+    let twice = [
+        (":path", "/public"),
+        ("x-geo-country", "US"),
+        ("x-geo-country", "KP"),
+    ];
+    assert_eq!(decide_with(&config, &twice, None), "403 country_unknown");
     let h = vec![
         (":path".to_string(), b"/public".to_vec()),
         ("x-geo-country".to_string(), b"U\xff".to_vec()),

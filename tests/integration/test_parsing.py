@@ -245,6 +245,8 @@ def test_country_header_that_is_not_a_country_is_refused_even_by_a_deny_list(sta
     for value in (b"U\xffS", b"USA", b"1", b"U S"):
         with refused():
             expect_403(send(stack, path=b"/geo", headers=[b"x-country: " + value]), "country_unknown")
+    with refused():  # two copies: which one would an upstream read?
+        expect_403(send(stack, path=b"/geo", headers=[b"x-country: US", b"x-country: KP"]), "country_unknown")
     expect_upstream(send(stack, path=b"/geo"))
     expect_upstream(send(stack, path=b"/geo", headers=[b"x-country: us"]))
     with refused():
