@@ -58,6 +58,8 @@ struct RawConfig {
     geo: Option<RawGeo>,
     #[serde(default)]
     dry_run: bool,
+    token_cache_size: Option<usize>,
+    signature_backend: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -171,7 +173,25 @@ pub struct Config {
     pub needs_route_name: bool,
     /// Whether any rule matches on hosts.
     pub needs_host: bool,
+    /// Verified tokens kept per VM (0: no cache).
+    pub token_cache_size: usize,
+    pub signature_backend: SignatureBackend,
 }
+
+/// Who checks RS*/ES* signatures (`signature_backend`). Other algorithms are always checked in
+/// Rust: the host does not serve them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureBackend {
+    /// The host where it offers `verify_signature`, else Rust.
+    Auto,
+    /// The host; a configuration for a host without it is refused.
+    Host,
+    /// Rust in the Wasm VM, always.
+    PureRust,
+}
+
+/// The most verified tokens a VM may keep: with tokens of up to 8 KiB, about 800 MiB at most.
+const MAX_TOKEN_CACHE_SIZE: usize = 100_000;
 
 #[derive(Debug)]
 pub struct Provider {
@@ -216,6 +236,28 @@ pub enum PathMatch {
 }
 
 impl Config {
+    /// Lets the host check the signatures it serves, as `signature_backend` asks, on a host
+    /// that offers the check (`host_can_verify`). Returns whether it does.
+    pub fn choose_signature_backend(&mut self, host_can_verify: bool) -> Result<bool, ConfigError> {
+        let use_host = match self.signature_backend {
+            SignatureBackend::PureRust => false,
+            SignatureBackend::Auto => host_can_verify,
+            SignatureBackend::Host if host_can_verify => true,
+            SignatureBackend::Host => {
+                return Err(ConfigError::new(
+                    "signature_backend",
+                    "\"host\", but this host has no verify_signature function",
+                ));
+            }
+        };
+        if use_host {
+            for provider in &mut self.providers {
+                provider.token_rules.keys.use_host_backend();
+            }
+        }
+        Ok(use_host)
+    }
+
     /// Parses, validates and compiles the filter configuration.
     pub fn from_json(bytes: &[u8]) -> Result<Config, ConfigError> {
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
@@ -280,6 +322,26 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     let needs_client_ip = rules.iter().any(|rule| rule.policy.needs_client_ip());
     let needs_route_name = rules.iter().any(|rule| rule.matcher.route_name.is_some());
     let needs_host = rules.iter().any(|rule| !rule.matcher.hosts.is_empty());
+    let token_cache_size = raw
+        .token_cache_size
+        .unwrap_or(crate::cache::DEFAULT_CAPACITY);
+    if token_cache_size > MAX_TOKEN_CACHE_SIZE {
+        return Err(ConfigError::new(
+            "token_cache_size",
+            format!("must be at most {MAX_TOKEN_CACHE_SIZE} (0 turns the cache off)"),
+        ));
+    }
+    let signature_backend = match raw.signature_backend.as_deref() {
+        None | Some("auto") => SignatureBackend::Auto,
+        Some("host") => SignatureBackend::Host,
+        Some("pure_rust") => SignatureBackend::PureRust,
+        Some(_) => {
+            return Err(ConfigError::new(
+                "signature_backend",
+                "must be \"auto\", \"host\" or \"pure_rust\"",
+            ));
+        }
+    };
     Ok(Config {
         realm,
         providers,
@@ -293,6 +355,8 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         needs_client_ip,
         needs_route_name,
         needs_host,
+        token_cache_size,
+        signature_backend,
     })
 }
 

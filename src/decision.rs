@@ -1,13 +1,13 @@
 //! The decision for one request: which rule applies, whether the caller is authenticated (401),
 //! whether policy permits it (403), and what to change before the request goes upstream.
 
-use crate::config::{Authentication, Config, Matcher, PathMatch, Provider, Rule};
-use crate::extract::{FoundToken, HeaderChange, find_token, removal};
-use crate::jws::Jws;
+use crate::authn::Authenticator;
+use crate::config::{Authentication, Config, Matcher, PathMatch, Rule};
+use crate::extract::{HeaderChange, removal};
 use crate::policy::{Country, Subject};
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
-use crate::verify::{Claims, SignatureVerifier};
+use crate::verify::Claims;
 use serde_json::Value;
 
 /// Set on requests a dry run lets through; a client-sent copy is always removed first.
@@ -89,13 +89,8 @@ impl Refused {
     }
 }
 
-/// Decides one request. `now` is seconds since the epoch from the host's clock.
-pub fn decide(
-    config: &Config,
-    request: &Request<'_>,
-    now: u64,
-    verifier: &dyn SignatureVerifier,
-) -> Decision {
+/// Decides one request: rule → authenticate → authorize → respond.
+pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'_>) -> Decision {
     let target = Target::of(request);
     // When rules match on hosts, a host that is not a plain name or address matches none of
     // them: Envoy forwards `a,b` (its join of two `Host` lines; RFC 9112 §3.2 says 400),
@@ -120,7 +115,7 @@ pub fn decide(
             dry_run: None,
         };
     }
-    let verdict = judge(config, rule, request, now, verifier);
+    let verdict = judge(config, rule, request, auth);
     conclude(config.dry_run || rule.dry_run, request, verdict)
 }
 
@@ -159,8 +154,7 @@ fn judge(
     config: &Config,
     rule: &Rule,
     request: &Request<'_>,
-    now: u64,
-    verifier: &dyn SignatureVerifier,
+    auth: &mut Authenticator<'_>,
 ) -> Result<Vec<HeaderChange>, Refused> {
     let unauthorized = |failure| Refused::new(Refusal::Unauthorized(failure));
     let (provider_indexes, anonymous_allowed) = match &rule.authentication {
@@ -168,29 +162,24 @@ fn judge(
         Authentication::Optional(indexes) => (indexes, true),
         Authentication::Disabled => return Ok(Vec::new()),
     };
-    let providers: Vec<&Provider> = provider_indexes
-        .iter()
-        .filter_map(|&index| config.providers.get(index))
-        .collect();
-    let locations = providers.iter().flat_map(|p| p.locations.iter());
-    let found = find_token(request, locations).map_err(unauthorized)?;
+    let verified = auth
+        .authenticate(config, provider_indexes, request)
+        .map_err(unauthorized)?;
     let mut changes = Vec::new();
-    let claims: Option<Claims> = match found {
+    let claims: Option<&Claims> = match &verified {
         None if anonymous_allowed && !rule.policy.needs_token() => None,
         None => return Err(unauthorized(AuthFailure::Missing)),
-        Some(found) => {
-            let mut jws = Jws::parse(&found.token).map_err(unauthorized)?;
-            let provider =
-                authenticate(&providers, &found, &jws, now, verifier).map_err(unauthorized)?;
-            if !provider.forward {
+        Some(verified) => {
+            if !verified.provider.forward {
                 changes.extend(
-                    found
+                    verified
+                        .found
                         .locations
                         .iter()
                         .filter_map(|loc| removal(request, loc)),
                 );
             }
-            Some(std::mem::take(&mut jws.claims))
+            Some(&verified.claims)
         }
     };
     let policy = &rule.policy;
@@ -202,14 +191,14 @@ fn judge(
         None
     };
     let country = if policy.countries.is_some() {
-        country(config, request, claims.as_ref())
+        country(config, request, claims)
     } else {
         Country::Unknown
     };
     let subject = Subject {
         client_ip,
         country: &country,
-        claims: claims.as_ref(),
+        claims,
         roles_claim: &config.roles_claim,
         scopes_claim: &config.scopes_claim,
     };
@@ -221,42 +210,6 @@ fn judge(
         },
     })?;
     Ok(changes)
-}
-
-/// The provider that accepts the token. Candidates are the providers that look where the token
-/// was found and name the token's issuer, in configuration order (one IdP may stand behind
-/// several providers, with other audiences or keys); the first that accepts it wins. When none
-/// does, the first candidate's reason is the answer. A token whose issuer no candidate names is
-/// judged by the first provider looking there (it then fails with `bad_issuer` or earlier).
-fn authenticate<'p>(
-    providers: &[&'p Provider],
-    found: &FoundToken<'_>,
-    jws: &Jws<'_>,
-    now: u64,
-    verifier: &dyn SignatureVerifier,
-) -> Result<&'p Provider, AuthFailure> {
-    let looking_there = || {
-        providers
-            .iter()
-            .copied()
-            .filter(|p| found.locations.iter().any(|loc| p.locations.contains(loc)))
-    };
-    let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
-    let mut first_failure = None;
-    for provider in looking_there().filter(|p| issuer == Some(p.token_rules.issuer.as_str())) {
-        match provider.token_rules.verify(jws, now, verifier) {
-            Ok(()) => return Ok(provider),
-            Err(failure) => {
-                first_failure.get_or_insert(failure);
-            }
-        }
-    }
-    if let Some(failure) = first_failure {
-        return Err(failure);
-    }
-    let provider = looking_there().next().ok_or(AuthFailure::Malformed)?;
-    provider.token_rules.verify(jws, now, verifier)?;
-    Ok(provider)
 }
 
 /// The trusted header (set by Envoy's geoip filter) wins; otherwise the token's claim. A header

@@ -2,18 +2,24 @@
 //! properties, ask the core for a decision, and act on it. The SDK provides the context
 //! dispatch only; every host call goes through [`crate::host`], which never panics.
 
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
+use crate::authn::Authenticator;
+use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::decision::{Decision, Refused, decide};
 use crate::extract::HeaderChange;
 use crate::host::{self, LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO};
+use crate::host_signature;
+use crate::jwks::{Backend, VerificationKey};
+use crate::jws::Jws;
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
-use crate::verify::PureRustVerifier;
+use crate::verify::{PureRustVerifier, SignatureVerifier};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -66,16 +72,32 @@ impl Metrics {
     }
 }
 
+/// Everything a request needs, built once per configuration and shared by its HTTP contexts.
+struct Running {
+    config: Config,
+    metrics: Metrics,
+    cache: RefCell<TokenCache>,
+    verifier: HostVerifier,
+    /// Asked once: a refusal then costs no host call when debug logging is off.
+    log_refusals: bool,
+}
+
 #[derive(Default)]
 struct Root {
-    config: Option<Rc<Config>>,
-    metrics: Option<Rc<Metrics>>,
-    log_refusals: bool,
+    running: Option<Rc<Running>>,
 }
 
 impl Context for Root {}
 
 impl RootContext for Root {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        log(
+            LOG_INFO,
+            concat!("jwt-guard ", env!("CARGO_PKG_VERSION"), " starting"),
+        );
+        true
+    }
+
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
         let bytes = match host::plugin_configuration() {
             Ok(bytes) => bytes,
@@ -87,12 +109,20 @@ impl RootContext for Root {
                 return false;
             }
         };
-        match Config::from_json(&bytes) {
-            Ok(config) => {
-                // Asked once: a refusal then costs no host call when debug logging is off.
-                self.log_refusals = host::log_level().is_ok_and(|level| level <= LOG_DEBUG);
-                self.config = Some(Rc::new(config));
-                self.metrics = Some(Rc::new(Metrics::define()));
+        let compiled = Config::from_json(&bytes).and_then(|mut config| {
+            let host_backend = config.choose_signature_backend(host_can_verify())?;
+            Ok((config, host_backend))
+        });
+        match compiled {
+            Ok((config, host_backend)) => {
+                log(LOG_INFO, &describe(&config, host_backend));
+                self.running = Some(Rc::new(Running {
+                    cache: RefCell::new(TokenCache::new(config.token_cache_size)),
+                    config,
+                    metrics: Metrics::define(),
+                    verifier: HostVerifier::default(),
+                    log_refusals: host::log_level().is_ok_and(|level| level <= LOG_DEBUG),
+                }));
                 true
             }
             Err(err) => {
@@ -109,13 +139,11 @@ impl RootContext for Root {
     /// create streams for a plugin whose `on_configure` failed, but nothing here relies on
     /// that) the context refuses every request.
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(match (&self.config, &self.metrics) {
-            (Some(config), Some(metrics)) => Box::new(Guard {
-                config: config.clone(),
-                metrics: metrics.clone(),
-                log_refusals: self.log_refusals,
+        Some(match &self.running {
+            Some(running) => Box::new(Guard {
+                running: running.clone(),
             }),
-            _ => Box::new(Unconfigured),
+            None => Box::new(Unconfigured),
         })
     }
 
@@ -124,10 +152,81 @@ impl RootContext for Root {
     }
 }
 
+/// One start-up line: which backend checks which of the configured algorithms, and the cache.
+fn describe(config: &Config, host_backend: bool) -> String {
+    let (mut host, mut rust): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for key in config
+        .providers
+        .iter()
+        .flat_map(|p| p.token_rules.keys.keys())
+    {
+        let list = match key.backend {
+            Backend::Host => &mut host,
+            Backend::PureRust => &mut rust,
+        };
+        if !list.contains(&key.alg.name()) {
+            list.push(key.alg.name());
+        }
+    }
+    format!(
+        "jwt-guard: configured: {} providers, {} rules; signatures by the host (verify_signature{}): [{}], in Rust: [{}]; token cache: {} entries",
+        config.providers.len(),
+        config.rules.len(),
+        if host_backend { "" } else { ", not used" },
+        host.join(", "),
+        rust.join(", "),
+        config.token_cache_size,
+    )
+}
+
+/// Whether the host offers a `verify_signature` that accepts a genuine signature and refuses
+/// it for another message.
+fn host_can_verify() -> bool {
+    let answer = |genuine| {
+        host::call_foreign_function(VERIFY_SIGNATURE, &host_signature::probe_arguments(genuine))
+            .ok()
+            .and_then(|bytes| host_signature::result(&bytes))
+    };
+    answer(true) == Some(true) && answer(false) == Some(false)
+}
+
+const VERIFY_SIGNATURE: &str = "verify_signature";
+
+/// Checks signatures through the host for keys chosen for it at configuration time, in Rust
+/// for the others. Should the host fail a call it answered at start, the check is made in Rust
+/// (same answer, slower) and the failure logged once.
+#[derive(Default)]
+struct HostVerifier {
+    host_failed: Cell<bool>,
+}
+
+impl SignatureVerifier for HostVerifier {
+    fn verify(&self, key: &VerificationKey, jws: &Jws<'_>) -> Result<(), AuthFailure> {
+        if key.backend == Backend::Host {
+            let message = jws.signing_input().as_bytes();
+            // No arguments: a signature no key could have made (an ECDSA one of the wrong size).
+            let Some(arguments) = host_signature::arguments(key, message, &jws.signature) else {
+                return Err(AuthFailure::BadSignature);
+            };
+            let answer = host::call_foreign_function(VERIFY_SIGNATURE, &arguments)
+                .ok()
+                .and_then(|bytes| host_signature::result(&bytes));
+            match answer {
+                Some(true) => return Ok(()),
+                Some(false) => return Err(AuthFailure::BadSignature),
+                None if !self.host_failed.replace(true) => log(
+                    LOG_ERROR,
+                    "jwt-guard: the host's verify_signature failed; checking signatures in Rust",
+                ),
+                None => {}
+            }
+        }
+        PureRustVerifier.verify(key, jws)
+    }
+}
+
 struct Guard {
-    config: Rc<Config>,
-    metrics: Rc<Metrics>,
-    log_refusals: bool,
+    running: Rc<Running>,
 }
 
 impl Context for Guard {}
@@ -147,13 +246,13 @@ impl HttpContext for Guard {
                 });
             }
         };
-        let peer = self
-            .config
+        let running = &*self.running;
+        let config = &running.config;
+        let peer = config
             .needs_client_ip
             .then(|| property(&["source", "address"]))
             .flatten();
-        let route = self
-            .config
+        let route = config
             .needs_route_name
             .then(|| property(&["xds", "route_name"]))
             .flatten();
@@ -170,7 +269,22 @@ impl HttpContext for Guard {
                 scope_hint: None,
             });
         };
-        match decide(&self.config, &request, now, &PureRustVerifier) {
+        let decision = {
+            let Ok(mut cache) = running.cache.try_borrow_mut() else {
+                // Never happens (one request at a time per VM); refusing is the safe answer.
+                return self.refuse(&Refused {
+                    refusal: Refusal::Unauthorized(AuthFailure::Malformed),
+                    scope_hint: None,
+                });
+            };
+            let mut auth = Authenticator {
+                verifier: &running.verifier,
+                cache: &mut cache,
+                now,
+            };
+            decide(config, &request, &mut auth)
+        };
+        match decision {
             Decision::Allow { changes, dry_run } => {
                 apply(&changes);
                 match dry_run {
@@ -184,14 +298,14 @@ impl HttpContext for Guard {
                                 String::from_utf8_lossy(request.path())
                             ),
                         );
-                        Metrics::count(self.metrics.dry_run);
+                        Metrics::count(running.metrics.dry_run);
                     }
-                    None => Metrics::count(self.metrics.allowed),
+                    None => Metrics::count(running.metrics.allowed),
                 }
                 Action::Continue
             }
             Decision::Refuse(refused) => {
-                if self.log_refusals {
+                if running.log_refusals {
                     let refusal = refused.refusal;
                     log(
                         LOG_DEBUG,
@@ -212,8 +326,8 @@ impl HttpContext for Guard {
 
 impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
-        Metrics::count(self.metrics.refusal(refused.refusal));
-        send_refusal(refused, &self.config.realm)
+        Metrics::count(self.running.metrics.refusal(refused.refusal));
+        send_refusal(refused, &self.running.config.realm)
     }
 }
 

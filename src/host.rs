@@ -71,6 +71,14 @@ unsafe extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_call_foreign_function(
+        function_name_data: *const u8,
+        function_name_size: usize,
+        arguments_data: *const u8,
+        arguments_size: usize,
+        results_data: *mut *mut u8,
+        results_size: *mut usize,
+    ) -> u32;
 }
 
 fn status(code: u32) -> Result<(), HostError> {
@@ -211,4 +219,24 @@ pub fn define_counter(name: &str) -> Result<u32, HostError> {
 pub fn increment_counter(id: u32) {
     // SAFETY: plain values. A counter that cannot be incremented is not worth failing a request.
     let _ = unsafe { proxy_increment_metric(id, 1) };
+}
+
+/// Calls one of the host's foreign functions (Envoy's `verify_signature`, say); `Ok` with what
+/// it returned (empty when nothing).
+pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostError> {
+    let (mut data, mut size) = (null_mut(), 0);
+    // SAFETY: pointers and lengths of live slices, valid out-pointers; the returned memory is
+    // taken over by `owned`.
+    status(unsafe {
+        proxy_call_foreign_function(
+            name.as_ptr(),
+            name.len(),
+            arguments.as_ptr(),
+            arguments.len(),
+            &mut data,
+            &mut size,
+        )
+    })?;
+    // SAFETY: filled by the host through the module's allocator.
+    Ok(unsafe { owned(data, size) }.unwrap_or_default())
 }

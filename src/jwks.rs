@@ -26,6 +26,34 @@ pub struct VerificationKey {
     pub kid: Option<String>,
     pub alg: Algorithm,
     pub material: KeyMaterial,
+    /// DER SubjectPublicKeyInfo of RSA and EC keys, computed once, for a host-backed check.
+    pub spki_der: Option<Vec<u8>>,
+    /// Who checks this key's signatures, chosen at configuration time.
+    pub backend: Backend,
+}
+
+/// Where a key's signatures are checked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// In the Wasm VM, in Rust ([`crate::signature::is_valid`]).
+    PureRust,
+    /// By the host (Envoy's `verify_signature` foreign function, BoringSSL).
+    Host,
+}
+
+impl Backend {
+    /// The algorithms Envoy's `verify_signature` serves: its BoringSSL check uses the key's
+    /// default padding (PKCS#1 v1.5 for RSA, so no PS*) and has no Ed25519 or HMAC.
+    pub fn host_serves(alg: Algorithm) -> bool {
+        matches!(
+            alg,
+            Algorithm::RS256
+                | Algorithm::RS384
+                | Algorithm::RS512
+                | Algorithm::ES256
+                | Algorithm::ES384
+        )
+    }
 }
 
 impl std::fmt::Debug for VerificationKey {
@@ -56,6 +84,9 @@ impl JwksError {
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerificationKey>,
+    /// Changes whenever the keys change, so verified tokens cached under older keys are not
+    /// used. Inline keys never change: 0.
+    version: u64,
 }
 
 impl KeySet {
@@ -93,7 +124,25 @@ impl KeySet {
         if keys.is_empty() {
             return Err(JwksError::at("keys", "holds no signature verification key"));
         }
-        Ok(KeySet { keys })
+        Ok(KeySet { keys, version: 0 })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    #[cfg(test)]
+    pub(crate) fn set_version(&mut self, version: u64) {
+        self.version = version;
+    }
+
+    /// Lets the host check the signatures of every key whose algorithm it serves.
+    pub fn use_host_backend(&mut self) {
+        for key in &mut self.keys {
+            if Backend::host_serves(key.alg) && key.spki_der.is_some() {
+                key.backend = Backend::Host;
+            }
+        }
     }
 
     pub fn keys(&self) -> &[VerificationKey] {
@@ -137,11 +186,20 @@ fn compile_jwk(jwk: &Value) -> Result<Option<VerificationKey>, String> {
         }
         None => default_algorithm(kty, text_member("crv")?)?,
     };
-    let material = match kty {
-        "oct" => hmac_material(alg, text_member("k")?.ok_or("k is required for oct keys")?)?,
+    let (material, spki_der) = match kty {
+        "oct" => (
+            hmac_material(alg, text_member("k")?.ok_or("k is required for oct keys")?)?,
+            None,
+        ),
         _ => asymmetric_material(alg, &jwk.to_string())?,
     };
-    Ok(Some(VerificationKey { kid, alg, material }))
+    Ok(Some(VerificationKey {
+        kid,
+        alg,
+        material,
+        spki_der,
+        backend: Backend::PureRust,
+    }))
 }
 
 /// Without `alg`, the type and curve decide. RSA and oct keys could serve several algorithms;
@@ -158,52 +216,66 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
     }
 }
 
-fn asymmetric_material(alg: Algorithm, jwk: &str) -> Result<KeyMaterial, String> {
+/// The key's verification material and, for RSA and EC keys, its DER SubjectPublicKeyInfo.
+fn asymmetric_material(
+    alg: Algorithm,
+    jwk: &str,
+) -> Result<(KeyMaterial, Option<Vec<u8>>), String> {
     let invalid =
         |err: &dyn std::fmt::Display| format!("not a valid {} public key: {err}", alg.name());
-    let rsa = |components: jwt_simple::algorithms::RSAPublicKeyComponents| {
+    let rsa = |components: jwt_simple::algorithms::RSAPublicKeyComponents,
+               der: Result<Vec<u8>, jwt_simple::Error>| {
         let n = rsa::BigUint::from_bytes_be(&components.n);
         let e = rsa::BigUint::from_bytes_be(&components.e);
-        rsa::RsaPublicKey::new(n, e)
-            .map(KeyMaterial::Rsa)
-            .map_err(|err| invalid(&err))
+        let key = rsa::RsaPublicKey::new(n, e).map_err(|err| invalid(&err))?;
+        Ok((KeyMaterial::Rsa(key), der.ok()))
     };
     match alg {
-        Algorithm::RS256 => rsa(RS256PublicKey::from_jwk(jwk)
-            .map_err(|e| invalid(&e))?
-            .to_components()),
-        Algorithm::RS384 => rsa(RS384PublicKey::from_jwk(jwk)
-            .map_err(|e| invalid(&e))?
-            .to_components()),
-        Algorithm::RS512 => rsa(RS512PublicKey::from_jwk(jwk)
-            .map_err(|e| invalid(&e))?
-            .to_components()),
-        Algorithm::PS256 => rsa(PS256PublicKey::from_jwk(jwk)
-            .map_err(|e| invalid(&e))?
-            .to_components()),
-        Algorithm::PS384 => rsa(PS384PublicKey::from_jwk(jwk)
-            .map_err(|e| invalid(&e))?
-            .to_components()),
-        Algorithm::PS512 => rsa(PS512PublicKey::from_jwk(jwk)
-            .map_err(|e| invalid(&e))?
-            .to_components()),
+        Algorithm::RS256 => {
+            let key = RS256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }
+        Algorithm::RS384 => {
+            let key = RS384PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }
+        Algorithm::RS512 => {
+            let key = RS512PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }
+        Algorithm::PS256 => {
+            let key = PS256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }
+        Algorithm::PS384 => {
+            let key = PS384PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }
+        Algorithm::PS512 => {
+            let key = PS512PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }
         Algorithm::ES256 => {
             let key = ES256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            p256::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key().to_bytes_uncompressed())
-                .map(KeyMaterial::P256)
-                .map_err(|e| invalid(&e))
+            let public = p256::ecdsa::VerifyingKey::from_sec1_bytes(
+                &key.public_key().to_bytes_uncompressed(),
+            )
+            .map_err(|e| invalid(&e))?;
+            Ok((KeyMaterial::P256(public), key.to_der().ok()))
         }
         Algorithm::ES384 => {
             let key = ES384PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            p384::ecdsa::VerifyingKey::from_sec1_bytes(&key.public_key().to_bytes_uncompressed())
-                .map(KeyMaterial::P384)
-                .map_err(|e| invalid(&e))
+            let public = p384::ecdsa::VerifyingKey::from_sec1_bytes(
+                &key.public_key().to_bytes_uncompressed(),
+            )
+            .map_err(|e| invalid(&e))?;
+            Ok((KeyMaterial::P384(public), key.to_der().ok()))
         }
         Algorithm::EdDSA => {
             let key = Ed25519PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            ed25519_compact::PublicKey::from_slice(&key.to_bytes())
-                .map(KeyMaterial::Ed25519)
-                .map_err(|e| invalid(&e))
+            let public =
+                ed25519_compact::PublicKey::from_slice(&key.to_bytes()).map_err(|e| invalid(&e))?;
+            Ok((KeyMaterial::Ed25519(public), None))
         }
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             Err(format!("alg {} needs kty \"oct\"", alg.name()))

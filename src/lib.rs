@@ -3,11 +3,14 @@
 //! Everything except [`filter`] is host-independent: it never calls proxy-wasm, and receives
 //! time, headers and addresses as arguments, so it builds and unit-tests on the host.
 
+pub mod authn;
+pub mod cache;
 pub mod claims;
 pub mod config;
 pub mod decision;
 pub mod extract;
 pub mod header_map;
+pub mod host_signature;
 pub mod jwks;
 pub mod jws;
 pub mod net;

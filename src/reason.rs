@@ -53,6 +53,17 @@ impl AuthFailure {
         }
     }
 
+    /// Refusals that a later moment could turn into a pass (or the reverse).
+    pub fn depends_on_time(self) -> bool {
+        matches!(
+            self,
+            AuthFailure::Expired
+                | AuthFailure::NotYetValid
+                | AuthFailure::IssuedInFuture
+                | AuthFailure::LifetimeExceeded
+        )
+    }
+
     /// Fixed text for `error_description`: never echoes request data, and stays inside the
     /// characters RFC 6750 allows in a quoted auth-param.
     pub fn description(self) -> &'static str {

@@ -77,7 +77,9 @@ impl TokenRules {
         outcome
     }
 
-    fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), AuthFailure> {
+    /// The registered-claim checks (time, issuer, audience, lifetime) on verified claims; also
+    /// what a cached token is checked against again on every use.
+    pub fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), AuthFailure> {
         let skew = self.clock_skew_seconds;
         let date = |name: &str| claims.get(name).and_then(numeric_date);
         let exp = date("exp");

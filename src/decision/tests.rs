@@ -3,10 +3,25 @@
 use serde_json::{Value, json};
 
 use super::*;
+use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::request::headers;
 use crate::testutil;
 use crate::verify::PureRustVerifier;
+
+/// Decides with the pure-Rust verifier at the fixtures' fixed time, without a token cache.
+fn run(config: &Config, request: &Request<'_>) -> Decision {
+    run_cached(config, request, &mut TokenCache::new(0))
+}
+
+fn run_cached(config: &Config, request: &Request<'_>, cache: &mut TokenCache) -> Decision {
+    let mut auth = Authenticator {
+        verifier: &PureRustVerifier,
+        cache,
+        now: testutil::now(),
+    };
+    decide(config, request, &mut auth)
+}
 
 fn config_json() -> Value {
     json!({
@@ -110,6 +125,10 @@ impl Case {
         self
     }
     fn decide(&self, config: &Config) -> Decision {
+        self.decide_cached(config, &mut TokenCache::new(0))
+    }
+
+    fn decide_cached(&self, config: &Config, cache: &mut TokenCache) -> Decision {
         let mut pairs: Vec<(&str, &str)> = vec![
             (":method", self.method),
             (":path", self.path),
@@ -122,7 +141,7 @@ impl Case {
             peer_address: self.peer,
             route_name: self.route,
         };
-        decide(config, &request, testutil::now(), &PureRustVerifier)
+        run_cached(config, &request, cache)
     }
 }
 
@@ -141,7 +160,28 @@ fn outcome(decision: &Decision) -> String {
 #[test]
 fn decision_table() {
     let config = config();
-    let cases: Vec<(Case, &str)> = vec![
+    for (case, expected) in table() {
+        assert_eq!(outcome(&case.decide(&config)), expected, "{}", case.name);
+    }
+}
+
+/// The whole table twice through one token cache: every answer is the one without the cache
+/// (expired, forged and refused tokens included), and the second round is served from it.
+#[test]
+fn decision_table_with_the_token_cache() {
+    let config = config();
+    let mut cache = TokenCache::new(100);
+    for round in 0..2 {
+        for (case, expected) in table() {
+            let decision = case.decide_cached(&config, &mut cache);
+            assert_eq!(outcome(&decision), expected, "round {round}: {}", case.name);
+        }
+    }
+    assert!(!cache.is_empty());
+}
+
+fn table() -> Vec<(Case, &'static str)> {
+    vec![
         (get("anonymous public", "/public/x"), "allow"),
         (
             get("public with bad token", "/public/x").bearer("expired"),
@@ -330,10 +370,7 @@ fn decision_table() {
             get("partner ignores authorization", "/partner").bearer("valid_ES256"),
             "401 missing",
         ),
-    ];
-    for (case, expected) in cases {
-        assert_eq!(outcome(&case.decide(&config)), expected, "{}", case.name);
-    }
+    ]
 }
 
 #[test]
@@ -502,12 +539,7 @@ fn decide_with(config: &Config, pairs: &[(&str, &str)], token: Option<&str>) -> 
     }
     let borrowed: Vec<(&str, &str)> = all.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let h = headers(&borrowed);
-    outcome(&decide(
-        config,
-        &Request::bare(&h),
-        testutil::now(),
-        &PureRustVerifier,
-    ))
+    outcome(&run(config, &Request::bare(&h)))
 }
 
 #[test]
@@ -617,11 +649,6 @@ fn a_garbled_country_header_is_never_read_as_absent() {
         (":path".to_string(), b"/public".to_vec()),
         ("x-geo-country".to_string(), b"U\xff".to_vec()),
     ];
-    let decision = decide(
-        &config,
-        &Request::bare(&h),
-        testutil::now(),
-        &PureRustVerifier,
-    );
+    let decision = run(&config, &Request::bare(&h));
     assert_eq!(outcome(&decision), "403 country_unknown");
 }

@@ -1,0 +1,285 @@
+//! Authentication: find the token, consult the verified-token cache, parse, choose the
+//! provider, select the key, check the signature and the registered claims. The answer is who
+//! the caller is (the provider that accepted the token and its verified claims) or a 401
+//! reason. Policy only ever sees claims that came out of here.
+
+use std::rc::Rc;
+
+use crate::cache::{CachedToken, TokenCache};
+use crate::config::{Config, Provider};
+use crate::extract::{FoundToken, find_token};
+use crate::jws::Jws;
+use crate::reason::AuthFailure;
+use crate::request::Request;
+use crate::verify::{Claims, SignatureVerifier};
+
+/// A token that passed every check.
+pub struct Verified<'c> {
+    pub provider: &'c Provider,
+    /// Verified claims; shared with the cache.
+    pub claims: Rc<Claims>,
+    /// The token and every place it was found (for removal before the request goes upstream).
+    pub found: FoundToken<'c>,
+}
+
+/// What authentication needs besides the configuration and the request.
+pub struct Authenticator<'a> {
+    pub verifier: &'a dyn SignatureVerifier,
+    pub cache: &'a mut TokenCache,
+    /// Seconds since the epoch, from the host's clock.
+    pub now: u64,
+}
+
+impl Authenticator<'_> {
+    /// `Ok(None)`: no token in any location of these providers.
+    pub fn authenticate<'c>(
+        &mut self,
+        config: &'c Config,
+        providers: &[usize],
+        request: &Request<'_>,
+    ) -> Result<Option<Verified<'c>>, AuthFailure> {
+        let locations = providers
+            .iter()
+            .filter_map(|&index| config.providers.get(index))
+            .flat_map(|provider| provider.locations.iter());
+        let Some(found) = find_token(request, locations)? else {
+            return Ok(None);
+        };
+        // The providers that look where the token was found, in configuration order.
+        let candidates: Vec<(usize, &'c Provider)> = providers
+            .iter()
+            .filter_map(|&index| Some((index, config.providers.get(index)?)))
+            .filter(|(_, p)| found.locations.iter().any(|loc| p.locations.contains(loc)))
+            .collect();
+        if let Some(verified) = self.cached(&candidates, &found)? {
+            return Ok(Some(Verified {
+                provider: verified.0,
+                claims: verified.1,
+                found,
+            }));
+        }
+        let jws = Jws::parse(&found.token)?;
+        let (index, provider, passed_over) = self.choose(&candidates, &jws)?;
+        let claims = Rc::new(jws.claims);
+        self.cache.insert(
+            &found.token,
+            CachedToken {
+                provider: index,
+                key_version: provider.token_rules.keys.version(),
+                passed_over,
+                claims: claims.clone(),
+            },
+        );
+        Ok(Some(Verified {
+            provider,
+            claims,
+            found,
+        }))
+    }
+
+    /// A cache hit still in force: the provider that accepted the token is the one this request
+    /// would end up with (every candidate tried before it for this issuer refused the token for
+    /// good, under the keys it has now), its keys are the same, and the time, issuer and
+    /// audience checks pass again now. A hit whose claims fail those checks is that refusal
+    /// (an expired cached token is expired); anything else falls back to the full path.
+    fn cached<'c>(
+        &self,
+        candidates: &[(usize, &'c Provider)],
+        found: &FoundToken<'_>,
+    ) -> Result<Option<(&'c Provider, Rc<Claims>)>, AuthFailure> {
+        let Some(hit) = self.cache.get(&found.token) else {
+            return Ok(None);
+        };
+        let issuer = hit.claims.get("iss").and_then(|iss| iss.as_str());
+        for &(index, provider) in candidates {
+            if issuer != Some(provider.token_rules.issuer.as_str()) {
+                continue;
+            }
+            let version = provider.token_rules.keys.version();
+            if index == hit.provider && version == hit.key_version {
+                provider.token_rules.check_claims(&hit.claims, self.now)?;
+                return Ok(Some((provider, hit.claims.clone())));
+            }
+            if !hit.passed_over.contains(&(index, version)) {
+                return Ok(None);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The provider that accepts the token. Candidates that name the token's issuer are tried
+    /// in configuration order (one IdP may stand behind several providers, with other
+    /// audiences or keys); the first that accepts it wins. When none does, the first one's
+    /// reason is the answer. A token whose issuer no candidate names is judged by the first
+    /// candidate (it then fails with `bad_issuer` or earlier).
+    ///
+    /// Also returns the providers (with their key-set versions) that refused the token before
+    /// the one that accepted it, for reasons time cannot change.
+    #[allow(clippy::type_complexity)]
+    fn choose<'c>(
+        &self,
+        candidates: &[(usize, &'c Provider)],
+        jws: &Jws<'_>,
+    ) -> Result<(usize, &'c Provider, Vec<(usize, u64)>), AuthFailure> {
+        let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
+        let mut first_failure = None;
+        let mut passed_over = Vec::new();
+        let same_issuer = candidates
+            .iter()
+            .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
+        for &(index, provider) in same_issuer {
+            match provider.token_rules.verify(jws, self.now, self.verifier) {
+                Ok(()) => return Ok((index, provider, passed_over)),
+                Err(failure) => {
+                    if !failure.depends_on_time() {
+                        passed_over.push((index, provider.token_rules.keys.version()));
+                    }
+                    first_failure.get_or_insert(failure);
+                }
+            }
+        }
+        if let Some(failure) = first_failure {
+            return Err(failure);
+        }
+        let &(index, provider) = candidates.first().ok_or(AuthFailure::Malformed)?;
+        provider.token_rules.verify(jws, self.now, self.verifier)?;
+        Ok((index, provider, passed_over))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::jwks::VerificationKey;
+    use crate::request::headers;
+    use crate::testutil;
+    use crate::verify::PureRustVerifier;
+
+    /// Counts signature checks.
+    #[derive(Default)]
+    struct Counting(Cell<usize>);
+
+    impl SignatureVerifier for Counting {
+        fn verify(&self, key: &VerificationKey, jws: &Jws<'_>) -> Result<(), AuthFailure> {
+            self.0.set(self.0.get() + 1);
+            PureRustVerifier.verify(key, jws)
+        }
+    }
+
+    fn config() -> Config {
+        let json = json!({
+            "providers": {
+                "a": {"issuer": testutil::issuer(), "audiences": ["payments"], "jwks": testutil::jwks()},
+                "b": {"issuer": testutil::issuer(), "audiences": ["orders"], "jwks": testutil::jwks(),
+                      "clock_skew_seconds": 0},
+            },
+            "rules": [{"match": {"prefix": "/"}}],
+        });
+        Config::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    fn check(
+        config: &Config,
+        providers: &[usize],
+        token: &str,
+        now: u64,
+        verifier: &Counting,
+        cache: &mut TokenCache,
+    ) -> Result<String, AuthFailure> {
+        let h = headers(&[("authorization", &format!("Bearer {token}"))]);
+        let mut auth = Authenticator {
+            verifier,
+            cache,
+            now,
+        };
+        let verified = auth.authenticate(config, providers, &Request::bare(&h))?;
+        Ok(verified.map_or("none".into(), |v| v.provider.name.clone()))
+    }
+
+    #[test]
+    fn a_cache_hit_skips_the_signature_but_not_the_time() {
+        let config = config();
+        let token = testutil::token("valid_ES256");
+        let exp = testutil::fixtures()["exp"]
+            .as_u64()
+            .unwrap_or(testutil::now() + 3600);
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        assert_eq!(
+            check(&config, &[0, 1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        assert_eq!(verifier.0.get(), 2, "a refused it, b accepted it");
+        assert_eq!(
+            check(&config, &[0, 1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        assert_eq!(verifier.0.get(), 2, "the second time came from the cache");
+        // Later, the cached token has expired: refused, still without a signature check.
+        let later = exp.max(now) + 100_000;
+        assert_eq!(
+            check(&config, &[0, 1], &token, later, &verifier, &mut cache),
+            Err(AuthFailure::Expired)
+        );
+        assert_eq!(verifier.0.get(), 2);
+    }
+
+    #[test]
+    fn a_hit_counts_only_for_the_provider_this_request_would_try() {
+        let config = config();
+        let token = testutil::token("valid_ES256");
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        assert_eq!(
+            check(&config, &[1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        // A rule that only accepts provider a: the cached acceptance by b does not count.
+        assert_eq!(
+            check(&config, &[0], &token, now, &verifier, &mut cache),
+            Err(AuthFailure::BadAudience)
+        );
+        assert_eq!(verifier.0.get(), 2);
+    }
+
+    #[test]
+    fn refusals_are_never_cached() {
+        let config = config();
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        for name in ["bad_signature", "expired", "bad_audience"] {
+            let token = testutil::token(name);
+            for _ in 0..2 {
+                assert!(
+                    check(
+                        &config,
+                        &[1],
+                        &token,
+                        testutil::now(),
+                        &verifier,
+                        &mut cache
+                    )
+                    .is_err()
+                );
+            }
+        }
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn new_keys_invalidate_cached_tokens() {
+        let mut config = config();
+        let token = testutil::token("valid_ES256");
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
+        config.providers[1].token_rules.keys.set_version(7);
+        check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
+        assert_eq!(verifier.0.get(), 2, "verified again under the new keys");
+        check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
+        assert_eq!(verifier.0.get(), 2);
+    }
+}
