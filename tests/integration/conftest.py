@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, free_port
+from harness import WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, stop_all_envoys
 from tokens import KeySet
 
 REALM = "api"
@@ -62,13 +62,21 @@ def upstream():
     up.stop()
 
 
-def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str,
-                listeners: Callable[[dict[str, int]], list[dict]], listener_names: list[str],
-                listen_host: str = "127.0.0.1") -> Stack:
-    """Start one Envoy whose listeners come from `listeners(ports)`; stop it at teardown."""
-    ports = {n: free_port(listen_host) for n in listener_names}
-    admin = free_port()
-    env = Envoy(bootstrap(listeners(ports), upstream.port, admin), name=name)
+@pytest.fixture(scope="session", autouse=True)
+def no_envoy_outlives_the_session():
+    """Every Envoy a test started must have been stopped by its own fixture; stop and report
+    any that was not. (A SIGKILLed pytest is covered by PR_SET_PDEATHSIG, see harness.py.)"""
+    yield
+    left = stop_all_envoys()
+    assert not left, f"Envoy processes still running at the end of the session (now stopped): {left}"
+
+
+def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str, listeners: list[dict],
+                envoy_args: list[str] | None = None, log_level: str = "info") -> Stack:
+    """Start one Envoy with these listeners (port 0: Envoy binds them, the real ports are read
+    back from its admin into Stack.ports by listener name); stop it at teardown, failing the
+    module if its log shows the Wasm filter crashing."""
+    env = Envoy(bootstrap(listeners, upstream.port), name=name, extra_args=envoy_args, log_level=log_level)
 
     def finish() -> None:
         env.stop()
@@ -80,6 +88,9 @@ def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: st
 
     request.addfinalizer(finish)
     env.start()
+    ports = env.listener_ports()
+    wanted = [lst["name"] for lst in listeners]
+    assert sorted(ports) == sorted(wanted) and all(ports.values()), (ports, wanted)
     return Stack(env, upstream, ports)
 
 

@@ -75,11 +75,7 @@ def authn_config(keys: KeySet) -> dict:
 @pytest.fixture(scope="module")
 def stack(request, upstream, keys, wasm):
     cfg = authn_config(keys)
-    return start_stack(
-        request, upstream, "authn",
-        lambda p: [listener("authn", p["authn"], [wasm_filter(cfg)])],
-        ["authn"],
-    )
+    return start_stack(request, upstream, "authn", [listener("authn", 0, [wasm_filter(cfg)])])
 
 
 @pytest.fixture

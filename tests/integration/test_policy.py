@@ -104,12 +104,12 @@ def stack(request, upstream, keys, wasm):
 
     routes = [route("/special", "r-special"), route("/", "r-default")]
     addr = "::" if HAVE_V6 else "127.0.0.1"
-    return start_stack(request, upstream, "policy", lambda p: [
-        listener("peer", p["peer"], filters(peer_config(keys)), routes=routes, address=addr),
-        listener("hops", p["hops"], filters(hops_config(keys)), xff_num_trusted_hops=1),
-        listener("xff", p["xff"], filters(xff_config(keys))),
-        listener("dry", p["dry"], filters(dry_config(keys))),
-    ], ["peer", "hops", "xff", "dry"])
+    return start_stack(request, upstream, "policy", [
+        listener("peer", 0, filters(peer_config(keys)), routes=routes, address=addr),
+        listener("hops", 0, filters(hops_config(keys)), xff_num_trusted_hops=1),
+        listener("xff", 0, filters(xff_config(keys))),
+        listener("dry", 0, filters(dry_config(keys))),
+    ])
 
 
 def tok(keys: KeySet, roles=None, **claims) -> str:
