@@ -4,12 +4,14 @@ Envoy(s) it needs once (module scope) and always stops them."""
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Callable
 
 import pytest
 
-from harness import WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, stop_all_envoys
+from harness import (WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, ipv6_available,
+                     stop_all_envoys)
 from tokens import KeySet
 
 REALM = "api"
@@ -43,6 +45,11 @@ NETWORK_403 = {"ip_denied", "ip_not_allowed", "ip_not_bound", "country_denied", 
                "country_unknown", "no_matching_rule"}
 
 
+def in_ci() -> bool:
+    """CI runs .ci/run with CI=true: there, a test that cannot run is a failure, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
 @pytest.fixture(scope="session")
 def wasm() -> str:
     if not WASM_PATH.exists():
@@ -69,6 +76,18 @@ def no_envoy_outlives_the_session():
     yield
     left = stop_all_envoys()
     assert not left, f"Envoy processes still running at the end of the session (now stopped): {left}"
+
+
+@pytest.fixture
+def ipv6_loopback() -> None:
+    """For IPv6 tests: skip without an IPv6 loopback, except under CI=true, where it fails, so
+    CI can never pass with the IPv6 paths silently untested."""
+    if ipv6_available():
+        return
+    if in_ci():
+        pytest.fail("no IPv6 loopback (::1) on this machine, and CI=true: the IPv6 tests must run in CI",
+                    pytrace=False)
+    pytest.skip("no IPv6 loopback on this machine")
 
 
 def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str, listeners: list[dict],
