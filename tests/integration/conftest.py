@@ -1,5 +1,6 @@
 """pytest fixtures: one key set and one echo upstream per session; each test module starts the
-Envoy(s) it needs once (module scope) and always stops them."""
+Envoy(s) it needs once (module scope) and always stops them. The reason codes, their fixed
+descriptions and which 403s are about the token are read from src/reason.rs: one source."""
 
 from __future__ import annotations
 
@@ -10,39 +11,56 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import (WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, ipv6_available,
+from harness import (REPO_ROOT, WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, ipv6_available,
                      stop_all_envoys)
 from tokens import KeySet
 
 REALM = "api"
 
-# Fixed error_description text per reason (src/reason.rs).
-DESCRIPTIONS = {
-    "missing": "no bearer token in the request",
-    "malformed": "the token is not a well-formed signed JWT",
-    "unsupported_algorithm": "the token algorithm is not accepted for its key",
-    "unknown_key": "no key matches the token",
-    "bad_signature": "the token signature is invalid",
-    "expired": "the token has expired",
-    "not_yet_valid": "the token is not valid yet",
-    "issued_in_future": "the token was issued in the future",
-    "missing_expiration": "the token has no expiration",
-    "bad_issuer": "the token issuer is not accepted",
-    "bad_audience": "the token audience is not accepted",
-    "lifetime_exceeded": "the token lifetime is too long",
-    "too_large": "the token is too large",
-    "missing_role": "the token lacks a required role",
-    "missing_scope": "the token lacks a required scope",
-    "claim_mismatch": "a token claim does not have a required value",
-}
-REASONS_401 = [
-    "missing", "malformed", "unsupported_algorithm", "unknown_key", "bad_signature", "expired",
-    "not_yet_valid", "issued_in_future", "missing_expiration", "bad_issuer", "bad_audience",
-    "lifetime_exceeded", "too_large",
-]
-TOKEN_403 = {"missing_role", "missing_scope", "claim_mismatch"}
-NETWORK_403 = {"ip_denied", "ip_not_allowed", "ip_not_bound", "country_denied", "country_not_allowed",
-               "country_unknown", "no_matching_rule"}
+# --------------------------------------------------------------------------- reason codes
+# Parsed from src/reason.rs, the code that writes them into responses and counter names, so the
+# tests can never drift from it; test_contract.py checks the README against the same lists.
+REASON_RS = REPO_ROOT / "src" / "reason.rs"
+
+
+def _rust_fns(source: str, type_name: str) -> dict[str, str]:
+    """{fn name: body} of the methods in `impl <type_name> { ... }` (rustfmt layout)."""
+    impl = re.search(rf"^impl {type_name} \{{\n(.*?)^\}}", source, re.M | re.S)
+    assert impl, f"{REASON_RS}: no `impl {type_name}`"
+    return {m.group(1): m.group(2)
+            for m in re.finditer(r"^    pub fn (\w+)\(self\)[^{]*\{\n(.*?)^    \}", impl.group(1), re.M | re.S)}
+
+
+def _arms(body: str, type_name: str) -> dict[str, str]:
+    """{Variant: "string"} of a `match self { Type::Variant => "string", ... }` body."""
+    return dict(re.findall(rf'{type_name}::(\w+) => "([^"]*)"', body))
+
+
+def _reasons() -> tuple[dict[str, str], dict[str, str], set[str]]:
+    src = REASON_RS.read_text()
+    auth, forb = _rust_fns(src, "AuthFailure"), _rust_fns(src, "Forbidden")
+    codes401, desc401 = _arms(auth["code"], "AuthFailure"), _arms(auth["description"], "AuthFailure")
+    codes403, desc403 = _arms(forb["code"], "Forbidden"), _arms(forb["description"], "Forbidden")
+    about_token = set(re.findall(r"Forbidden::(\w+)", forb["is_about_token"]))
+    for codes, descs, what in ((codes401, desc401, "AuthFailure"), (codes403, desc403, "Forbidden")):
+        count = re.search(rf"pub const ALL: \[{what}; (\d+)\]", src)
+        assert count and len(codes) == int(count.group(1)), f"{REASON_RS}: {what}: parsed {len(codes)} codes"
+        assert set(codes) == set(descs), f"{REASON_RS}: {what}: code() and description() differ"
+    assert about_token and about_token <= set(codes403), f"{REASON_RS}: is_about_token() names unknown variants"
+    c401 = {codes401[v]: desc401[v] for v in codes401}  # dicts keep the source order
+    c403 = {codes403[v]: desc403[v] for v in codes403}
+    return c401, c403, {codes403[v] for v in about_token}
+
+
+_C401, _C403, _TOKEN_403 = _reasons()
+# code -> fixed error_description text, 401 and 403
+DESCRIPTIONS: dict[str, str] = {**_C401, **_C403}
+REASONS_401: list[str] = list(_C401)
+REASONS_403: list[str] = list(_C403)
+# 403s about what the token grants (insufficient_scope, with a challenge) ...
+TOKEN_403: set[str] = _TOKEN_403
+# ... and those about the network/country/rules (access_denied, no challenge)
+NETWORK_403: set[str] = set(_C403) - _TOKEN_403
 
 
 def in_ci() -> bool:
