@@ -45,6 +45,7 @@ def _bad_configs(keys: KeySet) -> list[tuple[str, object, str]]:
         ("bad CIDR", mut(lambda c: c["rules"][0].update(source_ips={"allow": ["10.0.0.0/33"]})),
          "rules[0].source_ips.allow[0]"),
         ("configuration not JSON", "{realm: api", ""),
+        ("empty rules list", mut(lambda c: c.update(rules=[])), "rules"),
     ]
 
 
