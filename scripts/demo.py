@@ -4,7 +4,7 @@ target/wasm32-wasip1/release/jwt_guard.wasm) and the echo upstream, send real re
 tokens minted from the DEMO ONLY key, print what Envoy answered, then stop everything.
 
     .venv/bin/python scripts/demo.py              # the shipped ports: 10000, admin 9901, upstream 10001
-    .venv/bin/python scripts/demo.py --free-ports # any free ports (the shipped file, ports substituted)
+    .venv/bin/python scripts/demo.py --free-ports # ports Envoy and the upstream pick (port 0, read back)
     .venv/bin/python scripts/demo.py --check      # exit 1 unless every answer is the expected one
 
 Exit status: 0 after printing the table (with --check: only if every row is as expected),
@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, free_port, request  # noqa: E402
+from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, request  # noqa: E402
 from mint import claims, mint  # noqa: E402
 
 SHIPPED = REPO_ROOT / "envoy" / "envoy.yaml"
@@ -111,7 +111,8 @@ def demo_rows() -> list[Row]:
 
 
 def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int) -> Path:
-    """The shipped envoy.yaml with its three ports replaced (and nothing else)."""
+    """The shipped envoy.yaml with its three ports replaced (and nothing else). 0 lets Envoy
+    pick the listener or admin port itself."""
     text = SHIPPED.read_text()
     for old, new in ((LISTEN, listen), (ADMIN, admin), (UPSTREAM, upstream)):
         needle = f"port_value: {old} "
@@ -123,24 +124,28 @@ def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int) -> 
 
 
 def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bool) -> int:
+    """With free_ports, every port is 0: the upstream binds its own, Envoy binds the listener's
+    and admin's, and the real ports are read back, so nothing can race for a port."""
     if not WASM_PATH.exists():
         print(f"{WASM_PATH} is missing: run `make build` (make demo does)", file=sys.stderr)
         return 1
     workdir = Path(tempfile.mkdtemp(prefix="jwtg-demo-"))
-    config = shipped_config_on(workdir, listen, admin, upstream_port) if free_ports else SHIPPED
     try:
         upstream = EchoUpstream(port=upstream_port).start()
     except OSError as e:
         print(f"cannot start the echo upstream on 127.0.0.1:{upstream_port}: {e} (is `make run` running?)",
               file=sys.stderr)
         return 1
-    envoy = Envoy(config, admin_port=admin, workdir=workdir, name="demo")
+    config = shipped_config_on(workdir, listen, admin, upstream.port) if free_ports else SHIPPED
+    envoy = Envoy(config, admin_port=admin or None, workdir=workdir, name="demo")
     try:
         try:
             envoy.start(timeout=30, cwd=REPO_ROOT)
         except EnvoyStartError as e:
             print(f"Envoy did not start with {config}:\n{e}", file=sys.stderr)
             return 1
+        if free_ports:
+            listen = envoy.listener_ports()["ingress"]
         rows = demo_rows()
         print(f"jwt-guard demo: real Envoy ({config.relative_to(REPO_ROOT) if not free_ports else SHIPPED.name}, "
               f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n")
@@ -182,11 +187,12 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--free-ports", action="store_true", help="use free ports instead of 10000/9901/10001")
+    ap.add_argument("--free-ports", action="store_true",
+                    help="let Envoy and the upstream bind free ports instead of 10000/9901/10001")
     ap.add_argument("--check", action="store_true", help="exit 1 unless every answer is the expected one")
     args = ap.parse_args()
     if args.free_ports:
-        return run(free_port(), free_port(), free_port(), True, args.check)
+        return run(0, 0, 0, True, args.check)
     return run(LISTEN, ADMIN, UPSTREAM, False, args.check)
 
 

@@ -1,46 +1,71 @@
 """pytest fixtures: one key set and one echo upstream per session; each test module starts the
-Envoy(s) it needs once (module scope) and always stops them."""
+Envoy(s) it needs once (module scope) and always stops them. The reason codes, their fixed
+descriptions and which 403s are about the token are read from src/reason.rs: one source."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 from typing import Any, Callable
 
 import pytest
 
-from harness import WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, free_port
+from harness import (REPO_ROOT, WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, ipv6_available,
+                     stop_all_envoys)
 from tokens import KeySet
 
 REALM = "api"
 
-# Fixed error_description text per reason (src/reason.rs).
-DESCRIPTIONS = {
-    "missing": "no bearer token in the request",
-    "malformed": "the token is not a well-formed signed JWT",
-    "unsupported_algorithm": "the token algorithm is not accepted for its key",
-    "unknown_key": "no key matches the token",
-    "bad_signature": "the token signature is invalid",
-    "expired": "the token has expired",
-    "not_yet_valid": "the token is not valid yet",
-    "issued_in_future": "the token was issued in the future",
-    "missing_expiration": "the token has no expiration",
-    "bad_issuer": "the token issuer is not accepted",
-    "bad_audience": "the token audience is not accepted",
-    "lifetime_exceeded": "the token lifetime is too long",
-    "too_large": "the token is too large",
-    "missing_role": "the token lacks a required role",
-    "missing_scope": "the token lacks a required scope",
-    "claim_mismatch": "a token claim does not have a required value",
-}
-REASONS_401 = [
-    "missing", "malformed", "unsupported_algorithm", "unknown_key", "bad_signature", "expired",
-    "not_yet_valid", "issued_in_future", "missing_expiration", "bad_issuer", "bad_audience",
-    "lifetime_exceeded", "too_large",
-]
-TOKEN_403 = {"missing_role", "missing_scope", "claim_mismatch"}
-NETWORK_403 = {"ip_denied", "ip_not_allowed", "ip_not_bound", "country_denied", "country_not_allowed",
-               "country_unknown", "no_matching_rule"}
+# --------------------------------------------------------------------------- reason codes
+# Parsed from src/reason.rs, the code that writes them into responses and counter names, so the
+# tests can never drift from it; test_contract.py checks the README against the same lists.
+REASON_RS = REPO_ROOT / "src" / "reason.rs"
+
+
+def _rust_fns(source: str, type_name: str) -> dict[str, str]:
+    """{fn name: body} of the methods in `impl <type_name> { ... }` (rustfmt layout)."""
+    impl = re.search(rf"^impl {type_name} \{{\n(.*?)^\}}", source, re.M | re.S)
+    assert impl, f"{REASON_RS}: no `impl {type_name}`"
+    return {m.group(1): m.group(2)
+            for m in re.finditer(r"^    pub fn (\w+)\(self\)[^{]*\{\n(.*?)^    \}", impl.group(1), re.M | re.S)}
+
+
+def _arms(body: str, type_name: str) -> dict[str, str]:
+    """{Variant: "string"} of a `match self { Type::Variant => "string", ... }` body."""
+    return dict(re.findall(rf'{type_name}::(\w+) => "([^"]*)"', body))
+
+
+def _reasons() -> tuple[dict[str, str], dict[str, str], set[str]]:
+    src = REASON_RS.read_text()
+    auth, forb = _rust_fns(src, "AuthFailure"), _rust_fns(src, "Forbidden")
+    codes401, desc401 = _arms(auth["code"], "AuthFailure"), _arms(auth["description"], "AuthFailure")
+    codes403, desc403 = _arms(forb["code"], "Forbidden"), _arms(forb["description"], "Forbidden")
+    about_token = set(re.findall(r"Forbidden::(\w+)", forb["is_about_token"]))
+    for codes, descs, what in ((codes401, desc401, "AuthFailure"), (codes403, desc403, "Forbidden")):
+        count = re.search(rf"pub const ALL: \[{what}; (\d+)\]", src)
+        assert count and len(codes) == int(count.group(1)), f"{REASON_RS}: {what}: parsed {len(codes)} codes"
+        assert set(codes) == set(descs), f"{REASON_RS}: {what}: code() and description() differ"
+    assert about_token and about_token <= set(codes403), f"{REASON_RS}: is_about_token() names unknown variants"
+    c401 = {codes401[v]: desc401[v] for v in codes401}  # dicts keep the source order
+    c403 = {codes403[v]: desc403[v] for v in codes403}
+    return c401, c403, {codes403[v] for v in about_token}
+
+
+_C401, _C403, _TOKEN_403 = _reasons()
+# code -> fixed error_description text, 401 and 403
+DESCRIPTIONS: dict[str, str] = {**_C401, **_C403}
+REASONS_401: list[str] = list(_C401)
+REASONS_403: list[str] = list(_C403)
+# 403s about what the token grants (insufficient_scope, with a challenge) ...
+TOKEN_403: set[str] = _TOKEN_403
+# ... and those about the network/country/rules (access_denied, no challenge)
+NETWORK_403: set[str] = set(_C403) - _TOKEN_403
+
+
+def in_ci() -> bool:
+    """CI runs .ci/run with CI=true: there, a test that cannot run is a failure, not a skip."""
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 
 
 @pytest.fixture(scope="session")
@@ -62,13 +87,33 @@ def upstream():
     up.stop()
 
 
-def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str,
-                listeners: Callable[[dict[str, int]], list[dict]], listener_names: list[str],
-                listen_host: str = "127.0.0.1") -> Stack:
-    """Start one Envoy whose listeners come from `listeners(ports)`; stop it at teardown."""
-    ports = {n: free_port(listen_host) for n in listener_names}
-    admin = free_port()
-    env = Envoy(bootstrap(listeners(ports), upstream.port, admin), name=name)
+@pytest.fixture(scope="session", autouse=True)
+def no_envoy_outlives_the_session():
+    """Every Envoy a test started must have been stopped by its own fixture; stop and report
+    any that was not. (A SIGKILLed pytest is covered by PR_SET_PDEATHSIG, see harness.py.)"""
+    yield
+    left = stop_all_envoys()
+    assert not left, f"Envoy processes still running at the end of the session (now stopped): {left}"
+
+
+@pytest.fixture
+def ipv6_loopback() -> None:
+    """For IPv6 tests: skip without an IPv6 loopback, except under CI=true, where it fails, so
+    CI can never pass with the IPv6 paths silently untested."""
+    if ipv6_available():
+        return
+    if in_ci():
+        pytest.fail("no IPv6 loopback (::1) on this machine, and CI=true: the IPv6 tests must run in CI",
+                    pytrace=False)
+    pytest.skip("no IPv6 loopback on this machine")
+
+
+def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str, listeners: list[dict],
+                envoy_args: list[str] | None = None, log_level: str = "info") -> Stack:
+    """Start one Envoy with these listeners (port 0: Envoy binds them, the real ports are read
+    back from its admin into Stack.ports by listener name); stop it at teardown, failing the
+    module if its log shows the Wasm filter crashing."""
+    env = Envoy(bootstrap(listeners, upstream.port), name=name, extra_args=envoy_args, log_level=log_level)
 
     def finish() -> None:
         env.stop()
@@ -80,6 +125,9 @@ def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: st
 
     request.addfinalizer(finish)
     env.start()
+    ports = env.listener_ports()
+    wanted = [lst["name"] for lst in listeners]
+    assert sorted(ports) == sorted(wanted) and all(ports.values()), (ports, wanted)
     return Stack(env, upstream, ports)
 
 

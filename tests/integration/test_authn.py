@@ -75,11 +75,7 @@ def authn_config(keys: KeySet) -> dict:
 @pytest.fixture(scope="module")
 def stack(request, upstream, keys, wasm):
     cfg = authn_config(keys)
-    return start_stack(
-        request, upstream, "authn",
-        lambda p: [listener("authn", p["authn"], [wasm_filter(cfg)])],
-        ["authn"],
-    )
+    return start_stack(request, upstream, "authn", [listener("authn", 0, [wasm_filter(cfg)])])
 
 
 @pytest.fixture
@@ -371,71 +367,111 @@ def test_path_is_normalized_before_matching(get, refused):
         assert (resp.status, resp.header("location")) == (307, "/api/x"), (path, resp)
 
 
-# --------------------------------------------------------------------------- junk never gives 5xx
+# --------------------------------------------------------------------------- junk: exact answers, never 5xx
+# Each case names its exact answer: a 401 reason, or an HTTP status that Envoy's own HTTP/1
+# codec answers before any filter runs (then the body is Envoy's, not jwt-guard's JSON).
+ENVOY_400 = 400  # Envoy's codec: invalid character in a header value
+ENVOY_431 = 431  # Envoy's codec: request headers over max_request_headers_kb (60 KiB)
 
 
-def _junk(keys: KeySet) -> list[tuple[str, bytes | str]]:
+def _junk(keys: KeySet) -> list[tuple[str, bytes | str, str | int]]:
     claims = keys.claims()
     return [
-        ("empty", ""),
-        ("only scheme", "Bearer "),
-        ("scheme and spaces", "Bearer     "),
-        ("3 dots", "Bearer ..."),
-        ("2 dots", "Bearer .."),
-        ("huge", "Bearer " + "A" * 60000),
-        ("huge three parts", "Bearer " + ".".join(["A" * 20000] * 3)),
-        ("non-UTF8 bytes", b"Bearer \xff\xfe\xfd.\xc3\x28.\x80"),
-        ("base64 of junk JSON", f"Bearer {b64url('[1,2')}.{b64url('{{')}.{b64url('x')}"),
-        ("JSON array header", f"Bearer {b64url('[]')}.{b64url_json(claims)}.c2ln"),
-        ("alg none, empty signature", f"Bearer {unsigned({'alg': 'none'}, claims, b'')}"),
-        ("alg none, uppercase", f"Bearer {unsigned({'alg': 'NONE'}, claims)}"),
-        ("alg number", f"Bearer {unsigned({'alg': 256}, claims)}"),
-        ("kid object", f"Bearer {unsigned({'alg': 'ES256', 'kid': {'a': 1}}, claims)}"),
+        ("empty", "", "missing"),
+        # Envoy strips trailing whitespace from header values, so the filter sees "Bearer" with
+        # no space: not the "Bearer " prefix, no token at all (see test_empty_token_same_reason_everywhere)
+        ("only scheme", "Bearer ", "missing"),
+        ("scheme and spaces", "Bearer     ", "missing"),
+        ("3 dots", "Bearer ...", "malformed"),
+        ("2 dots", "Bearer ..", "malformed"),
+        ("huge", "Bearer " + "A" * 60000, "too_large"),
+        ("huge three parts", "Bearer " + ".".join(["A" * 20000] * 3), "too_large"),
+        ("over Envoy's header limit", "Bearer " + "A" * 70000, ENVOY_431),
+        ("NUL byte", b"Bearer a\x00b.c.d", ENVOY_400),
+        ("control character", b"Bearer a\x01b.c.d", ENVOY_400),
+        ("non-UTF8 bytes", b"Bearer \xff\xfe\xfd.\xc3\x28.\x80", "malformed"),
+        ("base64 of junk JSON", f"Bearer {b64url('[1,2')}.{b64url('{{')}.{b64url('x')}", "malformed"),
+        ("JSON array header", f"Bearer {b64url('[]')}.{b64url_json(claims)}.c2ln", "malformed"),
+        ("alg none, empty signature", f"Bearer {unsigned({'alg': 'none'}, claims, b'')}", "unsupported_algorithm"),
+        ("alg none, uppercase", f"Bearer {unsigned({'alg': 'NONE'}, claims)}", "unsupported_algorithm"),
+        ("alg number", f"Bearer {unsigned({'alg': 256}, claims)}", "malformed"),
+        ("kid object", f"Bearer {unsigned({'alg': 'ES256', 'kid': {'a': 1}}, claims)}", "malformed"),
         ("JWE-like 5 parts", "Bearer " + ".".join(b64url(p) for p in
-                                                  ['{"alg":"dir","enc":"A128GCM"}', "", "iv", "ct", "tag"])),
-        ("unicode", "Bearer tök.én.sig"),
-        ("whitespace inside", "Bearer a. b.c"),
-        ("percent-encoded", "Bearer %41.%42.%43"),
-        ("deeply nested JSON", f"Bearer {b64url_json({'alg': 'ES256'})}.{b64url('[' * 5000 + ']' * 5000)}.c2ln"),
-        ("big numbers", f"Bearer {unsigned({'alg': 'ES256', 'kid': 'k-ES256'}, dict(claims, exp=1e400))}"),
-        ("negative exp", f"Bearer {unsigned({'alg': 'ES256', 'kid': 'k-ES256'}, dict(claims, exp=-1))}"),
+                                                  ['{"alg":"dir","enc":"A128GCM"}', "", "iv", "ct", "tag"]),
+         "malformed"),
+        ("unicode", "Bearer tök.én.sig", "malformed"),
+        ("whitespace inside", "Bearer a. b.c", "malformed"),
+        ("tab inside", "Bearer a.\tb.c", "malformed"),
+        ("percent-encoded", "Bearer %41.%42.%43", "malformed"),
+        # 5000 levels base64url-encode to more than 8 KiB: refused for size before parsing.
+        # Nesting under the size limit: test_contract.py test_signed_deeply_nested_claims.
+        ("deeply nested JSON", f"Bearer {b64url_json({'alg': 'ES256'})}.{b64url('[' * 5000 + ']' * 5000)}.c2ln",
+         "too_large"),
+        # json.dumps(1e400) writes Infinity, which is not JSON. A real huge number:
+        # test_contract.py test_signed_huge_numeric_date.
+        ("exp Infinity (not JSON)",
+         f"Bearer {unsigned({'alg': 'ES256', 'kid': 'k-ES256'}, dict(claims, exp=1e400))}", "malformed"),
+        ("negative exp", f"Bearer {unsigned({'alg': 'ES256', 'kid': 'k-ES256'}, dict(claims, exp=-1))}", "malformed"),
     ]
+
+
+def _check_answer(resp, expected: str | int) -> None:
+    if isinstance(expected, int):  # answered by Envoy before the filter: no jwt-guard JSON
+        assert resp.status == expected, resp
+        assert resp.header("www-authenticate") is None and b"invalid_token" not in resp.body, resp
+    else:
+        expect_401(resp, expected)
 
 
 def test_junk_authorization_never_5xx(get, keys, refused):
     failures = []
-    for desc, value in _junk(keys):
+    for desc, value, expected in _junk(keys):
         with refused():
             resp = get("/api/x", headers={"Authorization": value})
-        if resp.status >= 500:
-            failures.append(f"{desc}: {resp!r}")
-            continue
-        if resp.status == 400 and desc in ("non-UTF8 bytes", "huge", "huge three parts"):
-            continue  # refused by Envoy's codec before any filter: fine
-        if resp.status != 401:
-            failures.append(f"{desc}: expected 401, got {resp!r}")
-            continue
-        body = resp.json()
-        if body.get("status") != 401 or body.get("error") != "invalid_token" or body.get("reason") not in REASONS_401:
-            failures.append(f"{desc}: bad body {body!r}")
-        if not (resp.header("www-authenticate") or "").startswith('Bearer realm="api"'):
-            failures.append(f"{desc}: bad challenge {resp!r}")
+        try:
+            _check_answer(resp, expected)
+        except AssertionError as e:
+            failures.append(f"{desc}: expected {expected}: {e}")
     assert not failures, "\n".join(failures)
 
 
 def test_junk_in_query_and_cookie_never_5xx(get, refused):
-    for path, headers in [
-        ("/api/x?access_token=", {}),
-        ("/api/x?access_token=%ff%fe", {}),
-        ("/api/x?access_token=a.b.c&access_token=d.e.f", {}),
-        ("/api/x?access_token", {}),
-        ("/api/x", {"Cookie": "session="}),
-        ("/api/x", {"Cookie": "session"}),
-        ("/api/x", {"Cookie": ";;;=;session=a.b.c;;"}),
-        ("/api/x?" + "&".join(f"p{i}={i}" for i in range(500)), {}),
-        ("/api/x?access_token=" + quote("a b.c d.e"), {}),
+    failures = []
+    for path, headers, expected in [
+        ("/api/x?access_token=", {}, "malformed"),  # present but empty
+        ("/api/x?access_token=%ff%fe", {}, "malformed"),  # decodes to non-UTF-8
+        ("/api/x?access_token=a.b.c&access_token=d.e.f", {}, "malformed"),  # two different tokens
+        ("/api/x?access_token", {}, "malformed"),  # no "=": present with an empty value
+        ("/api/x", {"Cookie": "session="}, "malformed"),  # present but empty
+        ("/api/x", {"Cookie": "session"}, "missing"),  # no "=": not a cookie named session
+        ("/api/x", {"Cookie": ";;;=;session=a.b.c;;"}, "malformed"),
+        ("/api/x?" + "&".join(f"p{i}={i}" for i in range(500)), {}, "missing"),
+        ("/api/x?access_token=" + quote("a b.c d.e"), {}, "malformed"),
     ]:
         with refused():
             resp = get(path, headers=headers)
-        assert resp.status == 401, (path, headers, resp)
-        assert resp.json()["reason"] in REASONS_401
+        try:
+            _check_answer(resp, expected)
+        except AssertionError as e:
+            failures.append(f"{path[:60]} {headers}: expected {expected}: {e}")
+    assert not failures, "\n".join(failures)
+
+
+# The same junk must get the same answer wherever the token was looked for. Today it does not:
+# Envoy strips the trailing space of "Authorization: Bearer ", the filter then sees "Bearer",
+# which lacks the "Bearer " prefix, so the header counts as absent (missing), while an empty
+# ?access_token= or session= cookie is a present-but-empty token (malformed). strict: when the
+# core makes them agree, this XPASSes and fails the run, so the marker gets removed.
+@pytest.mark.xfail(strict=True, reason="empty Bearer header -> missing, empty param/cookie -> malformed")
+def test_empty_token_same_reason_everywhere(get, refused):
+    answers = {}
+    for where, path, headers in [
+        ("Authorization: Bearer ", "/api/x", {"Authorization": "Bearer "}),
+        ("?access_token=", "/api/x?access_token=", {}),
+        ("Cookie: session=", "/api/x", {"Cookie": "session="}),
+    ]:
+        with refused():
+            resp = get(path, headers=headers)
+        assert resp.status == 401, resp
+        answers[where] = resp.json()["reason"]
+    assert len(set(answers.values())) == 1, answers

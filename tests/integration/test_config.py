@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from harness import REPO_ROOT, Envoy, bootstrap, free_port, listener, request, wasm_filter
+from harness import REPO_ROOT, Envoy, bootstrap, listener, request, wasm_filter
 from tokens import ISSUER, KeySet
 
 PREFIX = "jwt-guard: invalid configuration: "
@@ -45,18 +45,19 @@ def _bad_configs(keys: KeySet) -> list[tuple[str, object, str]]:
         ("bad CIDR", mut(lambda c: c["rules"][0].update(source_ips={"allow": ["10.0.0.0/33"]})),
          "rules[0].source_ips.allow[0]"),
         ("configuration not JSON", "{realm: api", ""),
+        ("empty rules list", mut(lambda c: c.update(rules=[])), "rules"),
     ]
 
 
 @pytest.fixture(scope="module")
-def bad_runs(keys, wasm, tmp_path_factory):
-    """Run Envoy once per bad configuration, a few at a time; {id: (exit code, log)}."""
+def bad_runs(keys, wasm, upstream, tmp_path_factory):
+    """Run Envoy once per bad configuration, a few at a time; {id: (exit code, log)}. Listener and
+    admin on port 0: Envoy is expected to exit, nothing is ever sent to it."""
     cases = _bad_configs(keys)
 
     def run(case):
         cid, cfg, _ = case
-        port, admin = free_port(), free_port()
-        env = Envoy(bootstrap([listener("bad", port, [wasm_filter(cfg)])], free_port(), admin),
+        env = Envoy(bootstrap([listener("bad", 0, [wasm_filter(cfg)])], upstream.port),
                     workdir=tmp_path_factory.mktemp("bad"), name="bad")
         try:
             rc = env.run_to_exit(timeout=60)
@@ -68,10 +69,9 @@ def bad_runs(keys, wasm, tmp_path_factory):
         return dict(pool.map(run, cases))
 
 
-def test_good_config_starts(keys, wasm, tmp_path):
+def test_good_config_starts(keys, wasm, upstream, tmp_path):
     """Control for the cases below: the unmodified configuration is accepted."""
-    port, admin = free_port(), free_port()
-    env = Envoy(bootstrap([listener("good", port, [wasm_filter(good_config(keys))])], free_port(), admin),
+    env = Envoy(bootstrap([listener("good", 0, [wasm_filter(good_config(keys))])], upstream.port),
                 workdir=tmp_path, name="good")
     try:
         env.start()
@@ -80,15 +80,14 @@ def test_good_config_starts(keys, wasm, tmp_path):
     assert PREFIX not in env.log()
 
 
-def test_refusals_are_logged_at_debug_level_only(keys, wasm, tmp_path):
+def test_refusals_are_logged_at_debug_level_only(keys, wasm, upstream, tmp_path):
     """With debug logging each refusal names its status, reason, method and path; at info, none."""
     for level, expected in (("debug", True), ("info", False)):
-        port, admin = free_port(), free_port()
-        env = Envoy(bootstrap([listener("log", port, [wasm_filter(good_config(keys))])], free_port(), admin),
+        env = Envoy(bootstrap([listener("log", 0, [wasm_filter(good_config(keys))])], upstream.port),
                     workdir=tmp_path, log_level=level, name=f"log-{level}")
         try:
             env.start()
-            assert request(port, "/orders/7").status == 401
+            assert request(env.listener_ports()["log"], "/orders/7").status == 401
             env.stop()
             assert ("jwt-guard: 401 missing for GET /orders/7" in env.log()) == expected, level
         finally:

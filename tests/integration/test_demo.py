@@ -1,4 +1,4 @@
-"""The shipped envoy/envoy.yaml, started for real (its ports swapped for free ones) by
+"""The shipped envoy/envoy.yaml, started for real (its ports set to 0, bound by Envoy) by
 scripts/demo.py: every demo request must get the answer the demo table promises."""
 
 from __future__ import annotations
