@@ -97,6 +97,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+mod wycheproof_vectors;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::jwks::KeySet;
