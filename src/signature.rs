@@ -33,8 +33,14 @@ pub fn is_valid(key: &VerificationKey, message: &[u8], signature: &[u8]) -> bool
                 Algorithm::PS512 => (RsaScheme::Pss(Pss::new::<Sha512>()), sha512(message)),
                 _ => return false,
             };
-            // RFC 8017 §8.2.2 step 1: the signature is exactly as long as the modulus.
+            // RFC 8017 §8.2.2 / §8.1.2 step 1: the signature is exactly as long as the modulus.
             if signature.len() != rsa::traits::PublicKeyParts::size(public) {
+                return false;
+            }
+            // Step 2 (RSAVP1, §5.2.2): and, as an integer, below it. `rsa` checks this for
+            // PKCS #1 v1.5 but not for PSS, where s + n (when it fits in the modulus length)
+            // would verify as s: a second encoding of the same signature.
+            if rsa::BigUint::from_bytes_be(signature) >= *rsa::traits::PublicKeyParts::n(public) {
                 return false;
             }
             match scheme {
@@ -89,6 +95,9 @@ fn sha512(message: &[u8]) -> Vec<u8> {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod wycheproof_vectors;
 
 #[cfg(test)]
 mod tests {
