@@ -153,8 +153,7 @@ def world(keys):
 @pytest.fixture(scope="module")
 def stack(request, upstream, world, wasm):
     cfg = attack_config(world)
-    return start_stack(request, upstream, "attacks",
-                       lambda p: [listener("attacks", p["attacks"], [wasm_filter(cfg)])], ["attacks"])
+    return start_stack(request, upstream, "attacks", [listener("attacks", 0, [wasm_filter(cfg)])])
 
 
 # --------------------------------------------------------------------------- token helpers

@@ -35,11 +35,8 @@ def stack(request, upstream, keys: KeySet, wasm):
         "rules": [{"match": {"prefix": "/"}, "provider": "corp"}],
     }
     routes = [route("/", "api", typed_per_filter_config={"envoy.filters.http.cors": CORS_POLICY})]
-    return start_stack(
-        request, upstream, "envoy-setup",
-        lambda p: [listener("cors", p["cors"], [CORS_FILTER, wasm_filter(cfg)], routes=routes)],
-        ["cors"],
-    )
+    return start_stack(request, upstream, "envoy-setup",
+                       [listener("cors", 0, [CORS_FILTER, wasm_filter(cfg)], routes=routes)])
 
 
 def test_preflight_from_an_allowed_origin_is_answered_by_envoy(stack, refused):

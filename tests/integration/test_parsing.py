@@ -54,12 +54,10 @@ def stack(request, upstream, keys, wasm):
     # "xff": the client address is the 2nd X-Forwarded-For entry from the right (Envoy appends
     # the peer itself, use_remote_address), so a test controls which entry is read.
     xff = config(keys, client_ip={"from": "xff", "trusted_hops": 2})
-    return start_stack(
-        request, upstream, "parsing",
-        lambda p: [listener("main", p["main"], [wasm_filter(config(keys))]),
-                   listener("xff", p["xff"], [wasm_filter(xff, name="jwt_guard_xff")])],
-        ["main", "xff"],
-    )
+    return start_stack(request, upstream, "parsing", [
+        listener("main", 0, [wasm_filter(config(keys))]),
+        listener("xff", 0, [wasm_filter(xff, name="jwt_guard_xff")]),
+    ])
 
 
 @pytest.fixture(scope="module")
