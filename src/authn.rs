@@ -26,8 +26,9 @@ pub struct Verified<'c> {
 pub struct Authenticator<'a> {
     pub verifier: &'a dyn SignatureVerifier,
     pub cache: &'a mut TokenCache,
-    /// Seconds since the epoch, from the host's clock.
-    pub now: u64,
+    /// Seconds since the epoch on the host's clock; asked only when there is a token to judge.
+    /// `None` (no clock) refuses the token: no expiry can be judged without one.
+    pub clock: &'a dyn Fn() -> Option<u64>,
 }
 
 impl Authenticator<'_> {
@@ -45,13 +46,14 @@ impl Authenticator<'_> {
         let Some(found) = find_token(request, locations)? else {
             return Ok(None);
         };
+        let now = (self.clock)().ok_or(AuthFailure::Expired)?;
         // The providers that look where the token was found, in configuration order.
         let candidates: Vec<(usize, &'c Provider)> = providers
             .iter()
             .filter_map(|&index| Some((index, config.providers.get(index)?)))
             .filter(|(_, p)| found.locations.iter().any(|loc| p.locations.contains(loc)))
             .collect();
-        if let Some(verified) = self.cached(&candidates, &found)? {
+        if let Some(verified) = self.cached(&candidates, &found, now)? {
             return Ok(Some(Verified {
                 provider: verified.0,
                 claims: verified.1,
@@ -59,7 +61,7 @@ impl Authenticator<'_> {
             }));
         }
         let jws = Jws::parse(&found.token)?;
-        let (index, provider, passed_over) = self.choose(&candidates, &jws)?;
+        let (index, provider, passed_over) = self.choose(&candidates, &jws, now)?;
         let claims = Rc::new(jws.claims);
         self.cache.insert(
             &found.token,
@@ -83,11 +85,12 @@ impl Authenticator<'_> {
     /// audience checks pass again now. A hit whose claims fail those checks is that refusal
     /// (an expired cached token is expired); anything else falls back to the full path.
     fn cached<'c>(
-        &self,
+        &mut self,
         candidates: &[(usize, &'c Provider)],
         found: &FoundToken<'_>,
+        now: u64,
     ) -> Result<Option<(&'c Provider, Rc<Claims>)>, AuthFailure> {
-        let Some(hit) = self.cache.get(&found.token) else {
+        let Some(hit) = self.cache.lookup(&found.token) else {
             return Ok(None);
         };
         let issuer = hit.claims.get("iss").and_then(|iss| iss.as_str());
@@ -97,7 +100,7 @@ impl Authenticator<'_> {
             }
             let version = provider.token_rules.keys.version();
             if index == hit.provider && version == hit.key_version {
-                provider.token_rules.check_claims(&hit.claims, self.now)?;
+                provider.token_rules.check_claims(&hit.claims, now)?;
                 return Ok(Some((provider, hit.claims.clone())));
             }
             if !hit.passed_over.contains(&(index, version)) {
@@ -120,6 +123,7 @@ impl Authenticator<'_> {
         &self,
         candidates: &[(usize, &'c Provider)],
         jws: &Jws<'_>,
+        now: u64,
     ) -> Result<(usize, &'c Provider, Vec<(usize, u64)>), AuthFailure> {
         let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
         let mut first_failure = None;
@@ -128,7 +132,7 @@ impl Authenticator<'_> {
             .iter()
             .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
         for &(index, provider) in same_issuer {
-            match provider.token_rules.verify(jws, self.now, self.verifier) {
+            match provider.token_rules.verify(jws, now, self.verifier) {
                 Ok(()) => return Ok((index, provider, passed_over)),
                 Err(failure) => {
                     if !failure.depends_on_time() {
@@ -142,7 +146,7 @@ impl Authenticator<'_> {
             return Err(failure);
         }
         let &(index, provider) = candidates.first().ok_or(AuthFailure::Malformed)?;
-        provider.token_rules.verify(jws, self.now, self.verifier)?;
+        provider.token_rules.verify(jws, now, self.verifier)?;
         Ok((index, provider, passed_over))
     }
 }
@@ -191,10 +195,11 @@ mod tests {
         cache: &mut TokenCache,
     ) -> Result<String, AuthFailure> {
         let h = headers(&[("authorization", &format!("Bearer {token}"))]);
+        let clock = move || Some(now);
         let mut auth = Authenticator {
             verifier,
             cache,
-            now,
+            clock: &clock,
         };
         let verified = auth.authenticate(config, providers, &Request::bare(&h))?;
         Ok(verified.map_or("none".into(), |v| v.provider.name.clone()))
@@ -244,6 +249,25 @@ mod tests {
             Err(AuthFailure::BadAudience)
         );
         assert_eq!(verifier.0.get(), 2);
+    }
+
+    #[test]
+    fn no_clock_refuses_a_token_but_not_an_anonymous_request() {
+        let config = config();
+        let mut cache = TokenCache::new(10);
+        let no_clock = || None;
+        let mut auth = Authenticator {
+            verifier: &PureRustVerifier,
+            cache: &mut cache,
+            clock: &no_clock,
+        };
+        let token = format!("Bearer {}", testutil::token("valid_ES256"));
+        let with_token = headers(&[("authorization", &token)]);
+        let outcome = auth.authenticate(&config, &[1], &Request::bare(&with_token));
+        assert_eq!(outcome.err(), Some(AuthFailure::Expired));
+        let without = headers(&[(":path", "/")]);
+        let outcome = auth.authenticate(&config, &[1], &Request::bare(&without));
+        assert!(matches!(outcome, Ok(None)));
     }
 
     #[test]

@@ -29,6 +29,9 @@ pub struct TokenCache {
     capacity: usize,
     entries: HashMap<Rc<str>, CachedToken>,
     order: VecDeque<Rc<str>>,
+    /// Lookups that found / did not find the token (for the hit and miss counters).
+    pub hits: u64,
+    pub misses: u64,
 }
 
 impl TokenCache {
@@ -38,6 +41,8 @@ impl TokenCache {
             capacity,
             entries: HashMap::with_capacity(capacity.min(DEFAULT_CAPACITY)),
             order: VecDeque::with_capacity(capacity.min(DEFAULT_CAPACITY)),
+            hits: 0,
+            misses: 0,
         }
     }
 
@@ -47,6 +52,19 @@ impl TokenCache {
 
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// The entry for `token`, counted as a hit or a miss (a disabled cache counts nothing).
+    pub fn lookup(&mut self, token: &str) -> Option<&CachedToken> {
+        if self.capacity == 0 {
+            return None;
+        }
+        let entry = self.entries.get(token);
+        match entry {
+            Some(_) => self.hits += 1,
+            None => self.misses += 1,
+        }
+        entry
     }
 
     pub fn get(&self, token: &str) -> Option<&CachedToken> {

@@ -13,6 +13,7 @@ use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::decision::{Decision, Refused, decide};
 use crate::extract::HeaderChange;
+use crate::header_map;
 use crate::host::{self, LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO};
 use crate::host_signature;
 use crate::jwks::{Backend, VerificationKey};
@@ -30,29 +31,84 @@ fn log(level: u32, message: &str) {
     host::log(level, message);
 }
 
-/// Envoy counters (shown as `wasmcustom.jwt_guard.*`), one per outcome and reason.
-struct Metrics {
+/// Envoy counters (shown as `wasmcustom.jwt_guard.*`), one per outcome and reason, and each
+/// refusal's local reply, encoded once per configuration.
+struct Outcomes {
     allowed: Option<u32>,
     dry_run: Option<u32>,
-    refused: Vec<(Refusal, Option<u32>)>,
+    cache_hit: Option<u32>,
+    cache_miss: Option<u32>,
+    refused: Vec<PreparedRefusal>,
 }
 
-impl Metrics {
-    fn define() -> Metrics {
+struct PreparedRefusal {
+    refusal: Refusal,
+    counter: Option<u32>,
+    response: PreparedResponse,
+}
+
+/// A local reply with its header map already in the ABI's encoding.
+struct PreparedResponse {
+    status: u32,
+    headers: Vec<u8>,
+    body: Vec<u8>,
+}
+
+impl PreparedResponse {
+    fn of(refused: &Refused, realm: &str) -> PreparedResponse {
+        let response = refused.response(realm);
+        let headers: Vec<(&str, &[u8])> = response
+            .headers
+            .iter()
+            .map(|(name, value)| (*name, value.as_bytes()))
+            .collect();
+        PreparedResponse {
+            status: response.status,
+            headers: header_map::encode(&headers),
+            body: response.body.into_bytes(),
+        }
+    }
+
+    /// Answers with it. If even that fails, the request is still not let through: the stream
+    /// stays paused until Envoy's timeouts end it.
+    fn send(&self) -> Action {
+        if let Err(status) = host::send_local_response(self.status, &self.headers, &self.body) {
+            log(
+                LOG_ERROR,
+                &format!("jwt-guard: cannot send refusal: {status:?}"),
+            );
+        }
+        Action::Pause
+    }
+}
+
+impl Outcomes {
+    fn define(realm: &str) -> Outcomes {
         let counter = |name: &str| host::define_counter(name).ok();
         let refusals = AuthFailure::ALL
             .iter()
             .map(|f| Refusal::Unauthorized(*f))
             .chain(Forbidden::ALL.iter().map(|f| Refusal::Forbidden(*f)));
-        Metrics {
+        Outcomes {
             allowed: counter("jwt_guard.allowed"),
             dry_run: counter("jwt_guard.dry_run"),
+            cache_hit: counter("jwt_guard.token_cache.hit"),
+            cache_miss: counter("jwt_guard.token_cache.miss"),
             refused: refusals
-                .map(|r| {
-                    (
-                        r,
-                        counter(&format!("jwt_guard.refused.{}.{}", r.status(), r.code())),
-                    )
+                .map(|refusal| PreparedRefusal {
+                    refusal,
+                    counter: counter(&format!(
+                        "jwt_guard.refused.{}.{}",
+                        refusal.status(),
+                        refusal.code()
+                    )),
+                    response: PreparedResponse::of(
+                        &Refused {
+                            refusal,
+                            scope_hint: None,
+                        },
+                        realm,
+                    ),
                 })
                 .collect(),
         }
@@ -64,18 +120,22 @@ impl Metrics {
         }
     }
 
-    fn refusal(&self, refusal: Refusal) -> Option<u32> {
-        self.refused
-            .iter()
-            .find(|(r, _)| *r == refusal)
-            .and_then(|(_, id)| *id)
+    /// Counts the refusal and answers it (a `missing_scope` challenge names the rule's scopes,
+    /// so that one is encoded on the spot).
+    fn refuse(&self, refused: &Refused, realm: &str) -> Action {
+        let prepared = self.refused.iter().find(|p| p.refusal == refused.refusal);
+        Outcomes::count(prepared.and_then(|p| p.counter));
+        match prepared {
+            Some(prepared) if refused.scope_hint.is_none() => prepared.response.send(),
+            _ => PreparedResponse::of(refused, realm).send(),
+        }
     }
 }
 
 /// Everything a request needs, built once per configuration and shared by its HTTP contexts.
 struct Running {
     config: Config,
-    metrics: Metrics,
+    outcomes: Outcomes,
     cache: RefCell<TokenCache>,
     verifier: HostVerifier,
     /// Asked once: a refusal then costs no host call when debug logging is off.
@@ -118,10 +178,10 @@ impl RootContext for Root {
                 log(LOG_INFO, &describe(&config, host_backend));
                 self.running = Some(Rc::new(Running {
                     cache: RefCell::new(TokenCache::new(config.token_cache_size)),
-                    config,
-                    metrics: Metrics::define(),
+                    outcomes: Outcomes::define(&config.realm),
                     verifier: HostVerifier::default(),
                     log_refusals: host::log_level().is_ok_and(|level| level <= LOG_DEBUG),
+                    config,
                 }));
                 true
             }
@@ -192,6 +252,15 @@ fn host_can_verify() -> bool {
 
 const VERIFY_SIGNATURE: &str = "verify_signature";
 
+/// The host's clock (the guest's WASI clock is not guaranteed to follow it).
+fn host_clock() -> Option<u64> {
+    let now = host::now_seconds().ok();
+    if now.is_none() {
+        log(LOG_ERROR, "jwt-guard: cannot read the host clock");
+    }
+    now
+}
+
 /// Checks signatures through the host for keys chosen for it at configuration time, in Rust
 /// for the others. Should the host fail a call it answered at start, the check is made in Rust
 /// (same answer, slower) and the failure logged once.
@@ -261,14 +330,6 @@ impl HttpContext for Guard {
             peer_address: peer.as_deref(),
             route_name: route.as_deref(),
         };
-        let Ok(now) = host::now_seconds() else {
-            // Without a clock no expiry can be judged; refusing is the only safe answer.
-            log(LOG_ERROR, "jwt-guard: cannot read the host clock");
-            return self.refuse(&Refused {
-                refusal: Refusal::Unauthorized(AuthFailure::Expired),
-                scope_hint: None,
-            });
-        };
         let decision = {
             let Ok(mut cache) = running.cache.try_borrow_mut() else {
                 // Never happens (one request at a time per VM); refusing is the safe answer.
@@ -280,9 +341,16 @@ impl HttpContext for Guard {
             let mut auth = Authenticator {
                 verifier: &running.verifier,
                 cache: &mut cache,
-                now,
+                clock: &host_clock,
             };
-            decide(config, &request, &mut auth)
+            let (hits, misses) = (auth.cache.hits, auth.cache.misses);
+            let decision = decide(config, &request, &mut auth);
+            if auth.cache.hits != hits {
+                Outcomes::count(running.outcomes.cache_hit);
+            } else if auth.cache.misses != misses {
+                Outcomes::count(running.outcomes.cache_miss);
+            }
+            decision
         };
         match decision {
             Decision::Allow { changes, dry_run } => {
@@ -298,9 +366,9 @@ impl HttpContext for Guard {
                                 String::from_utf8_lossy(request.path())
                             ),
                         );
-                        Metrics::count(running.metrics.dry_run);
+                        Outcomes::count(running.outcomes.dry_run);
                     }
-                    None => Metrics::count(running.metrics.allowed),
+                    None => Outcomes::count(running.outcomes.allowed),
                 }
                 Action::Continue
             }
@@ -326,29 +394,10 @@ impl HttpContext for Guard {
 
 impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
-        Metrics::count(self.running.metrics.refusal(refused.refusal));
-        send_refusal(refused, &self.running.config.realm)
+        self.running
+            .outcomes
+            .refuse(refused, &self.running.config.realm)
     }
-}
-
-/// Answers the refusal locally. If even that fails, the request is still not let through:
-/// the stream stays paused until Envoy's timeouts end it.
-fn send_refusal(refused: &Refused, realm: &str) -> Action {
-    let response = refused.response(realm);
-    let headers: Vec<(&str, &[u8])> = response
-        .headers
-        .iter()
-        .map(|(name, value)| (*name, value.as_bytes()))
-        .collect();
-    if let Err(status) =
-        host::send_local_response(response.status, "", &headers, response.body.as_bytes())
-    {
-        log(
-            LOG_ERROR,
-            &format!("jwt-guard: cannot send refusal: {status:?}"),
-        );
-    }
-    Action::Pause
 }
 
 /// The context of a root that has no configuration: every request is refused.
@@ -362,13 +411,11 @@ impl HttpContext for Unconfigured {
             LOG_ERROR,
             "jwt-guard: no configuration; refusing the request",
         );
-        send_refusal(
-            &Refused {
-                refusal: Refusal::Unauthorized(AuthFailure::Malformed),
-                scope_hint: None,
-            },
-            "jwt-guard",
-        )
+        let refused = Refused {
+            refusal: Refusal::Unauthorized(AuthFailure::Malformed),
+            scope_hint: None,
+        };
+        PreparedResponse::of(&refused, "jwt-guard").send()
     }
 }
 

@@ -5,8 +5,6 @@
 
 use std::ptr::{null, null_mut};
 
-use crate::header_map;
-
 /// A proxy-wasm status other than `Ok` (0), as the raw number the host returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub u32);
@@ -143,7 +141,7 @@ pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
     // SAFETY: filled by the host through the module's allocator.
     let bytes = unsafe { owned(data, size) }.unwrap_or_default();
     // An undecodable map is reported like a failed call: the filter refuses the request.
-    header_map::decode(&bytes).ok_or(HostError(u32::MAX))
+    crate::header_map::decode(&bytes).ok_or(HostError(u32::MAX))
 }
 
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
@@ -183,23 +181,14 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
     }
 }
 
-pub fn send_local_response(
-    status_code: u32,
-    details: &str,
-    headers: &[(&str, &[u8])],
-    body: &[u8],
-) -> Result<(), HostError> {
-    let headers = header_map::encode(headers);
-    // SAFETY: pointers and lengths of live slices.
+/// Answers the request locally; `headers` in the ABI's header-map encoding.
+pub fn send_local_response(status_code: u32, headers: &[u8], body: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths of live slices (no details string: null and 0).
     status(unsafe {
         proxy_send_local_response(
             status_code,
-            if details.is_empty() {
-                null()
-            } else {
-                details.as_ptr()
-            },
-            details.len(),
+            null(),
+            0,
             body.as_ptr(),
             body.len(),
             headers.as_ptr(),

@@ -15,10 +15,11 @@ fn run(config: &Config, request: &Request<'_>) -> Decision {
 }
 
 fn run_cached(config: &Config, request: &Request<'_>, cache: &mut TokenCache) -> Decision {
+    let clock = || Some(testutil::now());
     let mut auth = Authenticator {
         verifier: &PureRustVerifier,
         cache,
-        now: testutil::now(),
+        clock: &clock,
     };
     decide(config, request, &mut auth)
 }

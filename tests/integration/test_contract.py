@@ -313,7 +313,8 @@ def _jwt_guard_stats(stack) -> dict[str, int]:
 
 def test_counter_names(stack):
     names = {n for n in _jwt_guard_stats(stack) if n.startswith("wasmcustom.")}
-    expected = {"wasmcustom.jwt_guard.allowed", "wasmcustom.jwt_guard.dry_run"}
+    expected = {"wasmcustom.jwt_guard.allowed", "wasmcustom.jwt_guard.dry_run",
+                "wasmcustom.jwt_guard.token_cache.hit", "wasmcustom.jwt_guard.token_cache.miss"}
     expected |= {f"wasmcustom.jwt_guard.refused.401.{r}" for r in REASONS_401}
     expected |= {f"wasmcustom.jwt_guard.refused.403.{r}" for r in REASONS_403}
     assert names == expected
@@ -345,7 +346,16 @@ def test_one_request_moves_one_counter_by_one(stack, keys, cid):
     after = _jwt_guard_stats(stack)
     changed = {n: after.get(n, 0) - before.get(n, 0) for n in set(before) | set(after)
                if after.get(n, 0) != before.get(n, 0)}
-    assert changed == {f"wasmcustom.jwt_guard.{counter}": 1}
+    expected = {f"wasmcustom.jwt_guard.{counter}": 1}
+    if headers:  # a token never seen before: one cache miss too
+        expected["wasmcustom.jwt_guard.token_cache.miss"] = 1
+    assert changed == expected
+    if headers and status == 200:  # the same token again: a hit, and the same decision
+        before = _jwt_guard_stats(stack)
+        assert stack.get("main", path, headers=headers).status == status
+        after = _jwt_guard_stats(stack)
+        changed = {n: after[n] - before.get(n, 0) for n in after if after[n] != before.get(n, 0)}
+        assert changed == {f"wasmcustom.jwt_guard.{counter}": 1, "wasmcustom.jwt_guard.token_cache.hit": 1}
 
 
 # --------------------------------------------------------------------------- log lines
