@@ -72,10 +72,12 @@ def authn_config(keys: KeySet) -> dict:
     }
 
 
-@pytest.fixture(scope="module")
+# The whole module under both signature backends (Envoy's verify_signature for RS*/ES*, and
+# Rust in the VM for everything): the answers must be the same.
+@pytest.fixture(scope="module", params=["host", "pure_rust"])
 def stack(request, upstream, keys, wasm):
-    cfg = authn_config(keys)
-    return start_stack(request, upstream, "authn", [listener("authn", 0, [wasm_filter(cfg)])])
+    cfg = dict(authn_config(keys), signature_backend="auto" if request.param == "host" else "pure_rust")
+    return start_stack(request, upstream, f"authn-{request.param}", [listener("authn", 0, [wasm_filter(cfg)])])
 
 
 @pytest.fixture
