@@ -168,8 +168,6 @@ pub struct Config {
     pub country_header: Option<String>,
     pub country_claim: Option<ClaimPath>,
     pub dry_run: bool,
-    /// Whether any rule looks at the client address, so Envoy is only asked when needed.
-    pub needs_client_ip: bool,
     pub needs_route_name: bool,
     /// Whether any rule matches on hosts.
     pub needs_host: bool,
@@ -319,7 +317,6 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .enumerate()
         .map(|(index, rule)| compile_rule(&format!("rules[{index}]"), rule, &providers, has_geo))
         .collect::<Result<Vec<_>, _>>()?;
-    let needs_client_ip = rules.iter().any(|rule| rule.policy.needs_client_ip());
     let needs_route_name = rules.iter().any(|rule| rule.matcher.route_name.is_some());
     let needs_host = rules.iter().any(|rule| !rule.matcher.hosts.is_empty());
     let token_cache_size = raw
@@ -352,7 +349,6 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         country_header,
         country_claim,
         dry_run: raw.dry_run,
-        needs_client_ip,
         needs_route_name,
         needs_host,
         token_cache_size,
@@ -862,7 +858,6 @@ mod tests {
             config.rules[0].authentication,
             Authentication::Optional(vec![0])
         );
-        assert!(!config.needs_client_ip);
     }
 
     #[test]

@@ -184,9 +184,10 @@ fn judge(
     };
     let policy = &rule.policy;
     let client_ip = if policy.needs_client_ip() {
-        config
-            .client_ip
-            .resolve(request.peer_address, request.values("x-forwarded-for"))
+        config.client_ip.resolve(
+            (request.peer_address)().as_deref(),
+            request.values("x-forwarded-for"),
+        )
     } else {
         None
     };

@@ -317,17 +317,13 @@ impl HttpContext for Guard {
         };
         let running = &*self.running;
         let config = &running.config;
-        let peer = config
-            .needs_client_ip
-            .then(|| property(&["source", "address"]))
-            .flatten();
         let route = config
             .needs_route_name
             .then(|| property(&["xds", "route_name"]))
             .flatten();
         let request = Request {
             headers: &headers,
-            peer_address: peer.as_deref(),
+            peer_address: &|| property(&["source", "address"]),
             route_name: route.as_deref(),
         };
         let decision = {

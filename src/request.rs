@@ -6,8 +6,9 @@
 
 pub struct Request<'r> {
     pub headers: &'r [(String, Vec<u8>)],
-    /// Envoy's `source.address` (`ip:port`), when the configuration needs the client address.
-    pub peer_address: Option<&'r str>,
+    /// Envoy's `source.address` (`ip:port`), asked for only when the matched rule needs the
+    /// client address.
+    pub peer_address: &'r dyn Fn() -> Option<String>,
     /// Envoy's `xds.route_name`, when a rule matches on it.
     pub route_name: Option<&'r str>,
 }
@@ -78,7 +79,7 @@ impl<'r> Request<'r> {
     pub(crate) fn bare(headers: &'r [(String, Vec<u8>)]) -> Request<'r> {
         Request {
             headers,
-            peer_address: None,
+            peer_address: &|| None,
             route_name: None,
         }
     }

@@ -139,7 +139,7 @@ impl Case {
         let h = headers(&pairs);
         let request = Request {
             headers: &h,
-            peer_address: self.peer,
+            peer_address: &|| self.peer.map(String::from),
             route_name: self.route,
         };
         run_cached(config, &request, cache)
