@@ -158,7 +158,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::jwks::VerificationKey;
+    use crate::jwks::{KeySet, VerificationKey};
     use crate::request::headers;
     use crate::testutil;
     use crate::verify::PureRustVerifier;
@@ -295,12 +295,13 @@ mod tests {
 
     #[test]
     fn new_keys_invalidate_cached_tokens() {
-        let mut config = config();
+        let config = config();
         let token = testutil::token("valid_ES256");
         let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
         let now = testutil::now();
         check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
-        config.providers[1].token_rules.keys.set_version(7);
+        let keys = KeySet::from_value(&testutil::jwks()).unwrap();
+        config.providers[1].token_rules.keys.replace(keys);
         check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
         assert_eq!(verifier.0.get(), 2, "verified again under the new keys");
         check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();

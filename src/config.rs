@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::claims::ClaimPath;
 use crate::extract::TokenLocation;
-use crate::jwks::KeySet;
+use crate::jwks::{KeySet, KeyStore};
 use crate::net::{ClientIpSource, NetSet, parse_net};
 use crate::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
 use crate::verify::TokenRules;
@@ -400,7 +400,7 @@ fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigEr
         token_rules: TokenRules {
             issuer: raw.issuer,
             audiences,
-            keys,
+            keys: KeyStore::new(keys),
             clock_skew_seconds,
             max_lifetime_seconds: raw.max_lifetime_seconds,
             require_expiration: raw.require_expiration.unwrap_or(true),

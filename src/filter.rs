@@ -215,17 +215,16 @@ impl RootContext for Root {
 /// One start-up line: which backend checks which of the configured algorithms, and the cache.
 fn describe(config: &Config, host_backend: bool) -> String {
     let (mut host, mut rust): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
-    for key in config
-        .providers
-        .iter()
-        .flat_map(|p| p.token_rules.keys.keys())
-    {
-        let list = match key.backend {
-            Backend::Host => &mut host,
-            Backend::PureRust => &mut rust,
-        };
-        if !list.contains(&key.alg.name()) {
-            list.push(key.alg.name());
+    for provider in &config.providers {
+        let keys = provider.token_rules.keys.current();
+        for key in keys.keys() {
+            let list = match key.backend {
+                Backend::Host => &mut host,
+                Backend::PureRust => &mut rust,
+            };
+            if !list.contains(&key.alg.name()) {
+                list.push(key.alg.name());
+            }
         }
     }
     format!(

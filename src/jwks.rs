@@ -1,6 +1,9 @@
 //! JSON Web Key Sets (RFC 7517) compiled into verification keys. A key's algorithm is fixed here,
 //! from its JWK, so a token can never choose how it is verified.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
 use jwt_simple::prelude::{
     ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, ES256PublicKey, ES384PublicKey,
@@ -81,6 +84,45 @@ impl JwksError {
     }
 }
 
+/// A provider's keys, kept apart from the rest of the (immutable) configuration so they can be
+/// replaced at run time (a JWKS refresh) on their own. Each replacement bumps the key-set
+/// version, which retires tokens cached under the old keys.
+#[derive(Debug)]
+pub struct KeyStore {
+    current: RefCell<Rc<KeySet>>,
+}
+
+impl KeyStore {
+    pub fn new(keys: KeySet) -> KeyStore {
+        KeyStore {
+            current: RefCell::new(Rc::new(keys)),
+        }
+    }
+
+    /// The keys in force now (a request keeps them even if they are replaced meanwhile).
+    pub fn current(&self) -> Rc<KeySet> {
+        self.current.borrow().clone()
+    }
+
+    pub fn version(&self) -> u64 {
+        self.current.borrow().version
+    }
+
+    /// Puts `keys` in force, with the next version.
+    pub fn replace(&self, mut keys: KeySet) {
+        keys.version = self.version() + 1;
+        *self.current.borrow_mut() = Rc::new(keys);
+    }
+
+    /// Lets the host check the signatures it serves (at configuration time, while the keys are
+    /// not shared yet).
+    pub fn use_host_backend(&mut self) {
+        if let Some(keys) = Rc::get_mut(self.current.get_mut()) {
+            keys.use_host_backend();
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct KeySet {
     keys: Vec<VerificationKey>,
@@ -131,13 +173,8 @@ impl KeySet {
         self.version
     }
 
-    #[cfg(test)]
-    pub(crate) fn set_version(&mut self, version: u64) {
-        self.version = version;
-    }
-
     /// Lets the host check the signatures of every key whose algorithm it serves.
-    pub fn use_host_backend(&mut self) {
+    fn use_host_backend(&mut self) {
         for key in &mut self.keys {
             if Backend::host_serves(key.alg) && key.spki_der.is_some() {
                 key.backend = Backend::Host;

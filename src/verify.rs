@@ -6,7 +6,10 @@
 
 use serde_json::{Map, Value};
 
-use crate::jwks::{KeySet, VerificationKey};
+use crate::jwks::{KeyStore, VerificationKey};
+
+#[cfg(test)]
+use crate::jwks::KeySet;
 use crate::jws::{Jws, numeric_date};
 use crate::reason::AuthFailure;
 use crate::signature;
@@ -26,7 +29,7 @@ pub struct TokenRules {
     pub issuer: String,
     /// Empty: any audience.
     pub audiences: Vec<String>,
-    pub keys: KeySet,
+    pub keys: KeyStore,
     pub clock_skew_seconds: u64,
     pub max_lifetime_seconds: Option<u64>,
     pub require_expiration: bool,
@@ -52,15 +55,15 @@ impl TokenRules {
         verifier: &dyn SignatureVerifier,
     ) -> Result<(), AuthFailure> {
         let alg = jws.header.alg.ok_or(AuthFailure::UnsupportedAlgorithm)?;
+        let keys = self.keys.current();
         if let Some(kid) = &jws.header.kid {
-            let key = self.keys.by_kid(kid).ok_or(AuthFailure::UnknownKey)?;
+            let key = keys.by_kid(kid).ok_or(AuthFailure::UnknownKey)?;
             if key.alg != alg {
                 return Err(AuthFailure::UnsupportedAlgorithm);
             }
             return verifier.verify(key, jws);
         }
-        let mut candidates = self
-            .keys
+        let mut candidates = keys
             .for_token_without_kid(alg)
             .take(MAX_KEYS_WITHOUT_KID)
             .peekable();
@@ -148,7 +151,7 @@ mod tests {
         TokenRules {
             issuer: testutil::issuer(),
             audiences: vec!["orders".into()],
-            keys: KeySet::from_value(&testutil::jwks()).unwrap(),
+            keys: KeyStore::new(KeySet::from_value(&testutil::jwks()).unwrap()),
             clock_skew_seconds: 60,
             max_lifetime_seconds: Some(86_400),
             require_expiration: true,
