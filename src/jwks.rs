@@ -267,31 +267,20 @@ fn asymmetric_material(
         let key = rsa::RsaPublicKey::new(n, e).map_err(|err| invalid(&err))?;
         Ok((KeyMaterial::Rsa(key), der.ok()))
     };
+    macro_rules! rsa_jwk {
+        ($key_type:ty) => {{
+            let key = <$key_type>::from_jwk(jwk).map_err(|e| invalid(&e))?;
+            rsa(key.to_components(), key.to_der())
+        }};
+    }
     match alg {
-        Algorithm::RS256 => {
-            let key = RS256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            rsa(key.to_components(), key.to_der())
-        }
-        Algorithm::RS384 => {
-            let key = RS384PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            rsa(key.to_components(), key.to_der())
-        }
-        Algorithm::RS512 => {
-            let key = RS512PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            rsa(key.to_components(), key.to_der())
-        }
-        Algorithm::PS256 => {
-            let key = PS256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            rsa(key.to_components(), key.to_der())
-        }
-        Algorithm::PS384 => {
-            let key = PS384PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            rsa(key.to_components(), key.to_der())
-        }
-        Algorithm::PS512 => {
-            let key = PS512PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
-            rsa(key.to_components(), key.to_der())
-        }
+        // The same for every RSA algorithm, but jwt-simple has one key type per algorithm.
+        Algorithm::RS256 => rsa_jwk!(RS256PublicKey),
+        Algorithm::RS384 => rsa_jwk!(RS384PublicKey),
+        Algorithm::RS512 => rsa_jwk!(RS512PublicKey),
+        Algorithm::PS256 => rsa_jwk!(PS256PublicKey),
+        Algorithm::PS384 => rsa_jwk!(PS384PublicKey),
+        Algorithm::PS512 => rsa_jwk!(PS512PublicKey),
         Algorithm::ES256 => {
             let key = ES256PublicKey::from_jwk(jwk).map_err(|e| invalid(&e))?;
             let public = p256::ecdsa::VerifyingKey::from_sec1_bytes(
