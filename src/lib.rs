@@ -16,6 +16,7 @@ pub mod jws;
 pub mod net;
 pub mod policy;
 pub mod reason;
+pub mod remote;
 pub mod request;
 pub mod signature;
 pub mod verify;
