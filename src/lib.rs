@@ -22,6 +22,8 @@ pub mod signature;
 pub mod verify;
 
 #[cfg(target_arch = "wasm32")]
+mod fetcher;
+#[cfg(target_arch = "wasm32")]
 mod filter;
 #[cfg(target_arch = "wasm32")]
 mod host;
