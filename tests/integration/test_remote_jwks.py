@@ -253,3 +253,20 @@ def test_oidc_discovery_finds_the_jwks_uri(request, upstream, idp):
     assert idp.count("/realms/demo/.well-known/openid-configuration") == 1
     assert idp.count("/realms/demo/jwks.json") == 1
     assert idp.authorities == ["idp.example.com", "keys.example.com"]
+
+
+def test_keys_older_than_max_stale_are_dropped(request, upstream, idp, refused):
+    key, inline = RotKey("k"), RotKey("inline")
+    idp.set(jwks={"keys": [key.jwk]})
+    r = remote(refresh_seconds=1, min_refetch_seconds=1, max_stale_seconds=2)
+    stack = start(request, upstream, idp, {"remote": config(r), "both": config(r, jwks={"keys": [inline.jwk]})})
+    wait_until(lambda: accepted(stack, key.mint(), "remote"))
+    idp.set(mode="down")
+    wait_until(lambda: stack.get("remote", "/x", headers=bearer(key.mint())).status == 401, timeout=8)
+    with refused():
+        expect_401(stack.get("remote", "/x", headers=bearer(key.mint())), "keys_unavailable")
+    expect_upstream(stack.get("both", "/x", headers=bearer(inline.mint())))
+    assert log_lines(stack, "keys older than max_stale_seconds dropped")
+    # The IdP is back: the keys return.
+    idp.set(mode="ok")
+    wait_until(lambda: accepted(stack, key.mint(), "remote"), timeout=15)
