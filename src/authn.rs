@@ -135,6 +135,11 @@ impl Authenticator<'_> {
             match provider.token_rules.verify(jws, now, self.verifier) {
                 Ok(()) => return Ok((index, provider, passed_over)),
                 Err(failure) => {
+                    // Only a token that names this provider's issuer may ask for its keys to be
+                    // fetched again (at most once per min_refetch_seconds, by the root context).
+                    if failure == AuthFailure::UnknownKey && provider.remote.is_some() {
+                        provider.token_rules.keys.want_refetch();
+                    }
                     if !failure.depends_on_time() {
                         passed_over.push((index, provider.token_rules.keys.version()));
                     }
@@ -291,6 +296,71 @@ mod tests {
             }
         }
         assert!(cache.is_empty());
+    }
+
+    fn remote_config() -> Config {
+        let json = json!({
+            "providers": {
+                "r": {"issuer": testutil::issuer(), "remote_jwks": {"cluster": "idp", "uri": "https://idp/k"}},
+            },
+            "rules": [{"match": {"prefix": "/"}}],
+        });
+        Config::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_remote_provider_without_keys_yet_refuses_keys_unavailable() {
+        let config = remote_config();
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let token = testutil::token("valid_ES256");
+        let now = testutil::now();
+        assert_eq!(
+            check(&config, &[0], &token, now, &verifier, &mut cache),
+            Err(AuthFailure::KeysUnavailable)
+        );
+        let keys = &config.providers[0].token_rules.keys;
+        assert!(
+            !keys.take_refetch_request(),
+            "the first fetch is due anyway"
+        );
+        keys.replace(KeySet::from_value(&testutil::jwks()).unwrap());
+        assert_eq!(
+            check(&config, &[0], &token, now, &verifier, &mut cache),
+            Ok("r".into())
+        );
+    }
+
+    #[test]
+    fn only_an_unknown_kid_of_the_issuer_asks_for_a_refetch() {
+        let config = remote_config();
+        let keys = &config.providers[0].token_rules.keys;
+        keys.replace(KeySet::from_value(&testutil::jwks()).unwrap());
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        let ours = testutil::token("unknown_kid");
+        assert_eq!(
+            check(&config, &[0], &ours, now, &verifier, &mut cache),
+            Err(AuthFailure::UnknownKey)
+        );
+        assert!(keys.take_refetch_request());
+        // The same unknown kid with another issuer (the signature is never reached).
+        use ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
+        let parts: Vec<&str> = ours.split('.').collect();
+        let mut claims: serde_json::Value =
+            serde_json::from_slice(&Base64UrlSafeNoPadding::decode_to_vec(parts[1], None).unwrap())
+                .unwrap();
+        claims["iss"] = json!("https://elsewhere.example");
+        let payload = Base64UrlSafeNoPadding::encode_to_string(claims.to_string()).unwrap();
+        let theirs = format!("{}.{payload}.{}", parts[0], parts[2]);
+        assert_eq!(
+            check(&config, &[0], &theirs, now, &verifier, &mut cache),
+            Err(AuthFailure::UnknownKey)
+        );
+        assert!(
+            !keys.take_refetch_request(),
+            "another issuer never triggers a fetch"
+        );
+        assert_eq!(verifier.0.get(), 0);
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::extract::TokenLocation;
 use crate::jwks::{KeySet, KeyStore};
 use crate::net::{ClientIpSource, NetSet, parse_net};
 use crate::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
+use crate::remote::{RemoteJwks, Source, Uri};
 use crate::verify::TokenRules;
 
 const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
@@ -67,7 +68,8 @@ struct RawConfig {
 struct RawProvider {
     issuer: String,
     audiences: Option<Vec<String>>,
-    jwks: Value,
+    jwks: Option<Value>,
+    remote_jwks: Option<RawRemoteJwks>,
     from_headers: Option<Vec<RawHeaderLocation>>,
     from_params: Option<Vec<String>>,
     from_cookies: Option<Vec<String>>,
@@ -75,6 +77,20 @@ struct RawProvider {
     max_lifetime_seconds: Option<u64>,
     require_expiration: Option<bool>,
     forward: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRemoteJwks {
+    cluster: String,
+    uri: Option<String>,
+    refresh_seconds: Option<u64>,
+    timeout_ms: Option<u64>,
+    min_refetch_seconds: Option<u64>,
+    max_stale_seconds: Option<u64>,
+    #[serde(default)]
+    discovery: bool,
+    discovery_uri: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -195,6 +211,10 @@ const MAX_TOKEN_CACHE_SIZE: usize = 100_000;
 pub struct Provider {
     pub name: String,
     pub token_rules: TokenRules,
+    /// Keys fetched at run time (`remote_jwks`), if any.
+    pub remote: Option<RemoteJwks>,
+    /// The inline `jwks`, kept to fall back on when fetched keys are dropped as too old.
+    pub inline_jwks: Option<Value>,
     pub locations: Vec<TokenLocation>,
     pub forward: bool,
 }
@@ -374,14 +394,27 @@ fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigEr
             "must not hold an empty audience",
         ));
     }
-    let keys = KeySet::from_value(&raw.jwks).map_err(|err| {
-        let at = if err.field.is_empty() {
-            field("jwks")
-        } else {
-            format!("{}.{}", field("jwks"), err.field)
-        };
-        ConfigError::new(at, err.message)
-    })?;
+    let keys = match &raw.jwks {
+        Some(jwks) => KeySet::from_value(jwks).map_err(|err| {
+            let at = if err.field.is_empty() {
+                field("jwks")
+            } else {
+                format!("{}.{}", field("jwks"), err.field)
+            };
+            ConfigError::new(at, err.message)
+        })?,
+        None if raw.remote_jwks.is_some() => KeySet::default(),
+        None => {
+            return Err(ConfigError::new(
+                field("jwks"),
+                "required (or give remote_jwks)",
+            ));
+        }
+    };
+    let remote = match raw.remote_jwks {
+        Some(remote) => Some(compile_remote(&field("remote_jwks"), remote, &raw.issuer)?),
+        None => None,
+    };
     let clock_skew_seconds = raw.clock_skew_seconds.unwrap_or(DEFAULT_CLOCK_SKEW_SECONDS);
     if clock_skew_seconds > MAX_CLOCK_SKEW_SECONDS {
         return Err(ConfigError::new(
@@ -407,7 +440,96 @@ fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigEr
         },
         locations,
         forward: raw.forward.unwrap_or(false),
+        remote,
+        inline_jwks: raw.jwks,
         name,
+    })
+}
+
+const DEFAULT_REFRESH_SECONDS: u64 = 300;
+const DEFAULT_TIMEOUT_MS: u64 = 2_000;
+const DEFAULT_MIN_REFETCH_SECONDS: u64 = 30;
+/// A week: keys refreshed less often than that are not "remote" in any useful sense.
+const MAX_REFRESH_SECONDS: u64 = 7 * 86_400;
+const MAX_TIMEOUT_MS: u64 = 60_000;
+
+fn compile_remote(at: &str, raw: RawRemoteJwks, issuer: &str) -> Result<RemoteJwks, ConfigError> {
+    let field = |member: &str| format!("{at}.{member}");
+    if raw.cluster.is_empty() {
+        return Err(ConfigError::new(field("cluster"), "must not be empty"));
+    }
+    let source = match (raw.uri, raw.discovery, raw.discovery_uri) {
+        (Some(uri), false, None) => Source::Jwks(
+            Uri::parse(&uri).map_err(|message| ConfigError::new(field("uri"), message))?,
+        ),
+        (None, true, None) => Source::Discovery(Uri::discovery_of(issuer).map_err(|message| {
+            ConfigError::new(
+                field("discovery"),
+                format!("the issuer is not a URL for discovery: {message}"),
+            )
+        })?),
+        (None, false, Some(uri)) => Source::Discovery(
+            Uri::parse(&uri)
+                .map_err(|message| ConfigError::new(field("discovery_uri"), message))?,
+        ),
+        (None, false, None) => {
+            return Err(ConfigError::new(
+                field("uri"),
+                "required (or \"discovery\": true, or discovery_uri)",
+            ));
+        }
+        (Some(_), _, _) => {
+            return Err(ConfigError::new(
+                field("uri"),
+                "give uri or discovery/discovery_uri, not both",
+            ));
+        }
+        (None, true, Some(_)) => {
+            return Err(ConfigError::new(
+                field("discovery_uri"),
+                "give discovery or discovery_uri, not both",
+            ));
+        }
+    };
+    let refresh_seconds = raw.refresh_seconds.unwrap_or(DEFAULT_REFRESH_SECONDS);
+    if !(1..=MAX_REFRESH_SECONDS).contains(&refresh_seconds) {
+        return Err(ConfigError::new(
+            field("refresh_seconds"),
+            format!("must be between 1 and {MAX_REFRESH_SECONDS}"),
+        ));
+    }
+    let timeout_ms = raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+    if !(1..=MAX_TIMEOUT_MS).contains(&timeout_ms) {
+        return Err(ConfigError::new(
+            field("timeout_ms"),
+            format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+        ));
+    }
+    let min_refetch_seconds = raw
+        .min_refetch_seconds
+        .unwrap_or(DEFAULT_MIN_REFETCH_SECONDS.min(refresh_seconds));
+    if !(1..=refresh_seconds).contains(&min_refetch_seconds) {
+        return Err(ConfigError::new(
+            field("min_refetch_seconds"),
+            "must be between 1 and refresh_seconds",
+        ));
+    }
+    if let Some(max_stale) = raw.max_stale_seconds
+        && max_stale < refresh_seconds
+    {
+        return Err(ConfigError::new(
+            field("max_stale_seconds"),
+            "must be at least refresh_seconds (or the keys would be dropped between refreshes)",
+        ));
+    }
+    Ok(RemoteJwks {
+        cluster: raw.cluster,
+        source,
+        refresh_ms: refresh_seconds * 1_000,
+        timeout_ms,
+        min_refetch_ms: min_refetch_seconds * 1_000,
+        max_stale_ms: raw.max_stale_seconds.map(|s| s.saturating_mul(1_000)),
+        issuer: issuer.to_string(),
     })
 }
 
@@ -867,6 +989,108 @@ mod tests {
             c["providers"]["corp"]["jwks"] = Value::String(text);
         });
         assert!(config.is_ok());
+    }
+
+    fn remote_json(extra: Value) -> Value {
+        let mut remote = json!({"cluster": "idp", "uri": "https://idp.example.com/jwks.json",
+                                "refresh_seconds": 300, "timeout_ms": 2000, "min_refetch_seconds": 30});
+        for (name, value) in extra.as_object().unwrap() {
+            remote[name] = value.clone();
+        }
+        remote
+    }
+
+    #[test]
+    fn remote_jwks_makes_jwks_optional() {
+        let config = compile_with(|c| {
+            c["providers"]["corp"]
+                .as_object_mut()
+                .unwrap()
+                .remove("jwks");
+            c["providers"]["corp"]["remote_jwks"] = remote_json(json!({}));
+        })
+        .unwrap();
+        let corp = &config.providers[0];
+        let remote = corp.remote.as_ref().unwrap();
+        assert_eq!(remote.cluster, "idp");
+        assert_eq!(
+            remote.source,
+            Source::Jwks(Uri {
+                authority: "idp.example.com".into(),
+                path: "/jwks.json".into()
+            })
+        );
+        assert_eq!(
+            (remote.refresh_ms, remote.timeout_ms, remote.min_refetch_ms),
+            (300_000, 2_000, 30_000)
+        );
+        assert!(corp.token_rules.keys.current().is_empty());
+        assert!(corp.inline_jwks.is_none());
+        // Both: inline keys serve until the first fetch.
+        let both = compile_with(|c| c["providers"]["corp"]["remote_jwks"] = remote_json(json!({})))
+            .unwrap();
+        assert!(!both.providers[0].token_rules.keys.current().is_empty());
+        // Discovery from the issuer.
+        let discovery = compile_with(|c| {
+            c["providers"]["corp"]["remote_jwks"] = json!({"cluster": "idp", "discovery": true});
+        })
+        .unwrap();
+        let Some(Source::Discovery(uri)) =
+            discovery.providers[0].remote.as_ref().map(|r| &r.source)
+        else {
+            panic!("no discovery");
+        };
+        assert!(uri.path.ends_with("/.well-known/openid-configuration"));
+    }
+
+    #[test]
+    fn remote_jwks_refusals_name_the_field() {
+        let at = "providers.corp.remote_jwks";
+        let cases = [
+            (json!({"cluster": ""}), "cluster"),
+            (json!({"uri": "ftp://x/y"}), "uri"),
+            (json!({"uri": null}), "uri"),
+            (json!({"discovery": true}), "uri"),
+            (
+                json!({"uri": null, "discovery": true, "discovery_uri": "https://a/b"}),
+                "discovery_uri",
+            ),
+            (
+                json!({"uri": null, "discovery_uri": "nope"}),
+                "discovery_uri",
+            ),
+            (json!({"refresh_seconds": 0}), "refresh_seconds"),
+            (json!({"timeout_ms": 0}), "timeout_ms"),
+            (json!({"timeout_ms": 600000}), "timeout_ms"),
+            (json!({"min_refetch_seconds": 0}), "min_refetch_seconds"),
+            (json!({"min_refetch_seconds": 301}), "min_refetch_seconds"),
+            (json!({"max_stale_seconds": 10}), "max_stale_seconds"),
+            (json!({"refresh": 10}), "refresh"),
+        ];
+        for (extra, field) in cases {
+            let mut remote = remote_json(extra.clone());
+            remote.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+            let err = compile_with(|c| c["providers"]["corp"]["remote_jwks"] = remote)
+                .err()
+                .unwrap_or_else(|| panic!("{extra} was accepted"));
+            assert_eq!(err.field, format!("{at}.{field}"), "{extra}: {err}");
+        }
+        let err = compile_with(|c| {
+            c["providers"]["corp"]
+                .as_object_mut()
+                .unwrap()
+                .remove("jwks");
+        })
+        .err()
+        .unwrap();
+        assert_eq!(err.field, "providers.corp.jwks");
+        let err = compile_with(|c| {
+            c["providers"]["corp"]["issuer"] = json!("corp-issuer");
+            c["providers"]["corp"]["remote_jwks"] = json!({"cluster": "idp", "discovery": true});
+        })
+        .err()
+        .unwrap();
+        assert_eq!(err.field, format!("{at}.discovery"));
     }
 
     #[test]

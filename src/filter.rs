@@ -13,6 +13,7 @@ use crate::cache::TokenCache;
 use crate::config::Config;
 use crate::decision::{Decision, Refused, decide};
 use crate::extract::HeaderChange;
+use crate::fetcher::{self, Fetcher};
 use crate::header_map;
 use crate::host::{self, LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO};
 use crate::host_signature;
@@ -145,9 +146,25 @@ struct Running {
 #[derive(Default)]
 struct Root {
     running: Option<Rc<Running>>,
+    /// Remote key sets (`remote_jwks`): fetched from here, never from an HTTP context.
+    fetcher: Option<Fetcher>,
 }
 
-impl Context for Root {}
+impl Context for Root {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        if let (Some(running), Some(fetcher), Ok(now)) =
+            (&self.running, &mut self.fetcher, host::now_millis())
+        {
+            fetcher.on_response(&running.config, token_id, num_headers, body_size, now);
+        }
+    }
+}
 
 impl RootContext for Root {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -176,6 +193,17 @@ impl RootContext for Root {
         match compiled {
             Ok((config, host_backend)) => {
                 log(LOG_INFO, &describe(&config, host_backend));
+                let fetcher = Fetcher::new(&config, host_backend);
+                if !fetcher.is_empty()
+                    && let Err(status) = host::set_tick_period_ms(fetcher::TICK_MS)
+                {
+                    log(
+                        LOG_CRITICAL,
+                        &format!("jwt-guard: no timer for remote_jwks: {status:?}"),
+                    );
+                    return false;
+                }
+                self.fetcher = (!fetcher.is_empty()).then_some(fetcher);
                 self.running = Some(Rc::new(Running {
                     cache: RefCell::new(TokenCache::new(config.token_cache_size)),
                     outcomes: Outcomes::define(&config.realm),
@@ -192,6 +220,14 @@ impl RootContext for Root {
                 );
                 false
             }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if let (Some(running), Some(fetcher), Ok(now)) =
+            (&self.running, &mut self.fetcher, host::now_millis())
+        {
+            fetcher.tick(&running.config, now);
         }
     }
 

@@ -11,15 +11,20 @@ pub struct HostError(pub u32);
 
 const OK: u32 = 0;
 const NOT_FOUND: u32 = 1;
+pub const CAS_MISMATCH: u32 = 8;
 
 // Levels and map/buffer types as in the proxy-wasm ABI 0.2.1.
 pub const LOG_DEBUG: u32 = 1;
 pub const LOG_INFO: u32 = 2;
+pub const LOG_WARN: u32 = 3;
 pub const LOG_ERROR: u32 = 4;
 pub const LOG_CRITICAL: u32 = 5;
 const REQUEST_HEADERS: u32 = 0;
 const PLUGIN_CONFIGURATION: u32 = 7;
+const HTTP_CALL_RESPONSE_BODY: u32 = 4;
+const HTTP_CALL_RESPONSE_HEADERS: u32 = 6;
 const COUNTER: u32 = 0;
+const GAUGE: u32 = 1;
 
 #[link(wasm_import_module = "env")]
 unsafe extern "C" {
@@ -69,6 +74,22 @@ unsafe extern "C" {
         return_id: *mut u32,
     ) -> u32;
     fn proxy_increment_metric(metric_id: u32, offset: i64) -> u32;
+    fn proxy_record_metric(metric_id: u32, value: u64) -> u32;
+    fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        return_value_data: *mut *mut u8,
+        return_value_size: *mut usize,
+        return_cas: *mut u32,
+    ) -> u32;
+    fn proxy_set_shared_data(
+        key_data: *const u8,
+        key_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+        cas: u32,
+    ) -> u32;
     fn proxy_call_foreign_function(
         function_name_data: *const u8,
         function_name_size: usize,
@@ -228,4 +249,105 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Ho
     })?;
     // SAFETY: filled by the host through the module's allocator.
     Ok(unsafe { owned(data, size) }.unwrap_or_default())
+}
+
+/// Milliseconds since the epoch on the host's clock.
+pub fn now_millis() -> Result<u64, HostError> {
+    let mut nanos = 0;
+    // SAFETY: a valid out-pointer.
+    status(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
+    Ok(nanos / 1_000_000)
+}
+
+pub fn set_tick_period_ms(period: u32) -> Result<(), HostError> {
+    // SAFETY: a plain value.
+    status(unsafe { proxy_set_tick_period_milliseconds(period) })
+}
+
+pub fn define_gauge(name: &str) -> Result<u32, HostError> {
+    let mut id = 0;
+    // SAFETY: pointer and length of a live &str, a valid out-pointer.
+    status(unsafe { proxy_define_metric(GAUGE, name.as_ptr(), name.len(), &mut id) })?;
+    Ok(id)
+}
+
+pub fn record_gauge(id: u32, value: u64) {
+    // SAFETY: plain values. A gauge that cannot be set is not worth failing anything.
+    let _ = unsafe { proxy_record_metric(id, value) };
+}
+
+/// An HTTP callout from the current (root) context; `Ok` with its token.
+///
+/// The one host call not bound here: the SDK routes a callout's response only to a context
+/// that registered its token, and registering is private to the SDK, so the call goes through
+/// `proxy_wasm::hostcalls::dispatch_http_call`. Its wrapper panics only on a status other than
+/// `Ok`, `BadArgument` and `InternalFailure`, the three Envoy's `httpCall` returns (unknown
+/// cluster, missing pseudo-header; request not created).
+pub fn http_call(
+    cluster: &str,
+    headers: &[(&str, &str)],
+    timeout_ms: u64,
+) -> Result<u32, HostError> {
+    proxy_wasm::hostcalls::dispatch_http_call(
+        cluster,
+        headers.to_vec(),
+        None,
+        Vec::new(),
+        std::time::Duration::from_millis(timeout_ms),
+    )
+    .map_err(|status| HostError(status as u32))
+}
+
+/// The headers of the callout response being delivered (`:status` among them).
+pub fn http_call_response_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
+    let (mut data, mut size) = (null_mut(), 0);
+    // SAFETY: valid out-pointers; the returned memory is taken over by `owned`.
+    status(unsafe {
+        proxy_get_header_map_pairs(HTTP_CALL_RESPONSE_HEADERS, &mut data, &mut size)
+    })?;
+    // SAFETY: filled by the host through the module's allocator.
+    let bytes = unsafe { owned(data, size) }.unwrap_or_default();
+    crate::header_map::decode(&bytes).ok_or(HostError(u32::MAX))
+}
+
+/// The first `size` bytes of the callout response body being delivered.
+pub fn http_call_response_body(size: usize) -> Result<Vec<u8>, HostError> {
+    if size == 0 {
+        return Ok(Vec::new());
+    }
+    let (mut data, mut returned) = (null_mut(), 0);
+    // SAFETY: valid out-pointers; the returned memory is taken over by `owned`.
+    let code = unsafe {
+        proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, size, &mut data, &mut returned)
+    };
+    match code {
+        NOT_FOUND => Ok(Vec::new()),
+        // SAFETY: filled by the host through the module's allocator.
+        code => status(code).map(|()| unsafe { owned(data, returned) }.unwrap_or_default()),
+    }
+}
+
+/// A shared-data value (shared by every VM of this vm_id in the Envoy process) with its CAS;
+/// `Ok(None)` when the key is not there.
+pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
+    let (mut data, mut size, mut cas) = (null_mut(), 0, 0);
+    // SAFETY: valid pointers; the returned memory is taken over by `owned`.
+    let code =
+        unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    match code {
+        NOT_FOUND => Ok(None),
+        // SAFETY: filled by the host through the module's allocator.
+        code => {
+            status(code).map(|()| Some((unsafe { owned(data, size) }.unwrap_or_default(), cas)))
+        }
+    }
+}
+
+/// Sets a shared-data value if its CAS is still `cas` (0: whatever it is);
+/// `Err(HostError(CAS_MISMATCH))` when another VM changed it meanwhile.
+pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths of live slices.
+    status(unsafe {
+        proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)
+    })
 }

@@ -1,7 +1,7 @@
 //! JSON Web Key Sets (RFC 7517) compiled into verification keys. A key's algorithm is fixed here,
 //! from its JWK, so a token can never choose how it is verified.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
@@ -68,6 +68,11 @@ impl std::fmt::Debug for VerificationKey {
     }
 }
 
+/// The largest fetched JWKS document accepted.
+pub const MAX_FETCHED_JWKS_BYTES: usize = 256 * 1024;
+/// The most keys taken from a fetched JWKS (real ones hold a handful).
+pub const MAX_FETCHED_KEYS: usize = 64;
+
 /// A problem with one key, located relative to the key set (`keys[2].alg`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct JwksError {
@@ -90,12 +95,16 @@ impl JwksError {
 #[derive(Debug)]
 pub struct KeyStore {
     current: RefCell<Rc<KeySet>>,
+    /// Set when a token of this provider's issuer named a `kid` these keys lack; the root
+    /// context takes it on its next tick and may refetch a remote key set.
+    refetch_wanted: Cell<bool>,
 }
 
 impl KeyStore {
     pub fn new(keys: KeySet) -> KeyStore {
         KeyStore {
             current: RefCell::new(Rc::new(keys)),
+            refetch_wanted: Cell::new(false),
         }
     }
 
@@ -112,6 +121,16 @@ impl KeyStore {
     pub fn replace(&self, mut keys: KeySet) {
         keys.version = self.version() + 1;
         *self.current.borrow_mut() = Rc::new(keys);
+    }
+
+    /// A token of this provider's issuer named a `kid` the keys lack.
+    pub fn want_refetch(&self) {
+        self.refetch_wanted.set(true);
+    }
+
+    /// Whether a refetch was wanted since the last call.
+    pub fn take_refetch_request(&self) -> bool {
+        self.refetch_wanted.replace(false)
     }
 
     /// Lets the host check the signatures it serves (at configuration time, while the keys are
@@ -174,12 +193,56 @@ impl KeySet {
     }
 
     /// Lets the host check the signatures of every key whose algorithm it serves.
-    fn use_host_backend(&mut self) {
+    pub fn use_host_backend(&mut self) {
         for key in &mut self.keys {
             if Backend::host_serves(key.alg) && key.spki_der.is_some() {
                 key.backend = Backend::Host;
             }
         }
+    }
+
+    /// A key set fetched at run time (a remote JWKS): at most [`MAX_FETCHED_JWKS_BYTES`],
+    /// compiled key by key — a key that cannot be used is skipped and reported (`keys[i]: why`),
+    /// the others are kept, as is the first of two keys with one `kid`. No usable key at all is
+    /// an error (the fetch failed; the keys in force stay).
+    pub fn from_fetched(body: &[u8]) -> Result<(KeySet, Vec<JwksError>), String> {
+        if body.len() > MAX_FETCHED_JWKS_BYTES {
+            return Err(format!(
+                "the key set is {} bytes, more than {MAX_FETCHED_JWKS_BYTES}",
+                body.len()
+            ));
+        }
+        let value: Value =
+            serde_json::from_slice(body).map_err(|err| format!("not valid JSON: {err}"))?;
+        let Some(Value::Array(entries)) = value.as_object().and_then(|o| o.get("keys")) else {
+            return Err("not a JWKS object {\"keys\": [...]}".into());
+        };
+        let mut keys: Vec<VerificationKey> = Vec::new();
+        let mut skipped = Vec::new();
+        for (index, entry) in entries.iter().enumerate() {
+            let field = format!("keys[{index}]");
+            if keys.len() == MAX_FETCHED_KEYS {
+                skipped.push(JwksError::at(field, "too many keys"));
+                continue;
+            }
+            match compile_jwk(entry) {
+                Ok(Some(key)) if key.kid.is_some() && keys.iter().any(|k| k.kid == key.kid) => {
+                    skipped.push(JwksError::at(field + ".kid", "duplicate kid"));
+                }
+                Ok(Some(key)) => keys.push(key),
+                Ok(None) => {}
+                Err(message) => skipped.push(JwksError::at(field, message)),
+            }
+        }
+        if keys.is_empty() {
+            return Err("holds no usable signature verification key".into());
+        }
+        Ok((KeySet { keys, version: 0 }, skipped))
+    }
+
+    /// No keys: a remote key set before its first good fetch (inline key sets are never empty).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
     }
 
     pub fn keys(&self) -> &[VerificationKey] {
@@ -381,6 +444,47 @@ mod tests {
         .unwrap();
         assert_eq!(set.keys().len(), 1);
         assert_eq!(set.keys()[0].alg, Algorithm::HS256);
+    }
+
+    #[test]
+    fn a_fetched_set_keeps_its_good_keys() {
+        let mut jwks = testutil::jwks();
+        let keys = jwks["keys"].as_array_mut().unwrap();
+        let good = keys.len();
+        keys.insert(
+            1,
+            json!({"kty": "EC", "crv": "P-521", "x": "a", "y": "b", "kid": "bad"}),
+        );
+        keys.push(keys[0].clone());
+        let body = serde_json::to_vec(&jwks).unwrap();
+        let (set, skipped) = KeySet::from_fetched(&body).unwrap();
+        assert_eq!(set.keys().len(), good);
+        let fields: Vec<_> = skipped.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["keys[1]", &format!("keys[{}].kid", good + 1)]);
+    }
+
+    #[test]
+    fn a_fetched_set_without_usable_keys_or_too_large_fails() {
+        let bad = json!({"keys": [{"kty": "EC", "crv": "P-521", "x": "a", "y": "b"}]});
+        assert!(KeySet::from_fetched(bad.to_string().as_bytes()).is_err());
+        assert!(KeySet::from_fetched(b"{\"keys\": [").is_err());
+        assert!(KeySet::from_fetched(b"<html>").is_err());
+        assert!(KeySet::from_fetched(b"{\"keys\": {}}").is_err());
+        let mut big = testutil::jwks().to_string().into_bytes();
+        big.truncate(big.len() - 1);
+        big.extend(std::iter::repeat_n(b' ', MAX_FETCHED_JWKS_BYTES));
+        big.push(b'}');
+        assert!(KeySet::from_fetched(&big).unwrap_err().contains("bytes"));
+    }
+
+    #[test]
+    fn a_refetch_request_is_taken_once() {
+        let store = KeyStore::new(KeySet::default());
+        assert!(!store.take_refetch_request());
+        store.want_refetch();
+        store.want_refetch();
+        assert!(store.take_refetch_request());
+        assert!(!store.take_refetch_request());
     }
 
     #[test]

@@ -16,10 +16,13 @@ pub mod jws;
 pub mod net;
 pub mod policy;
 pub mod reason;
+pub mod remote;
 pub mod request;
 pub mod signature;
 pub mod verify;
 
+#[cfg(target_arch = "wasm32")]
+mod fetcher;
 #[cfg(target_arch = "wasm32")]
 mod filter;
 #[cfg(target_arch = "wasm32")]

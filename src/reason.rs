@@ -16,10 +16,11 @@ pub enum AuthFailure {
     BadAudience,
     LifetimeExceeded,
     TooLarge,
+    KeysUnavailable,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 13] = [
+    pub const ALL: [AuthFailure; 14] = [
         AuthFailure::Missing,
         AuthFailure::Malformed,
         AuthFailure::UnsupportedAlgorithm,
@@ -33,6 +34,7 @@ impl AuthFailure {
         AuthFailure::BadAudience,
         AuthFailure::LifetimeExceeded,
         AuthFailure::TooLarge,
+        AuthFailure::KeysUnavailable,
     ];
 
     pub fn code(self) -> &'static str {
@@ -50,6 +52,7 @@ impl AuthFailure {
             AuthFailure::BadAudience => "bad_audience",
             AuthFailure::LifetimeExceeded => "lifetime_exceeded",
             AuthFailure::TooLarge => "too_large",
+            AuthFailure::KeysUnavailable => "keys_unavailable",
         }
     }
 
@@ -81,6 +84,7 @@ impl AuthFailure {
             AuthFailure::BadAudience => "the token audience is not accepted",
             AuthFailure::LifetimeExceeded => "the token lifetime is too long",
             AuthFailure::TooLarge => "the token is too large",
+            AuthFailure::KeysUnavailable => "the keys of the token issuer are not available yet",
         }
     }
 }

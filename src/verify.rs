@@ -56,6 +56,10 @@ impl TokenRules {
     ) -> Result<(), AuthFailure> {
         let alg = jws.header.alg.ok_or(AuthFailure::UnsupportedAlgorithm)?;
         let keys = self.keys.current();
+        // A remote key set before its first good fetch (or dropped as too old).
+        if keys.is_empty() {
+            return Err(AuthFailure::KeysUnavailable);
+        }
         if let Some(kid) = &jws.header.kid {
             let key = keys.by_kid(kid).ok_or(AuthFailure::UnknownKey)?;
             if key.alg != alg {

@@ -109,11 +109,13 @@ def ipv6_loopback() -> None:
 
 
 def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str, listeners: list[dict],
-                envoy_args: list[str] | None = None, log_level: str = "info") -> Stack:
+                envoy_args: list[str] | None = None, log_level: str = "info",
+                extra_clusters: list[dict] | None = None, concurrency: int = 1) -> Stack:
     """Start one Envoy with these listeners (port 0: Envoy binds them, the real ports are read
     back from its admin into Stack.ports by listener name); stop it at teardown, failing the
     module if its log shows the Wasm filter crashing."""
-    env = Envoy(bootstrap(listeners, upstream.port), name=name, extra_args=envoy_args, log_level=log_level)
+    env = Envoy(bootstrap(listeners, upstream.port, extra_clusters=extra_clusters), name=name,
+                extra_args=envoy_args, log_level=log_level, concurrency=concurrency)
 
     def finish() -> None:
         env.stop()

@@ -357,9 +357,30 @@ def listener(
     }
 
 
-def bootstrap(listeners: list[dict], upstream_port: int, admin_port: int = 0, cluster: str = "upstream") -> dict:
-    """Static listeners, one STATIC cluster to 127.0.0.1:upstream_port, admin on 127.0.0.1
-    (port 0 by default: Envoy picks it, Envoy.admin_port reads it back)."""
+def static_cluster(name: str, port: int, address: str = "127.0.0.1") -> dict:
+    """A plain-HTTP STATIC cluster with one endpoint (the echo upstream, a test JWKS server)."""
+    return {
+        "name": name,
+        "type": "STATIC",
+        "connect_timeout": "2s",
+        "load_assignment": {
+            "cluster_name": name,
+            "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {
+                "socket_address": {"address": address, "port_value": port}}}}]}],
+        },
+    }
+
+
+def bootstrap(listeners: list[dict], upstream_port: int, admin_port: int = 0, cluster: str = "upstream",
+              extra_clusters: list[dict] | None = None) -> dict:
+    """Static listeners, one STATIC cluster to 127.0.0.1:upstream_port (plus `extra_clusters`),
+    admin on 127.0.0.1 (port 0 by default: Envoy picks it, Envoy.admin_port reads it back)."""
+    config = _bootstrap(listeners, upstream_port, admin_port, cluster)
+    config["static_resources"]["clusters"] += list(extra_clusters or [])
+    return config
+
+
+def _bootstrap(listeners: list[dict], upstream_port: int, admin_port: int, cluster: str) -> dict:
     return {
         "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin_port}}},
         "static_resources": {
@@ -457,7 +478,8 @@ class Envoy:
     FLUSH_INTERVAL_MS = 100
 
     def __init__(self, config: dict | Path | str, admin_port: int | None = None, workdir: Path | None = None,
-                 log_level: str = "info", name: str = "envoy", extra_args: list[str] | None = None):
+                 log_level: str = "info", name: str = "envoy", extra_args: list[str] | None = None,
+                 concurrency: int = 1):
         self._own_dir = workdir is None
         self.name = name
         self.workdir = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix=f"jwtg-{name}-"))
@@ -474,6 +496,7 @@ class Envoy:
         self.log_path = self.workdir / f"{name}.log"
         self.log_level = log_level
         self.extra_args = list(extra_args or [])
+        self.concurrency = concurrency
         self.proc: subprocess.Popen | None = None
         self._log_file = None
 
@@ -481,7 +504,7 @@ class Envoy:
         return [
             envoy_binary(),
             "-c", str(self.config_path),
-            "--concurrency", "1",
+            "--concurrency", str(self.concurrency),
             "--use-dynamic-base-id",
             "-l", self.log_level,
             "--log-path", str(self.log_path),
