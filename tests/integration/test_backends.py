@@ -40,7 +40,13 @@ def stack(request, upstream, keys, wasm):
 
 
 def configured_lines(stack) -> list[str]:
-    return [line for line in stack.envoy.log().splitlines() if "jwt-guard: configured:" in line]
+    """The start-up lines, once all three filters' are in the (periodically flushed) log."""
+    deadline = time.monotonic() + 10
+    while True:
+        lines = [line for line in stack.envoy.log().splitlines() if "jwt-guard: configured:" in line]
+        if len(lines) >= 3 or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.1)
 
 
 def test_start_up_log_says_who_checks_which_algorithm(stack):

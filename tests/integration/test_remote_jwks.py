@@ -92,6 +92,9 @@ def stat(stack, name: str, provider: str = "corp") -> int:
 
 
 def log_lines(stack, needle: str) -> list[str]:
+    """Every log line with `needle`, once at least one is there (Envoy flushes its log file
+    every so often, and later on a loaded machine)."""
+    stack.envoy.wait_for_log(needle, timeout=10)
     return [line for line in stack.envoy.log().splitlines() if needle in line]
 
 
