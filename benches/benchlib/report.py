@@ -218,7 +218,7 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
                    outcomes: list[Outcome], rss: dict[str, Rss], vs: list[Verdict], notes: dict) -> None:
     la = lambda t: ", ".join(f"{x:.2f}" for x in t) if t else "-"  # noqa: E731
     parts = [
-        "# jwt-guard benchmark results",
+        "# jwt-guard benchmark results" + (" (quick run)" if info.quick else ""),
         "",
         "Written by `make bench` (`benches/bench.py`); README.md's *Benchmarks* section says how the",
         "rows, workloads and targets are defined and how to read them.",
@@ -278,7 +278,8 @@ def notes(native_policy: str) -> dict:
                       "cache counter (compare jwt_guard with jwt_guard_nocache instead).",
         "no token": "the 401 path: the native rows and jwt-guard answer 401, no auth answers 200; every "
                     "answer of these runs is checked in wrk's response() hook, which all rows of the table "
-                    "share.",
+                    "share. native_cached and the diagnostics are left out: without a token no cache is "
+                    "consulted and no signature checked. The tables for information have no baseline row.",
         "RSS": "The same figure in every table: VmRSS of an Envoy with one ES256 listener and --concurrency 2 (a main thread and two workers, "
                "each with its own Wasm VM for jwt-guard), read after the traffic shown (every token new, "
                "so each worker's token cache is full).",
