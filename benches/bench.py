@@ -1,434 +1,321 @@
 #!/usr/bin/env python3
-"""make bench: requests per second through one Envoy worker with and without JWT checking.
+"""make bench: jwt-guard against Envoy's own jwt_authn (and rbac), in the same Envoy binary.
 
-One Envoy (--concurrency 1) serves several listeners, each answering 200 from a
-`direct_response` route (no upstream), so only the HTTP filters differ:
+Throughput and latency: one Envoy (--concurrency 1, one worker) with one listener per
+(filter, algorithm), each answering 200 from a `direct_response` route (no upstream), so only
+the HTTP filters differ (benchlib/filters.py):
 
-    baseline          no auth filter
-    native            envoy.filters.http.jwt_authn, one ES256 provider (local_jwks), no cache
-    native_cached     the same plus jwt_cache_config {jwt_cache_size: 1000} (if Envoy accepts it)
-    jwt_guard         target/wasm32-wasip1/release/jwt_guard.wasm, the equivalent configuration
-    jwt_guard_policy  jwt-guard with roles, scopes and source_ips on the rule
-    jwt_guard_noop    diagnostic: jwt-guard whose only rule is `disabled` (the filter runs and
-                      reads the headers, nothing is verified): the proxy-wasm cost alone
+    baseline             no auth filter
+    native               jwt_authn, one provider (the key inline), no cache
+    native_cached        jwt_authn + jwt_cache_config {jwt_cache_size: 1000}
+    native_rbac          jwt_authn (cache, payload_in_metadata) + rbac: role, scope, CIDR, country
+    jwt_guard            jwt-guard, the same provider, default settings (host backend, cache 1000)
+    jwt_guard_policy     jwt-guard with the same role + scope + CIDR + country policy
+  diagnostics:
+    jwt_guard_pure_rust  signature_backend: pure_rust (every signature in Rust, in the VM)
+    jwt_guard_nocache    token_cache_size: 0
+    jwt_guard_noop       one `disabled` rule: the cost of proxy-wasm alone
 
-Tokens: a pool of distinct valid ES256 tokens (different sub/jti, valid for an hour). The
-"rotating" wrk script sends each request with the next token of the pool, and each run of a
-listener continues where its previous run stopped, so with a pool larger than the cache every
-token is new to a cache of that size. The "same" script sends one token on every request.
+Workloads (benchlib/plan.py): "every token new" (a rotation of --pool tokens, larger than any
+cache), "1,000 tokens cycled" (each in the caches after priming) — for ES256 and RS256, and for
+EdDSA, PS256 and HS256 "for information" — and "no token" (the 401 path).
 
-wrk -t1 -c8 runs the listeners interleaved in rounds (the order rotates each round) so the noise
-of this shared machine hits all of them alike; the table shows the median per listener. Before
-measuring, every listener must answer 200 with a valid token and 401 without one (baseline and
-jwt_guard_noop: 200), and every measured request must have been answered 2xx: a broken
-configuration cannot produce a fast wrong number.
+Per row: req/s at saturation (wrk -t1 -c8, --rounds interleaved rounds, median); p50/p99 at a
+fixed rate, half the saturation rate of the table's slowest compared row (wrk's Lua delay()
+hook paces the requests); Envoy's RSS with --concurrency 2 (one Envoy per filter, after
+traffic). Then the ratios against the native peers and the issue's targets, PASS or MISS.
 
-    .venv/bin/python benches/bench.py                # BENCH_SECONDS (5), BENCH_ROUNDS (3)
-    BENCH_SECONDS=2 BENCH_ROUNDS=1 .venv/bin/python benches/bench.py   # quick look
+Safety: every listener must give the expected answers before it is measured (200 with a valid
+token, 401 without one or with a forged one, 403 from the policy listeners for a token without
+the role, from a denied address or country); any unexpected answer or socket error during a
+measured run fails the bench. Envoy is always stopped (also on Ctrl-C, SIGTERM or an error).
 
-Writes build/bench/results.json (and the wrk scripts, tokens and the Envoy config/logs under
-build/bench/). Envoy is always stopped at the end, also on Ctrl-C or an error.
-Exit status: 0 on success, 1 if a check failed or Envoy did not start, 130 on Ctrl-C.
+    .venv/bin/python benches/bench.py      # BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)
+    make bench-quick                       # BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2
+
+Writes build/bench/results.json and benches/RESULTS.md; keys, token pools, wrk scripts and
+Envoy configs/logs go under build/bench/. Exit status: 0 when every run was clean (whatever
+the verdicts), 1 if a check failed or Envoy did not start, 130 on Ctrl-C.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
-import re
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
+sys.path.append(str(REPO_ROOT / "tests" / "integration"))  # harness.py (after benches/: no name clash)
 
-import jwt  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
-from jwt.algorithms import ECAlgorithm  # noqa: E402
+from harness import WASM_PATH, EnvoyStartError, envoy_binary  # noqa: E402
 
-from harness import WASM_PATH, Envoy, EnvoyStartError, envoy_binary, free_port, listener, request, wasm_filter  # noqa: E402
+from benchlib import plan, report, wrk  # noqa: E402
+from benchlib.envoys import (BenchEnvoy, CheckFailed, check_guard_settings, check_listener,  # noqa: E402
+                             envoy_version, prime, start_envoy)
+from benchlib.filters import KINDS, NATIVE_POLICY_NOTES, Listener  # noqa: E402
+from benchlib.plan import CYCLED, NONE, Row, Series, Table  # noqa: E402
+from benchlib.tokens import ALGORITHMS, CheckTokens, SigningKey, TokenPool, check_tokens, load_or_create_key, \
+    load_or_mint_pool  # noqa: E402
 
 OUT_DIR = REPO_ROOT / "build" / "bench"
-ISSUER = "https://idp.example.com"
-AUDIENCE = "orders"
-KID = "bench-es256"
-JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
-NATIVE_CACHE_SIZE = 1000
-
-# (listener, token mode) in the order of one round; the order rotates from round to round.
-ROTATING, SAME = "rotating", "same"
+RESULTS_MD = REPO_ROOT / "benches" / "RESULTS.md"
+DEFAULTS = {"seconds": 5, "rounds": 3, "latency_seconds": 3}
 
 
-class CheckFailed(RuntimeError):
-    pass
+# --------------------------------------------------------------------------- settings
 
 
-# --------------------------------------------------------------------------- keys and tokens
+def parse_args() -> argparse.Namespace:
+    env = lambda name, default: int(os.environ.get(name, default))  # noqa: E731
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=env("BENCH_SECONDS", DEFAULTS["seconds"]),
+                    help="seconds per saturation run (env BENCH_SECONDS, default 5)")
+    ap.add_argument("--rounds", type=int, default=env("BENCH_ROUNDS", DEFAULTS["rounds"]),
+                    help="interleaved rounds of saturation runs (env BENCH_ROUNDS, default 3)")
+    ap.add_argument("--latency-seconds", type=int,
+                    default=env("BENCH_LATENCY_SECONDS", DEFAULTS["latency_seconds"]),
+                    help="seconds per paced (latency) run (env BENCH_LATENCY_SECONDS, default 3)")
+    ap.add_argument("--pool", type=int, default=env("BENCH_POOL", 4000),
+                    help="tokens in each 'every token new' rotation (env BENCH_POOL, default 4000)")
+    ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per listener first")
+    ap.add_argument("--rss-seconds", type=int, default=3, help="seconds of traffic before reading the RSS")
+    args = ap.parse_args()
+    if min(args.seconds, args.rounds, args.latency_seconds, args.rss_seconds) < 1:
+        ap.error("--seconds, --rounds, --latency-seconds and --rss-seconds must be ≥ 1")
+    if args.pool < 2 * plan.CYCLED_TOKENS:
+        ap.error(f"--pool must be ≥ {2 * plan.CYCLED_TOKENS}: larger than any cache of the bench")
+    return args
 
 
-@dataclass
-class Keys:
-    private: Any
-    jwks: dict
-    rogue: Any  # a key not in the JWKS: its tokens must be refused
+def command_line(args: argparse.Namespace) -> str:
+    return (f"make bench BENCH_SECONDS={args.seconds} BENCH_ROUNDS={args.rounds} "
+            f"BENCH_LATENCY_SECONDS={args.latency_seconds} BENCH_POOL={args.pool}")
 
 
-def make_keys() -> Keys:
-    private = ec.generate_private_key(ec.SECP256R1())
-    jwk = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
-    jwk = {k: v for k, v in jwk.items() if k != "key_ops"}
-    jwk.update({"kid": KID, "alg": "ES256", "use": "sig"})
-    return Keys(private, {"keys": [jwk]}, ec.generate_private_key(ec.SECP256R1()))
+def is_quick(args: argparse.Namespace) -> bool:
+    return any(getattr(args, k) < v for k, v in DEFAULTS.items())
 
 
-def token(keys: Keys, sub: str, now: int, *, key: Any = None, **extra: Any) -> str:
-    claims = {
-        "iss": ISSUER, "aud": AUDIENCE, "sub": sub, "jti": str(uuid.uuid4()),
-        "iat": now, "exp": now + 3600,
-        "roles": ["admin"], "scope": "orders:read orders:write",
-    }
-    claims.update(extra)
-    return jwt.encode(claims, key or keys.private, algorithm="ES256", headers={"kid": KID})
+def unique_listeners(tables: list[Table]) -> list[Listener]:
+    seen: dict[str, Listener] = {}
+    for t in tables:
+        for r in t.rows:
+            seen.setdefault(r.listener.name, r.listener)
+    return list(seen.values())
 
 
-def mint_pool(keys: Keys, n: int) -> list[str]:
-    now = int(time.time())
-    pool = [token(keys, f"user-{i:05d}", now) for i in range(n)]
-    assert len(set(pool)) == n
-    return pool
+def estimate_seconds(tables: list[Table], listeners: list[Listener], args: argparse.Namespace) -> int:
+    rows = sum(len(t.rows) for t in tables)
+    load = rows * (args.rounds * args.seconds + args.latency_seconds) + len(listeners) * args.warmup
+    return int(load + len(plan.RSS_KINDS) * (args.rss_seconds + 3) + rows * args.rounds * 0.3)
 
 
-# --------------------------------------------------------------------------- Envoy config
-
-
-def direct_200() -> list[dict]:
-    return [{"name": "default", "match": {"prefix": "/"},
-             "direct_response": {"status": 200, "body": {"inline_string": "ok\n"}}}]
-
-
-def native_filter(jwks: dict, cache: bool) -> dict:
-    provider: dict[str, Any] = {
-        "issuer": ISSUER,
-        "audiences": [AUDIENCE],
-        "local_jwks": {"inline_string": json.dumps(jwks)},
-        "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
-        "forward": False,
-        "require_expiration": True,  # jwt-guard's default; jwt_authn's is false
-    }
-    if cache:
-        provider["jwt_cache_config"] = {"jwt_cache_size": NATIVE_CACHE_SIZE}
-    return {
-        "name": "envoy.filters.http.jwt_authn",
-        "typed_config": {
-            "@type": JWT_AUTHN_TYPE,
-            "providers": {"p": provider},
-            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "p"}}],
-        },
-    }
-
-
-def guard_config(jwks: dict, policy: bool = False, noop: bool = False) -> dict:
-    rule: dict[str, Any] = {"match": {"prefix": "/"}, "provider": "p"}
-    if noop:
-        rule = {"match": {"prefix": "/"}, "disabled": True}
-    if policy:
-        rule.update({
-            "roles": {"any": ["admin", "ops"]},
-            "scopes": {"all": ["orders:read"]},
-            "source_ips": {"allow": ["127.0.0.0/8"], "deny": ["127.66.0.0/16"]},
-        })
-    return {
-        "realm": "bench",
-        "providers": {"p": {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": jwks, "forward": False}},
-        "rules": [rule],
-    }
-
-
-def listener_filters(name: str, jwks: dict) -> list[dict]:
-    return {
-        "baseline": lambda: [],
-        "native": lambda: [native_filter(jwks, cache=False)],
-        "native_cached": lambda: [native_filter(jwks, cache=True)],
-        "jwt_guard": lambda: [wasm_filter(guard_config(jwks, policy=False), name="jwt_guard")],
-        "jwt_guard_policy": lambda: [wasm_filter(guard_config(jwks, policy=True), name="jwt_guard_policy")],
-        "jwt_guard_noop": lambda: [wasm_filter(guard_config(jwks, noop=True), name="jwt_guard_noop")],
-    }[name]()
-
-
-def envoy_config(names: list[str], ports: dict[str, int], admin: int, jwks: dict) -> dict:
-    return {
-        "admin": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": admin}}},
-        "static_resources": {
-            "listeners": [listener(n, ports[n], listener_filters(n, jwks), routes=direct_200()) for n in names],
-        },
-    }
-
-
-def envoy_accepts(names: list[str], jwks: dict, workdir: Path) -> tuple[bool, str]:
-    """envoy --mode validate of a bootstrap with just these listeners."""
-    config = envoy_config(names, {n: free_port() for n in names}, free_port(), jwks)
-    probe = Envoy(config, workdir=workdir, name="probe", log_level="error")
-    rc = probe.run_to_exit(timeout=60, extra_args=["--mode", "validate"])
-    return rc == 0, probe.log_tail(5)
-
-
-def envoy_version() -> str:
-    out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
-    m = re.search(r"version:\s*\S+?/(\d+\.\d+\.\d+)(/\S+)?", out)
-    return f"{m.group(1)}{m.group(2) or ''}" if m else out.strip()
-
-
-# --------------------------------------------------------------------------- wrk
-
-LUA = r"""-- Generated by benches/bench.py. Mode: %(mode)s.
--- %(what)s
--- Arguments after `--`: the pool index of the first token (rotating mode).
-local tokens = {}
-for line in io.lines("%(tokens)s") do tokens[#tokens + 1] = line end
-local n = #tokens
-local same = %(same)s
-local threads = {}
-
-function setup(thread)
-  table.insert(threads, thread)
-end
-
-function init(args)
-  pos = tonumber(args[1] or "0") or 0   -- globals: read back in done() with thread:get
-  calls = 0
-end
-
-function request()
-  calls = calls + 1
-  local t
-  if same then
-    t = tokens[1]
-  else
-    t = tokens[(pos %% n) + 1]
-    pos = pos + 1
-  end
-  return wrk.format(nil, nil, {["Authorization"] = "Bearer " .. t})
-end
-
-function done(summary, latency, requests)
-  for _, thread in ipairs(threads) do
-    io.write(string.format("bench-lua: calls=%%d pos=%%d tokens=%%d\n", thread:get("calls"), thread:get("pos"), n))
-  end
-end
-"""
-
-
-def write_lua(tokens_path: Path) -> dict[str, Path]:
-    scripts = {}
-    for mode, same, what in (
-        (ROTATING, "false", "Each request carries the next token of the pool (new to any cache smaller than the pool)."),
-        (SAME, "true", "Every request carries the same token (pool[1])."),
-    ):
-        path = OUT_DIR / f"wrk-{mode}.lua"
-        path.write_text(LUA % {"mode": mode, "what": what, "tokens": tokens_path, "same": same})
-        scripts[mode] = path
-    return scripts
+# --------------------------------------------------------------------------- the throughput Envoy
 
 
 @dataclass
-class WrkResult:
-    rps: float
-    requests: int
-    seconds: float
-    non_2xx: int
-    socket_errors: int
-    p50_ms: float | None
-    p99_ms: float | None
-    calls: int
-    end_pos: int
-    raw: str
+class Bench:
+    """The running throughput Envoy and what a measurement needs."""
+
+    envoy: BenchEnvoy
+    ports: dict[str, int]
+    pools: dict[str, TokenPool]
+    args: argparse.Namespace
+    scripts_dir: Path
+    positions: dict[tuple[str, str], int] = field(default_factory=dict)  # (listener, token file) -> next index
+
+    def pool(self, listener: Listener) -> TokenPool:
+        return self.pools[listener.alg or plan.MAIN_ALGS[0]]
+
+    def tokens(self, row: Row) -> Path | None:
+        if row.workload.name == NONE:
+            return None
+        pool = self.pools[row.workload.alg]
+        return pool.cycled_path if row.workload.name == CYCLED else pool.fresh_path
+
+    def run(self, row: Row, seconds: float, rate: float | None = None) -> tuple[wrk.WrkResult, int, int]:
+        """One wrk run (primed first for a cycled run of a caching filter); every answer checked.
+        Returns the result and jwt_authn's cache hits and misses during it."""
+        listener = row.listener
+        port = self.ports[listener.name]
+        if row.workload.name == CYCLED and listener.kind.caches:
+            prime(port, self.pools[row.workload.alg].cycled)
+        tokens = self.tokens(row)
+        script = wrk.Script(tokens, row.expect, rate, self.args.connections).write(self.scripts_dir)
+        where = (listener.name, str(tokens))
+        before = self.envoy.stats(r"jwt_authn\.") if listener.kind.native else {}
+        cmd = wrk.command(script, port, seconds, self.positions.get(where, 0), self.args.connections)
+        result = wrk.run(cmd, seconds, row.expect)
+        after = self.envoy.stats(r"jwt_authn\.") if listener.kind.native else {}
+        if tokens is not None:
+            self.positions[where] = result.end_pos
+        if not result.clean:
+            raise CheckFailed(f"{row.key}: {result.status_errors} unexpected answers, {result.socket_errors} "
+                              f"socket errors, {result.requests} requests\n{' '.join(cmd)}\n{result.raw}")
+        stat = lambda d, s: d.get(f"http.{listener.name}.jwt_authn.{s}", 0)  # noqa: E731
+        return (result, stat(after, "jwt_cache_hit") - stat(before, "jwt_cache_hit"),
+                stat(after, "jwt_cache_miss") - stat(before, "jwt_cache_miss"))
 
 
-def _ms(value: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
-    if not m:
-        return float("nan")
-    x = float(m.group(1))
-    return {"us": x / 1000, "ms": x, "s": x * 1000, "m": x * 60000}[m.group(2)]
+def check_all(bench: Bench, listeners: list[Listener], checks: dict[str, CheckTokens]) -> None:
+    print("checks before measuring (every answer as expected; jwt-guard's start-up line):")
+    for l in listeners:
+        summary = check_listener(l, bench.ports[l.name], bench.pool(l), checks[l.alg or plan.MAIN_ALGS[0]])
+        settings = check_guard_settings(bench.envoy, l)
+        print(f"  {l.name:<28} {summary}" + (f"\n  {'':<28} └ {settings}" if settings else ""))
 
 
-def wrk_cmd(script: Path, port: int, seconds: int, start: int, connections: int) -> list[str]:
-    return ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency",
-            "-s", str(script), f"http://127.0.0.1:{port}/", "--", str(start)]
+def warm_up(bench: Bench, listeners: list[Listener]) -> None:
+    for l in listeners:
+        alg = l.alg or plan.MAIN_ALGS[0]
+        bench.run(Row(l, plan.Workload(plan.NEW, alg)), bench.args.warmup)
 
 
-def run_wrk(cmd: list[str], seconds: int) -> WrkResult:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 30)
-    out = proc.stdout
-    if proc.returncode != 0 or "Requests/sec" not in out:
-        raise CheckFailed(f"wrk failed ({proc.returncode}): {' '.join(cmd)}\n{out}\n{proc.stderr}")
-    rps = float(re.search(r"Requests/sec:\s*([\d.]+)", out).group(1))
-    m = re.search(r"(\d+) requests in ([\d.]+)(\w+)", out)
-    requests = int(m.group(1))
-    secs = _ms(m.group(2) + m.group(3)) / 1000
-    non = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", out)
-    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    lat = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.M))
-    lua = re.search(r"bench-lua: calls=(\d+) pos=(\d+)", out)
-    return WrkResult(
-        rps=rps, requests=requests, seconds=secs,
-        non_2xx=int(non.group(1)) if non else 0,
-        socket_errors=sum(int(x) for x in sock.groups()) if sock else 0,
-        p50_ms=_ms(lat["50"]) if "50" in lat else None,
-        p99_ms=_ms(lat["99"]) if "99" in lat else None,
-        calls=int(lua.group(1)) if lua else 0,
-        end_pos=int(lua.group(2)) if lua else 0,
-        raw=out,
-    )
+def saturation_rounds(bench: Bench, rows: list[Row], series: dict[str, Series]) -> None:
+    rounds = bench.args.rounds
+    for rnd in range(rounds):
+        # Each round starts elsewhere in the list, so no row is always measured first or last.
+        shift = rnd * len(rows) // rounds
+        for row in rows[shift:] + rows[:shift]:
+            result, hits, misses = bench.run(row, bench.args.seconds)
+            s = series[row.key]
+            s.samples.append(result)
+            s.cache_hits += hits
+            s.cache_misses += misses
+            print(f"  round {rnd + 1}/{rounds}  {row.key:<44} {result.rps:>9,.0f} req/s "
+                  f"({result.requests:,} requests)", flush=True)
 
 
-# --------------------------------------------------------------------------- checks
+def latency_runs(bench: Bench, tables: list[Table], series: dict[str, Series]) -> None:
+    for t in tables:
+        rate = plan.latency_rate(t, series)
+        for row in t.rows:
+            s = series[row.key]
+            # A row too slow for the table's rate (a diagnostic) is paced at half its own.
+            s.latency_own_rate = s.median_rps() * 0.8 < rate
+            s.latency_rate = 0.5 * s.median_rps() if s.latency_own_rate else rate
+            s.latency, _, _ = bench.run(row, bench.args.latency_seconds, s.latency_rate)
+            print(f"  {row.key:<44} paced at {s.latency_rate:>7,.0f} req/s: got {s.latency.rps:>7,.0f}, "
+                  f"p50 {s.latency.p50_ms:.2f} ms, p99 {s.latency.p99_ms:.2f} ms", flush=True)
 
 
-def check_listeners(names: list[str], ports: dict[str, int], keys: Keys, pool: list[str]) -> list[str]:
-    """Each listener must answer as its configuration says before it is measured."""
-    now = int(time.time())
-    forged = token(keys, "mallory", now, key=keys.rogue)
-    no_role = token(keys, "bob", now, roles=["user"])
-    lines = []
-    for name in names:
-        expect: list[tuple[str, str | None, int]] = [
-            ("valid token (pool[0])", pool[0], 200),
-            ("valid token (pool[-1])", pool[-1], 200),
-            ("no token", None, 200 if name in ("baseline", "jwt_guard_noop") else 401),
-            ("token signed by another key", forged, 200 if name in ("baseline", "jwt_guard_noop") else 401),
-        ]
-        if name == "jwt_guard_policy":
-            expect.append(("valid token, roles [user]", no_role, 403))
-        elif name not in ("baseline", "jwt_guard_noop"):
-            expect.append(("valid token, roles [user]", no_role, 200))
-        got = []
-        for what, tok, status in expect:
-            headers = {"Authorization": f"Bearer {tok}"} if tok else None
-            r = request(ports[name], "/", headers=headers)
-            if r.status != status:
-                raise CheckFailed(f"{name}: {what}: expected {status}, got {r.status} {r.body[:200]!r}")
-            got.append(f"{status}")
-        lines.append(f"  {name:<17} " + ", ".join(f"{w} → {s}" for (w, _, _), s in zip(expect, got)))
-    return lines
+# --------------------------------------------------------------------------- RSS
 
 
-def jwt_authn_stats(envoy: Envoy) -> dict[str, int]:
-    return envoy.stats(r"jwt_authn\.")
-
-
-def stat_delta(before: dict[str, int], after: dict[str, int], listener_name: str, stat: str) -> int:
-    key = f"http.{listener_name}.jwt_authn.{stat}"
-    return after.get(key, 0) - before.get(key, 0)
-
-
-# --------------------------------------------------------------------------- report
-
-
-@dataclass
-class Series:
-    listener: str
-    mode: str
-    samples: list[WrkResult] = field(default_factory=list)
-    cache_hits: int = 0
-    cache_misses: int = 0
-
-    @property
-    def key(self) -> str:
-        return f"{self.listener}/{self.mode}"
-
-    def median_rps(self) -> float:
-        return statistics.median(s.rps for s in self.samples)
-
-
-def fmt_rate(x: float) -> str:
-    return f"{x:,.0f}"
-
-
-def print_table(series: list[Series], base: float) -> list[dict]:
-    rows = []
-    hdr = (f"{'listener':<17} {'tokens':<9} {'median req/s':>12} {'min–max req/s':>17} {'× baseline':>10} "
-           f"{'+µs/req':>8} {'p50 ms':>7} {'p99 ms':>7} {'cache hit':>9} {'non-2xx':>7}")
-    print(hdr)
-    print("-" * len(hdr))
-    for s in series:
-        med = s.median_rps()
-        lo, hi = min(x.rps for x in s.samples), max(x.rps for x in s.samples)
-        p50 = statistics.median(x.p50_ms for x in s.samples if x.p50_ms is not None)
-        p99 = statistics.median(x.p99_ms for x in s.samples if x.p99_ms is not None)
-        added = 1e6 / med - 1e6 / base
-        looked = s.cache_hits + s.cache_misses
-        hit = f"{100 * s.cache_hits / looked:.1f}%" if looked else "-"
-        non2xx = sum(x.non_2xx for x in s.samples)
-        print(f"{s.listener:<17} {s.mode:<9} {fmt_rate(med):>12} {fmt_rate(lo) + '–' + fmt_rate(hi):>17} "
-              f"{med / base:>10.3f} {added if s.listener != 'baseline' else 0:>8.1f} {p50:>7.2f} {p99:>7.2f} "
-              f"{hit:>9} {non2xx:>7}")
-        rows.append({
-            "listener": s.listener, "tokens": s.mode, "median_rps": round(med, 1),
-            "min_rps": lo, "max_rps": hi, "samples_rps": [x.rps for x in s.samples],
-            "requests": [x.requests for x in s.samples],
-            "vs_baseline": round(med / base, 4),
-            "added_us_per_request": None if s.listener == "baseline" else round(added, 1),
-            "p50_ms_median": p50, "p99_ms_median": p99,
-            "native_cache_hits": s.cache_hits if looked else None,
-            "native_cache_misses": s.cache_misses if looked else None,
-            "non_2xx": non2xx, "socket_errors": sum(x.socket_errors for x in s.samples),
-        })
-    return rows
-
-
-def ratios(by_key: dict[str, Series], rounds: int) -> list[dict]:
-    pairs = [
-        ("jwt_guard/rotating", "native/rotating", "jwt-guard vs native jwt_authn, every token new"),
-        ("jwt_guard/same", "native/same", "jwt-guard vs native jwt_authn, one repeated token"),
-        ("jwt_guard/rotating", "native_cached/rotating", "jwt-guard vs native + cache, every token new"),
-        ("jwt_guard/same", "native_cached/same", "jwt-guard vs native + cache, one repeated token (cache hits)"),
-        ("jwt_guard_policy/rotating", "jwt_guard/rotating", "jwt-guard with policy vs without"),
-        ("native_cached/rotating", "native/rotating", "native: cache vs no cache, every token new"),
-        ("native_cached/same", "native/same", "native: cache vs no cache, one repeated token"),
-        ("native/rotating", "baseline/rotating", "native jwt_authn vs no filter"),
-        ("jwt_guard/rotating", "baseline/rotating", "jwt-guard vs no filter"),
-        ("jwt_guard_noop/rotating", "baseline/rotating", "jwt-guard with nothing to verify vs no filter"),
-    ]
-    out = []
-    for a, b, what in pairs:
-        if a not in by_key or b not in by_key:
-            continue
-        sa, sb = by_key[a], by_key[b]
-        per_round = [sa.samples[r].rps / sb.samples[r].rps for r in range(rounds)]
-        out.append({"a": a, "b": b, "what": what,
-                    "ratio_of_medians": round(sa.median_rps() / sb.median_rps(), 4),
-                    "median_of_round_ratios": round(statistics.median(per_round), 4),
-                    "round_ratios": [round(x, 4) for x in per_round]})
+def measure_rss(keys: dict[str, SigningKey], pools: dict[str, TokenPool], checks: dict[str, CheckTokens],
+                args: argparse.Namespace, workdir: Path, scripts_dir: Path) -> dict[str, plan.Rss]:
+    """One Envoy per filter, --concurrency 2: checked, loaded with every-token-new traffic
+    (fills each worker's token cache), then its VmRSS."""
+    out: dict[str, plan.Rss] = {}
+    alg = plan.RSS_ALG
+    script = wrk.Script(pools[alg].fresh_path).write(scripts_dir)
+    for kind in plan.RSS_KINDS:
+        listener = Listener.of(KINDS[kind], alg)
+        envoy, ports = start_envoy([listener], keys, workdir / kind, f"rss-{kind}", plan.RSS_CONCURRENCY)
+        try:
+            port = ports[listener.name]
+            check_listener(listener, port, pools[alg], checks[alg])
+            result = wrk.run(wrk.command(script, port, args.rss_seconds, 0, args.connections), args.rss_seconds, None)
+            if not result.clean:
+                raise CheckFailed(f"RSS traffic for {kind}: {result.status_errors} non-2xx, "
+                                  f"{result.socket_errors} socket errors\n{result.raw}")
+            time.sleep(0.5)
+            workers = envoy.stats(r"worker_\d+\.downstream_cx_total")
+            out[kind] = plan.Rss(kind, envoy.rss_kib(), result.requests)
+            print(f"  {kind:<22} {out[kind].mib:7.1f} MiB after {result.requests:,} requests "
+                  f"(connections per worker: {', '.join(str(v) for v in workers.values())})", flush=True)
+        finally:
+            envoy.stop()
     return out
 
 
 # --------------------------------------------------------------------------- main
 
 
+def prepare_tokens(args: argparse.Namespace) -> tuple[dict[str, SigningKey], dict[str, TokenPool], dict[str, CheckTokens]]:
+    keys, pools, checks = {}, {}, {}
+    for alg in ALGORITHMS:
+        keys[alg] = load_or_create_key(alg, OUT_DIR / "keys")
+        pools[alg] = load_or_mint_pool(keys[alg], args.pool, plan.CYCLED_TOKENS, OUT_DIR / "tokens")
+        checks[alg] = check_tokens(keys[alg])
+        p = pools[alg]
+        how = f"minted in {p.mint_seconds:.1f}s" if p.minted else "reused from disk"
+        print(f"  {alg:<6} kid {keys[alg].kid}: {len(p.fresh):,} + {len(p.cycled):,} tokens, {how}")
+    return keys, pools, checks
+
+
+def run(args: argparse.Namespace) -> int:
+    started, t0 = time.monotonic(), dt.datetime.now(dt.timezone.utc)
+    wasm_bytes = WASM_PATH.stat().st_size
+    info = report.RunInfo(
+        date=t0.isoformat(timespec="seconds"), command=command_line(args), quick=is_quick(args),
+        seconds=args.seconds, rounds=args.rounds, latency_seconds=args.latency_seconds,
+        connections=args.connections, pool=args.pool, envoy_version=envoy_version(),
+        wrk_version=wrk.version(),
+        wasm_path=str(WASM_PATH.relative_to(REPO_ROOT)), wasm_bytes=wasm_bytes, **report.machine(),
+        loadavg_start=os.getloadavg())
+    tables = plan.build_tables()
+    listeners = unique_listeners(tables)
+    rows = [r for t in tables for r in t.rows]
+    print(f"Envoy {info.envoy_version} ({envoy_binary()}); {info.wasm_path} {wasm_bytes:,} bytes; "
+          f"{info.nproc} cores, {info.cpu_model}")
+    print(f"{len(listeners)} listeners, {len(rows)} rows × {args.rounds} rounds × {args.seconds}s "
+          f"+ {len(rows)} paced runs × {args.latency_seconds}s + RSS of {len(plan.RSS_KINDS)} filters: "
+          f"about {estimate_seconds(tables, listeners, args) / 60:.0f} min")
+    print("keys and tokens (build/bench/keys, build/bench/tokens):")
+    keys, pools, checks = prepare_tokens(args)
+
+    envoy_dir = OUT_DIR / "envoy"
+    shutil.rmtree(envoy_dir, ignore_errors=True)
+    series = {r.key: Series(r) for r in rows}
+    envoy, ports = start_envoy(listeners, keys, envoy_dir / "throughput", "bench", concurrency=1)
+    try:
+        bench = Bench(envoy, ports, pools, args, OUT_DIR / "wrk")
+        bench.scripts_dir.mkdir(parents=True, exist_ok=True)
+        check_all(bench, listeners, checks)
+        example = wrk.command(Path("build/bench/wrk/<script>.lua"), 0, args.seconds, 0, args.connections)
+        print(f"\nwrk per run: {' '.join(example[:-3])} http://127.0.0.1:<port>/ -- <first token index>")
+        print(f"warm-up: {args.warmup}s per listener")
+        warm_up(bench, listeners)
+        print(f"saturation: {args.rounds} interleaved round(s) of {len(rows)} runs")
+        saturation_rounds(bench, rows, series)
+        print("latency: paced runs")
+        latency_runs(bench, tables, series)
+    except CheckFailed as e:
+        raise CheckFailed(f"{e}\n--- Envoy log (last lines) ---\n{envoy.log_tail(20)}") from None
+    finally:
+        envoy.stop()
+
+    print(f"RSS: one Envoy per filter, --concurrency {plan.RSS_CONCURRENCY}, {args.rss_seconds}s of "
+          f"{plan.RSS_ALG} every-token-new traffic first")
+    rss = measure_rss(keys, pools, checks, args, envoy_dir / "rss", OUT_DIR / "wrk")
+
+    outcomes = [plan.compare(t, c, series) for t in tables for c in t.comparisons]
+    verdicts = plan.verdicts(outcomes, rss, wasm_bytes)
+    report.print_tables(tables, series, outcomes, rss, args.pool)
+    report.print_rss(rss)
+    report.print_verdicts(verdicts)
+
+    info.loadavg_end = os.getloadavg()
+    info.wall_seconds = round(time.monotonic() - started, 1)
+    notes = report.notes(NATIVE_POLICY_NOTES)
+    report.write_json(OUT_DIR / "results.json", info, tables, series, outcomes, rss, verdicts, notes)
+    report.write_markdown(RESULTS_MD, info, tables, series, outcomes, rss, verdicts, notes)
+    print(f"\nwrote build/bench/results.json and benches/RESULTS.md; wall time {info.wall_seconds:.0f}s; "
+          f"load average now {', '.join(f'{x:.2f}' for x in info.loadavg_end)}")
+    return 0
+
+
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=int(os.environ.get("BENCH_SECONDS", "5")),
-                    help="seconds per wrk run (env BENCH_SECONDS, default 5)")
-    ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")),
-                    help="rounds over all listeners (env BENCH_ROUNDS, default 3)")
-    ap.add_argument("--pool", type=int, default=int(os.environ.get("BENCH_POOL", "4000")),
-                    help="distinct tokens in the rotating pool (env BENCH_POOL, default 4000)")
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per listener first")
-    args = ap.parse_args()
-    if args.seconds < 1 or args.rounds < 1 or args.pool < 2:
-        ap.error("--seconds and --rounds must be ≥ 1, --pool ≥ 2")
+    args = parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed: `make bench` installs it (apt-get install -y wrk)", file=sys.stderr)
         return 1
@@ -436,149 +323,20 @@ def main() -> int:
         print(f"{WASM_PATH} is missing: run `make build` (make bench does)", file=sys.stderr)
         return 1
 
-    # SIGTERM behaves like Ctrl-C: unwind, so the finally below stops Envoy.
+    # SIGTERM behaves like Ctrl-C: unwind, so every `finally` stops its Envoy.
     def on_term(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    envoy_dir = OUT_DIR / "envoy"
-    shutil.rmtree(envoy_dir, ignore_errors=True)
-    envoy_dir.mkdir()
-    started = time.monotonic()
-    envoy: Envoy | None = None
     try:
-        keys = make_keys()
-        t0 = time.monotonic()
-        pool = mint_pool(keys, args.pool)
-        tokens_path = OUT_DIR / "tokens.txt"
-        tokens_path.write_text("\n".join(pool) + "\n")
-        scripts = write_lua(tokens_path)
-        print(f"minted {len(pool)} distinct ES256 tokens (sub/jti differ, valid 1 h) in {time.monotonic() - t0:.1f}s"
-              f" → {tokens_path.relative_to(REPO_ROOT)}")
-
-        names = ["baseline", "native", "native_cached", "jwt_guard", "jwt_guard_policy", "jwt_guard_noop"]
-        ok, why = envoy_accepts(["native_cached"], keys.jwks, envoy_dir / "probe")
-        if ok:
-            print(f"Envoy accepts jwt_cache_config {{jwt_cache_size: {NATIVE_CACHE_SIZE}}}: native_cached included")
-        else:
-            names.remove("native_cached")
-            print(f"Envoy refused jwt_cache_config, native_cached left out:\n{why}")
-
-        ports = {n: free_port() for n in names}
-        admin = free_port()
-        config = envoy_config(names, ports, admin, keys.jwks)
-        envoy = Envoy(config, admin_port=admin, workdir=envoy_dir, name="bench", log_level="warning")
-        try:
-            envoy.start(timeout=60)
-        except EnvoyStartError as e:
-            print(f"Envoy did not start:\n{e}", file=sys.stderr)
-            return 1
-
-        version = envoy_version()
-        wasm_bytes = WASM_PATH.stat().st_size
-        print(f"Envoy {version} ({envoy_binary()}), --concurrency 1; "
-              f"{WASM_PATH.relative_to(REPO_ROOT)} {wasm_bytes:,} bytes ({wasm_bytes / 1024:.0f} KiB), V8")
-        print("listeners: " + ", ".join(f"{n} :{ports[n]}" for n in names))
-        print("checks before measuring:")
-        for line in check_listeners(names, ports, keys, pool):
-            print(line)
-
-        runs = [(n, ROTATING) for n in names] + [
-            (n, SAME) for n in ("native", "native_cached", "jwt_guard") if n in names]
-        series = {f"{n}/{m}": Series(n, m) for n, m in runs}
-        pos = {n: 0 for n in names}  # where each listener's rotating sequence continues
-        example = wrk_cmd(scripts[ROTATING], ports["jwt_guard"], args.seconds, 0, args.connections)
-        print(f"\nwrk command (per run; the last argument is the pool index to start at):\n  {' '.join(example)}")
-        est = len(runs) * args.rounds * args.seconds + len(names) * args.warmup
-        print(f"{len(runs)} runs × {args.rounds} rounds × {args.seconds}s (+ {len(names)}×{args.warmup}s warm-up) "
-              f"≈ {est}s of load")
-        print(f"tokens 'rotating': each request carries the next of {len(pool)} distinct tokens and every run "
-              f"continues the listener's sequence, so each token is new to any cache of fewer than {len(pool)} "
-              f"entries (native_cached holds {NATIVE_CACHE_SIZE}); 'same': one token on every request.\n")
-
-        if args.warmup > 0:
-            for n in names:
-                r = run_wrk(wrk_cmd(scripts[ROTATING], ports[n], args.warmup, pos[n], args.connections), args.warmup)
-                pos[n] = r.end_pos % len(pool)
-                if r.non_2xx or r.socket_errors:
-                    raise CheckFailed(f"warm-up {n}: {r.non_2xx} non-2xx, {r.socket_errors} socket errors\n{r.raw}")
-
-        for rnd in range(args.rounds):
-            order = runs[rnd % len(runs):] + runs[:rnd % len(runs)]
-            for n, mode in order:
-                start = pos[n] if mode == ROTATING else 0
-                before = jwt_authn_stats(envoy)
-                r = run_wrk(wrk_cmd(scripts[mode], ports[n], args.seconds, start, args.connections), args.seconds)
-                after = jwt_authn_stats(envoy)
-                if mode == ROTATING:
-                    pos[n] = r.end_pos % len(pool)
-                s = series[f"{n}/{mode}"]
-                s.samples.append(r)
-                s.cache_hits += stat_delta(before, after, n, "jwt_cache_hit")
-                s.cache_misses += stat_delta(before, after, n, "jwt_cache_miss")
-                flag = "" if not (r.non_2xx or r.socket_errors) else f"  !! {r.non_2xx} non-2xx, {r.socket_errors} socket errors"
-                print(f"  round {rnd + 1}/{args.rounds}  {n + '/' + mode:<26} {fmt_rate(r.rps):>8} req/s"
-                      f"  ({r.requests:,} requests){flag}", flush=True)
-
-        ordered = [series[f"{n}/{m}"] for n, m in runs]
-        base = series["baseline/rotating"].median_rps()
-        print(f"\nmedian of {args.rounds} runs of {args.seconds}s, wrk -t1 -c{args.connections}, one Envoy worker "
-              f"(this machine: {os.cpu_count()} cores, shared). "
-              "+µs/req = 1e6/req_s − 1e6/baseline: the filter's cost per request if the worker is the bottleneck.")
-        rows = print_table(ordered, base)
-        rats = ratios(series, args.rounds)
-        print("\nratios (same Envoy, same run; per-round ratios pair the runs of one round):")
-        for x in rats:
-            print(f"  {x['a']:<26} / {x['b']:<24} = {x['ratio_of_medians']:.3f}  "
-                  f"(per round {', '.join(f'{v:.3f}' for v in x['round_ratios'])})  {x['what']}")
-
-        bad = [r for r in rows if r["non_2xx"] or r["socket_errors"]]
-        # One counter shared by the three jwt-guard listeners (the noop one counts as allowed too).
-        allowed = envoy.stats(r"jwt_guard\.allowed").get("wasmcustom.jwt_guard.allowed")
-        result = {
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "envoy_version": version,
-            "envoy_concurrency": 1,
-            "wasm_path": str(WASM_PATH.relative_to(REPO_ROOT)),
-            "wasm_bytes": wasm_bytes,
-            "wrk_command": " ".join(example),
-            "wrk_version": subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.split("\n")[0],
-            "seconds_per_run": args.seconds,
-            "rounds": args.rounds,
-            "connections": args.connections,
-            "token_pool": len(pool),
-            "native_cache_size": NATIVE_CACHE_SIZE if "native_cached" in names else None,
-            "cpu_count": os.cpu_count(),
-            "loadavg_at_end": os.getloadavg(),
-            "listeners": names,
-            "rows": rows,
-            "ratios": rats,
-            "wasmcustom_jwt_guard_allowed_all_wasm_listeners": allowed,
-            "ok": not bad,
-            "wall_seconds": round(time.monotonic() - started, 1),
-        }
-        out = OUT_DIR / "results.json"
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {out.relative_to(REPO_ROOT)}; wall time {result['wall_seconds']}s; "
-              f"load average now {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
-        if bad:
-            print("FAILED: some runs had non-2xx answers or socket errors: "
-                  + ", ".join(f"{r['listener']}/{r['tokens']}" for r in bad), file=sys.stderr)
-            return 1
-        return 0
-    except CheckFailed as e:
+        return run(args)
+    except (CheckFailed, EnvoyStartError, RuntimeError) as e:
         print(f"FAILED: {e}", file=sys.stderr)
-        if envoy is not None:
-            print(envoy.log_tail(20), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: stopping Envoy", file=sys.stderr)
+        print("\ninterrupted: Envoy stopped", file=sys.stderr)
         return 130
-    finally:
-        if envoy is not None:
-            envoy.stop()
 
 
 if __name__ == "__main__":

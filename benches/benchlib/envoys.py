@@ -1,0 +1,154 @@
+"""Envoy processes for the bench and the checks every listener must pass before it is measured.
+
+The harness's Envoy always runs with --concurrency 1; BenchEnvoy chooses (the RSS figures are
+taken with 2 workers). Envoy is stopped by the harness's own guards too (atexit, PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness import Envoy, envoy_binary, request
+
+from .filters import OPEN, POLICY, POLICY_ANSWERS, Listener, envoy_config
+from .tokens import CheckTokens, SigningKey, TokenPool
+
+
+class CheckFailed(RuntimeError):
+    pass
+
+
+class BenchEnvoy(Envoy):
+    def __init__(self, *args, concurrency: int = 1, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.concurrency = concurrency
+
+    def command(self) -> list[str]:
+        cmd = super().command()
+        cmd[cmd.index("--concurrency") + 1] = str(self.concurrency)
+        return cmd
+
+    def rss_kib(self) -> int:
+        """VmRSS of the Envoy process (/proc/<pid>/status), in KiB."""
+        assert self.proc is not None
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1))
+
+
+def start_envoy(listeners: list[Listener], keys: dict[str, SigningKey], workdir: Path, name: str,
+                concurrency: int) -> tuple[BenchEnvoy, dict[str, int]]:
+    """An Envoy serving these listeners, ready, and the port of each listener by name."""
+    envoy = BenchEnvoy(envoy_config(listeners, keys), workdir=workdir, name=name, log_level="info",
+                       concurrency=concurrency)
+    envoy.start(timeout=60)
+    return envoy, envoy.listener_ports()
+
+
+def envoy_version() -> str:
+    out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=30).stdout
+    m = re.search(r"version:\s*\S+?/(\d+\.\d+\.\d+)(/\S+)?", out)
+    return f"{m.group(1)}{m.group(2) or ''}" if m else out.strip()
+
+
+# --------------------------------------------------------------------------- answers
+
+
+@dataclass(frozen=True)
+class Probe:
+    what: str
+    token: str | None
+    expect: int
+    country: str | None = POLICY.client_country
+    source: str | None = None
+
+
+def probes(listener: Listener, pool: TokenPool, check: CheckTokens) -> list[Probe]:
+    """What this listener must answer. Cached tokens are sent twice: the second answer comes
+    from the cache where there is one, and must be the same."""
+    answers = listener.kind.answers
+    denied = 200 if answers == OPEN else 401
+    forbidden = 403 if answers == POLICY_ANSWERS else 200
+    out = [
+        Probe("valid token (fresh[0])", pool.fresh[0], 200),
+        Probe("valid token (fresh[-1])", pool.fresh[-1], 200),
+        Probe("valid token (cycled[0])", pool.cycled[0], 200),
+        Probe("valid token (cycled[0]) again", pool.cycled[0], 200),
+        Probe("no token", None, denied),
+        Probe("token signed by another key", check.forged, denied),
+        Probe("valid token, roles [user]", check.no_role, forbidden),
+        Probe("valid token, roles [user] again", check.no_role, forbidden),
+    ]
+    if answers == POLICY_ANSWERS:
+        out += [
+            Probe(f"valid token from {POLICY.denied_source}", pool.fresh[1], 403, source=POLICY.denied_source),
+            Probe("valid token, country KP", pool.fresh[2], 403, country="KP"),
+            Probe("valid token, no country header", pool.fresh[3], 403, country=None),
+        ]
+    return out
+
+
+def check_listener(listener: Listener, port: int, pool: TokenPool, check: CheckTokens) -> str:
+    """Sends every probe; CheckFailed on the first unexpected answer. Returns a summary such as
+    "11 probes: 200 ×6, 401 ×2, 403 ×3"."""
+    sent = probes(listener, pool, check)
+    for p in sent:
+        headers = {POLICY.country_header: p.country} if p.country else {}
+        if p.token:
+            headers["Authorization"] = f"Bearer {p.token}"
+        r = request(port, "/", headers=headers, source=p.source)
+        if r.status != p.expect:
+            raise CheckFailed(f"{listener.name}: {p.what}: expected {p.expect}, got {r.status} {r.body[:200]!r}")
+    counts = Counter(p.expect for p in sent)
+    return f"{len(sent)} probes: " + ", ".join(f"{s} ×{n}" for s, n in sorted(counts.items()))
+
+
+def prime(port: int, tokens: list[str], timeout: float = 60) -> None:
+    """One request per token on one keep-alive connection, each answered 200: afterwards every
+    token is in the listener's cache (1,000 tokens, caches of 1,000)."""
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        for t in tokens:
+            conn.request("GET", "/", headers={"Authorization": f"Bearer {t}",
+                                              POLICY.country_header: POLICY.client_country})
+            r = conn.getresponse()
+            r.read()
+            if r.status != 200:
+                raise CheckFailed(f"priming the cache on :{port}: answer {r.status}")
+    finally:
+        conn.close()
+
+
+# --------------------------------------------------------------------------- jwt-guard's start-up line
+
+
+def guard_settings_expected(listener: Listener) -> list[str]:
+    """What jwt-guard's start-up line must say for this listener (empty: not a jwt-guard one)."""
+    kind, alg = listener.kind.name, listener.alg
+    if not kind.startswith("jwt_guard") or kind == "jwt_guard_noop":
+        return []
+    host_algs = {"ES256", "RS256"}  # what Envoy's verify_signature serves among the bench's algorithms
+    if kind == "jwt_guard_pure_rust" or alg not in host_algs:
+        backend = f"in Rust: [{alg}]"
+    else:
+        backend = f"signatures by the host (verify_signature): [{alg}], in Rust: []"
+    cache = "token cache: 0 entries" if kind == "jwt_guard_nocache" else "token cache: 1000 entries"
+    return [backend, cache]
+
+
+def check_guard_settings(envoy: Envoy, listener: Listener) -> str | None:
+    """The start-up line of this listener's VM, checked against guard_settings_expected."""
+    expected = guard_settings_expected(listener)
+    if not expected:
+        return None
+    line = envoy.wait_for_log(f"wasm log jwt_guard {listener.name}: jwt-guard: configured:", timeout=10)
+    text = line.split("jwt-guard: configured: ", 1)[1]
+    missing = [e for e in expected if e not in text]
+    if missing:
+        raise CheckFailed(f"{listener.name}: start-up line lacks {missing}: {text}")
+    return text
