@@ -639,6 +639,24 @@ mod tests {
         }
     }
 
+    /// A key BoringSSL cannot parse would make the host backend refuse every token under it
+    /// (Envoy answers `result: false`, which reads as a bad signature) while the pure-Rust one
+    /// accepts valid ones. BoringSSL's RSA public-key checks beyond the key policy (2048..=4096
+    /// bits, e = 65537) come down to an odd modulus; such a key is refused at configuration.
+    #[test]
+    fn rsa_keys_boringssl_refuses_are_refused_at_configuration() {
+        use crate::testutil;
+        let keys = KeySet::from_value(&testutil::jwks()).unwrap();
+        let KeyMaterial::Rsa(public) = &keys.by_kid("rs256").unwrap().material else {
+            panic!("an RSA key")
+        };
+        let (n, e) = (public.n().to_bytes_be(), public.e().to_bytes_be());
+        assert!(key_set(rsa_jwk(Algorithm::RS256, &n, &e)).is_ok());
+        let mut even = n.clone();
+        *even.last_mut().unwrap() &= 0xfe;
+        assert!(key_set(rsa_jwk(Algorithm::RS256, &even, &e)).is_err());
+    }
+
     #[test]
     fn variants_of_a_fixture_token() {
         use crate::jws::Jws;
