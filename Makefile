@@ -6,7 +6,7 @@
 #
 #   make demo     build, start Envoy + an echo upstream, send real requests, print a table
 #   make test     unit tests (host) + integration tests in real Envoy
-#   make lint     rustfmt, clippy (host and wasm32), envoy --mode validate of envoy/*.yaml
+#   make lint     rustfmt, clippy (host and wasm32, and the test module), envoy --mode validate
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
 #   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
 
@@ -18,6 +18,9 @@ SHELL := /bin/bash
 PYTHON       ?= python3
 WASM_TARGET  := wasm32-wasip1
 WASM         := target/$(WASM_TARGET)/release/jwt_guard.wasm
+# Test-only module: the Wycheproof vectors through Envoy's verify_signature
+# (tests/wycheproof-envoy, loaded by tests/integration/test_host_backend.py).
+TEST_WASM    := target/$(WASM_TARGET)/wycheproof-envoy/wycheproof_envoy.wasm
 VENV         := .venv
 VPY          := $(VENV)/bin/python
 # The pip wheel installs a Python entry point here; the harness and scripts resolve the
@@ -28,15 +31,16 @@ MAXMINDDB    := 3.2.0
 GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
 PYTEST_FLAGS ?=
 
-.PHONY: help setup build unit integration test lint fmt validate demo run bench bench-quick wrk clean
+.PHONY: help setup build test-wasm unit integration test lint fmt validate demo run bench bench-quick wrk clean
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
 	@echo "make build        $(WASM)"
 	@echo "make unit         cargo test (host)"
-	@echo "make integration  build + pytest tests/integration in real Envoy"
+	@echo "make test-wasm    $(TEST_WASM) (test-only)"
+	@echo "make integration  build + test-wasm + pytest tests/integration in real Envoy"
 	@echo "make test         unit then integration"
-	@echo "make lint         cargo fmt --check, clippy host + wasm32 (-D warnings), envoy --mode validate"
+	@echo "make lint         cargo fmt --check, clippy host + wasm32 + test module (-D warnings), envoy --mode validate"
 	@echo "make demo         start Envoy with envoy/envoy.yaml, send requests, print the answers, stop"
 	@echo "make run          Envoy with envoy/envoy.yaml in the foreground"
 	@echo "make bench        jwt-guard vs native jwt_authn (+ rbac): req/s, latency, RSS, targets (~15 min)"
@@ -70,24 +74,32 @@ build: $(STAMPS)/rust-target
 	cargo build --release --target $(WASM_TARGET)
 	@ls -l $(WASM)
 
+# Its own profile (no LTO, parallel codegen; see Cargo.toml) and directory; cargo rebuilds only
+# what changed.
+test-wasm: $(STAMPS)/rust-target
+	cargo build -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
+
 # ---------------------------------------------------------------- tests
 unit:
 	cargo test
 
-integration: setup build
+integration: setup build test-wasm
 	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
 
 test: unit integration
 
 # ---------------------------------------------------------------- lint
+# The last clippy checks the test module and, with it, the core as that links it (without the
+# `filter` feature, with `wycheproof`).
 lint: $(STAMPS)/rust-target
-	cargo fmt --check
+	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
+	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	$(MAKE) --no-print-directory validate
 
 fmt:
-	cargo fmt
+	cargo fmt --all
 
 # envoy --mode validate of every shipped config (also a test in tests/integration). Validation
 # loads the .wasm and runs its on_configure, so the jwt-guard configuration is checked too.

@@ -2,6 +2,10 @@
 //!
 //! Everything except [`filter`] is host-independent: it never calls proxy-wasm, and receives
 //! time, headers and addresses as arguments, so it builds and unit-tests on the host.
+//!
+//! Features: `filter` (default) adds the proxy-wasm glue, `filter` and `host`, to a wasm32
+//! build; without it the crate is the core alone, for modules that bring their own glue
+//! (tests/wycheproof-envoy). `wycheproof` adds [`vectors`], for tests only.
 
 pub mod authn;
 pub mod cache;
@@ -21,11 +25,14 @@ pub mod request;
 pub mod signature;
 pub mod verify;
 
-#[cfg(target_arch = "wasm32")]
+#[cfg(any(test, feature = "wycheproof"))]
+pub mod vectors;
+
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod fetcher;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod filter;
-#[cfg(target_arch = "wasm32")]
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod host;
 
 #[cfg(test)]

