@@ -274,8 +274,8 @@ def notes(native_policy: str) -> dict:
                    "slow for it is paced at half its own rate (own ½). wrk has no fixed-rate option: the "
                    "generated Lua script's delay() hook spaces the requests of all 8 connections on one "
                    "schedule; wrk's latency excludes that wait.",
-        "cache hits": "from jwt_authn's own jwt_cache_hit/jwt_cache_miss counters; jwt-guard exposes no "
-                      "cache counter (compare jwt_guard with jwt_guard_nocache instead).",
+        "cache hits": "from jwt_authn's own jwt_cache_hit/jwt_cache_miss counters (jwt-guard's own are "
+                      "wasmcustom.jwt_guard.token_cache.hit/miss; compare jwt_guard with jwt_guard_nocache too).",
         "no token": "the 401 path: the native rows and jwt-guard answer 401, no auth answers 200; every "
                     "answer of these runs is checked in wrk's response() hook, which all rows of the table "
                     "share. native_cached and the diagnostics are left out: without a token no cache is "
