@@ -53,7 +53,7 @@ from jwt.algorithms import ECAlgorithm
 
 from conftest import expect_401, expect_403, expect_upstream, start_stack
 from harness import EchoUpstream, listener, wasm_filter
-from tokens import AUDIENCE, DROP, ISSUER, KeySet, b64url, json_members, sign_raw, unsigned
+from tokens import AUDIENCE, DROP, ISSUER, KeySet, b64url, json_members, sign_raw, unsigned, with_overrides
 
 THREE_ISSUER = "https://three.example.com"
 SINGLE_ISSUER = "https://single.example.com"
@@ -172,13 +172,7 @@ def stack(request, upstream, world, wasm):
 def hdr(w: World, of: str = "ES256", **extra: Any) -> dict:
     """The usual header for the session key of algorithm `of`; extra members added or replaced
     (`alg` too), DROP removes one."""
-    h: dict[str, Any] = {"alg": of, "kid": w.keys.keys[of].kid, "typ": "JWT"}
-    for k, v in extra.items():
-        if v is DROP:
-            h.pop(k, None)
-        else:
-            h[k] = v
-    return h
+    return with_overrides({"alg": of, "kid": w.keys.keys[of].kid, "typ": "JWT"}, extra)
 
 
 def raw(x: dict | list | bytes) -> bytes:

@@ -87,13 +87,8 @@ class KeySet:
 
     def claims(self, **overrides: Any) -> dict:
         now = int(time.time())
-        c: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300}
-        for k, v in overrides.items():
-            if v is DROP:
-                c.pop(k, None)
-            else:
-                c[k] = v
-        return c
+        return with_overrides({"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "iat": now, "exp": now + 300},
+                              overrides)
 
     def mint(self, alg: str = "ES256", *, kid: str | None | object = ..., key: Any = None,
              headers: dict | None = None, **claims: Any) -> str:
@@ -107,6 +102,17 @@ class KeySet:
             hdr["kid"] = kid
         payload = self.claims(**claims)
         return jwt.encode(payload, key if key is not None else sk.private, algorithm=alg, headers=hdr)
+
+
+def with_overrides(base: dict, overrides: dict) -> dict:
+    """`base` with members added or replaced; a member set to DROP is removed."""
+    out = dict(base)
+    for k, v in overrides.items():
+        if v is DROP:
+            out.pop(k, None)
+        else:
+            out[k] = v
+    return out
 
 
 class _Drop:
