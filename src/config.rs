@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use crate::claims::ClaimPath;
 use crate::extract::TokenLocation;
+use crate::identity::{ClaimHeader, IdentityHeaders};
 use crate::jwks::{KeySet, KeyStore};
 use crate::net::{ClientIpSource, NetSet, parse_net};
 use crate::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
@@ -77,6 +78,15 @@ struct RawProvider {
     max_lifetime_seconds: Option<u64>,
     require_expiration: Option<bool>,
     forward: Option<bool>,
+    claim_to_headers: Option<Vec<RawClaimHeader>>,
+    forward_payload_header: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClaimHeader {
+    claim: String,
+    header: String,
 }
 
 #[derive(Deserialize)]
@@ -187,6 +197,8 @@ pub struct Config {
     pub needs_route_name: bool,
     /// Whether any rule matches on hosts.
     pub needs_host: bool,
+    /// Every provider's identity headers: removed from every request before anything else.
+    pub identity_headers: Vec<String>,
     /// Verified tokens kept per VM (0: no cache).
     pub token_cache_size: usize,
     pub signature_backend: SignatureBackend,
@@ -217,6 +229,8 @@ pub struct Provider {
     pub inline_jwks: Option<Value>,
     pub locations: Vec<TokenLocation>,
     pub forward: bool,
+    /// Claims and payload sent upstream for tokens this provider accepts.
+    pub identity: IdentityHeaders,
 }
 
 #[derive(Debug)]
@@ -331,6 +345,25 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         return Err(ConfigError::new("rules", "must hold at least one rule"));
     }
     let has_geo = country_header.is_some() || country_claim.is_some();
+    let mut identity_headers: Vec<String> = Vec::new();
+    for provider in &providers {
+        for name in provider.identity.names() {
+            let token_header = providers.iter().any(|p| {
+                p.locations
+                    .iter()
+                    .any(|l| matches!(l, TokenLocation::Header { name: n, .. } if n == name))
+            });
+            if country_header.as_deref() == Some(name) || token_header {
+                return Err(ConfigError::new(
+                    format!("providers.{}.claim_to_headers", provider.name),
+                    format!("header {name:?} is geo.country_header or a token location"),
+                ));
+            }
+            if !identity_headers.iter().any(|n| n == name) {
+                identity_headers.push(name.to_string());
+            }
+        }
+    }
     let rules = raw
         .rules
         .into_iter()
@@ -371,6 +404,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         dry_run: raw.dry_run,
         needs_route_name,
         needs_host,
+        identity_headers,
         token_cache_size,
         signature_backend,
     })
@@ -429,6 +463,12 @@ fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigEr
         ));
     }
     let locations = compile_locations(&name, raw.from_headers, raw.from_params, raw.from_cookies)?;
+    let identity = compile_identity(
+        &field,
+        raw.claim_to_headers.unwrap_or_default(),
+        raw.forward_payload_header,
+        &locations,
+    )?;
     Ok(Provider {
         token_rules: TokenRules {
             issuer: raw.issuer,
@@ -440,6 +480,7 @@ fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigEr
         },
         locations,
         forward: raw.forward.unwrap_or(false),
+        identity,
         remote,
         inline_jwks: raw.jwks,
         name,
@@ -531,6 +572,62 @@ fn compile_remote(at: &str, raw: RawRemoteJwks, issuer: &str) -> Result<RemoteJw
         max_stale_ms: raw.max_stale_seconds.map(|s| s.saturating_mul(1_000)),
         issuer: issuer.to_string(),
     })
+}
+
+/// Headers a claim must never be written to: hop-by-hop and framing headers, the ones Envoy
+/// routes on, and jwt-guard's own.
+const RESERVED_HEADERS: [&str; 10] = [
+    "host",
+    "authorization",
+    "cookie",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "te",
+    "upgrade",
+    crate::decision::DRY_RUN_HEADER,
+];
+
+fn compile_identity(
+    field: &dyn Fn(&str) -> String,
+    claims: Vec<RawClaimHeader>,
+    payload: Option<String>,
+    locations: &[TokenLocation],
+) -> Result<IdentityHeaders, ConfigError> {
+    let mut identity = IdentityHeaders::default();
+    let mut seen: Vec<String> = Vec::new();
+    let mut check = |at: String, header: &str| -> Result<String, ConfigError> {
+        let name = header.to_ascii_lowercase();
+        let is_token_header = locations
+            .iter()
+            .any(|l| matches!(l, TokenLocation::Header { name: n, .. } if *n == name));
+        if !is_header_name(&name) {
+            return Err(ConfigError::new(at, "not a valid header name"));
+        }
+        if RESERVED_HEADERS.contains(&name.as_str()) || is_token_header {
+            return Err(ConfigError::new(
+                at,
+                format!("{name:?} cannot carry identity (reserved or a token location)"),
+            ));
+        }
+        if seen.contains(&name) {
+            return Err(ConfigError::new(at, format!("{name:?} is used twice")));
+        }
+        seen.push(name.clone());
+        Ok(name)
+    };
+    for (index, entry) in claims.into_iter().enumerate() {
+        let at = |member: &str| format!("{}[{index}].{member}", field("claim_to_headers"));
+        let claim = ClaimPath::parse(&entry.claim)
+            .ok_or_else(|| ConfigError::new(at("claim"), "not a valid claim name"))?;
+        let header = check(at("header"), &entry.header)?;
+        identity.claims.push(ClaimHeader { claim, header });
+    }
+    if let Some(header) = payload {
+        identity.payload = Some(check(field("forward_payload_header"), &header)?);
+    }
+    Ok(identity)
 }
 
 fn compile_locations(

@@ -4,6 +4,7 @@
 use crate::authn::Authenticator;
 use crate::config::{Authentication, Config, Matcher, PathMatch, Rule};
 use crate::extract::{HeaderChange, removal};
+use crate::identity;
 use crate::policy::{Country, Subject};
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
@@ -107,24 +108,40 @@ pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'
         .flatten();
     let Some(rule) = matched else {
         let refused = Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule));
-        return conclude(config.dry_run, request, Err(refused));
+        return conclude(config, config.dry_run, request, Err(refused));
     };
     if rule.authentication == Authentication::Disabled {
+        // jwt-guard does nothing for the request, except that identity headers are never
+        // taken from a client.
+        let mut changes = Vec::new();
+        identity::sanitize(
+            request,
+            config.identity_headers.iter().map(String::as_str),
+            &mut changes,
+        );
         return Decision::Allow {
-            changes: Vec::new(),
+            changes,
             dry_run: None,
         };
     }
     let verdict = judge(config, rule, request, auth);
-    conclude(config.dry_run || rule.dry_run, request, verdict)
+    conclude(config, config.dry_run || rule.dry_run, request, verdict)
 }
 
+/// The changes every request that goes upstream gets first: client copies of the identity
+/// headers and of the dry-run header removed. Then the verdict's own.
 fn conclude(
+    config: &Config,
     dry_run: bool,
     request: &Request<'_>,
     verdict: Result<Vec<HeaderChange>, Refused>,
 ) -> Decision {
     let mut changes = Vec::new();
+    identity::sanitize(
+        request,
+        config.identity_headers.iter().map(String::as_str),
+        &mut changes,
+    );
     if request.has(DRY_RUN_HEADER) {
         changes.push(HeaderChange::Remove(DRY_RUN_HEADER.into()));
     }
@@ -210,6 +227,14 @@ fn judge(
             _ => None,
         },
     })?;
+    if let Some(verified) = &verified {
+        changes.extend(
+            verified
+                .provider
+                .identity
+                .changes(&verified.claims, &verified.found.token),
+        );
+    }
     Ok(changes)
 }
 

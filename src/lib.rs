@@ -15,6 +15,7 @@ pub mod decision;
 pub mod extract;
 pub mod header_map;
 pub mod host_signature;
+pub mod identity;
 pub mod jwks;
 pub mod jws;
 pub mod net;

@@ -653,3 +653,95 @@ fn a_garbled_country_header_is_never_read_as_absent() {
     let decision = run(&config, &Request::bare(&h));
     assert_eq!(outcome(&decision), "403 country_unknown");
 }
+
+#[test]
+fn identity_headers_are_sent_upstream_and_never_taken_from_the_client() {
+    let mut json = config_json();
+    json["providers"]["corp"]["claim_to_headers"] = json!([
+        {"claim": "sub", "header": "X-Sub"},
+        {"claim": "roles", "header": "x-roles"},
+        {"claim": "no_such_claim", "header": "x-none"},
+    ]);
+    json["providers"]["corp"]["forward_payload_header"] = json!("x-jwt-payload");
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        config.identity_headers,
+        ["x-sub", "x-roles", "x-none", "x-jwt-payload"]
+    );
+    let spoofed = |case: Case| {
+        case.header("x-sub", "mallory")
+            .header("x-none", "forged")
+            .header("x-jwt-payload", "forged")
+    };
+    let token = testutil::token("policy_admin");
+    let payload = token.split('.').nth(1).unwrap().as_bytes().to_vec();
+    let Decision::Allow { changes, .. } =
+        spoofed(get("admin", "/admin").bearer("policy_admin")).decide(&config)
+    else {
+        panic!("not allowed")
+    };
+    let remove = |n: &str| HeaderChange::Remove(n.into());
+    assert_eq!(
+        &changes[..3],
+        &[remove("x-sub"), remove("x-none"), remove("x-jwt-payload")]
+    );
+    let set_names: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            HeaderChange::Set(name, _) => Some(name.as_str()),
+            HeaderChange::Remove(_) => None,
+        })
+        .collect();
+    assert_eq!(set_names, ["x-sub", "x-roles", "x-jwt-payload"]);
+    assert!(changes.contains(&HeaderChange::Set("x-jwt-payload".into(), payload)));
+    // Disabled and anonymous rules: the client's copies go, nothing is added.
+    for case in [get("disabled", "/healthz"), get("anonymous", "/public/x")] {
+        let Decision::Allow { changes, .. } = spoofed(case).decide(&config) else {
+            panic!("not allowed")
+        };
+        assert_eq!(
+            changes,
+            [remove("x-sub"), remove("x-none"), remove("x-jwt-payload")]
+        );
+    }
+}
+
+#[test]
+fn identity_headers_are_checked_in_configuration() {
+    let cases = [
+        (
+            json!([{"claim": "sub", "header": "authorization"}]),
+            "providers.corp.claim_to_headers[0].header",
+        ),
+        (
+            json!([{"claim": "sub", "header": "bad header"}]),
+            "providers.corp.claim_to_headers[0].header",
+        ),
+        (
+            json!([{"claim": "a..b", "header": "x-a"}]),
+            "providers.corp.claim_to_headers[0].claim",
+        ),
+        (
+            json!([{"claim": "sub", "header": "x-a"}, {"claim": "iss", "header": "X-A"}]),
+            "providers.corp.claim_to_headers[1].header",
+        ),
+        (
+            json!([{"claim": "sub", "header": "x-geo-country"}]),
+            "providers.corp.claim_to_headers",
+        ),
+        (
+            json!([{"claim": "sub", "header": "x-partner-token"}]),
+            "providers.corp.claim_to_headers",
+        ),
+        (json!([{"claim": "sub", "header": "x-sub"}]), ""),
+    ];
+    for (entries, field) in cases {
+        let mut json = config_json();
+        json["providers"]["corp"]["claim_to_headers"] = entries.clone();
+        let result = Config::from_json(json.to_string().as_bytes());
+        match field {
+            "" => assert!(result.is_ok(), "{entries}"),
+            field => assert_eq!(result.unwrap_err().field, field, "{entries}"),
+        }
+    }
+}
