@@ -277,7 +277,12 @@ impl Fetcher {
             host::increment_counter(counter);
         }
         if let Some(provider) = config.providers.get(slot.provider) {
-            slot.dropped = false;
+            if slot.dropped {
+                // The keys were dropped as stale: the document (unchanged, so not stored
+                // again, so with the same CAS) must be put in force again.
+                slot.dropped = false;
+                slot.doc_cas = None;
+            }
             adopt(slot, provider, self.host_backend);
         }
     }

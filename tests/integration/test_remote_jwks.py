@@ -258,6 +258,23 @@ def test_oidc_discovery_finds_the_jwks_uri(request, upstream, idp):
     assert idp.authorities == ["idp.example.com", "keys.example.com"]
 
 
+def test_stale_keys_return_to_the_vm_that_fetches_them_again(request, upstream, idp, refused):
+    """One VM only, so it is always the one that fetches: after its keys were dropped as
+    stale, the same document fetched again (unchanged, so not stored again) is put back in
+    force."""
+    key = RotKey("k")
+    idp.set(jwks={"keys": [key.jwk]})
+    r = remote(refresh_seconds=1, min_refetch_seconds=1, max_stale_seconds=2)
+    stack = start(request, upstream, idp, {"remote": config(r)})
+    wait_until(lambda: accepted(stack, key.mint(), "remote"))
+    idp.set(mode="down")
+    wait_until(lambda: stack.get("remote", "/x", headers=bearer(key.mint())).status == 401, timeout=8)
+    with refused():
+        expect_401(stack.get("remote", "/x", headers=bearer(key.mint())), "keys_unavailable")
+    idp.set(mode="ok")
+    wait_until(lambda: accepted(stack, key.mint(), "remote"), timeout=15)
+
+
 def test_keys_older_than_max_stale_are_dropped(request, upstream, idp, refused):
     key, inline = RotKey("k"), RotKey("inline")
     idp.set(jwks={"keys": [key.jwk]})
