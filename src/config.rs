@@ -117,7 +117,7 @@ struct RawHeaderLocation {
 struct RawRule {
     name: Option<String>,
     #[serde(rename = "match")]
-    matcher: RawMatch,
+    matcher: Option<RawMatch>,
     provider: Option<String>,
     providers: Option<Vec<String>>,
     #[serde(default)]
@@ -244,7 +244,8 @@ pub struct Rule {
     pub name: Option<String>,
     /// The name in counters and outcomes: `name`, or `rule_<index>` for a rule without one.
     pub label: String,
-    pub matcher: Matcher,
+    /// `None`: the rule has no `match` and applies only to routes that name it.
+    pub matcher: Option<Matcher>,
     pub authentication: Authentication,
     pub policy: Policy,
     pub dry_run: bool,
@@ -399,8 +400,9 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         }
         other => other,
     };
-    let needs_route_name = rules.iter().any(|rule| rule.matcher.route_name.is_some());
-    let needs_host = rules.iter().any(|rule| !rule.matcher.hosts.is_empty());
+    let matchers = || rules.iter().filter_map(|rule| rule.matcher.as_ref());
+    let needs_route_name = matchers().any(|m| m.route_name.is_some());
+    let needs_host = matchers().any(|m| !m.hosts.is_empty());
     let token_cache_size = raw
         .token_cache_size
         .unwrap_or(crate::cache::DEFAULT_CAPACITY);
@@ -774,7 +776,16 @@ fn compile_rule(
         }
         Some(name) => name.to_string(),
     };
-    let matcher = compile_match(&field("match"), raw.matcher)?;
+    let matcher = match raw.matcher {
+        Some(matcher) => Some(compile_match(&field("match"), matcher)?),
+        None if raw.name.is_none() => {
+            return Err(ConfigError::new(
+                field("match"),
+                "missing: a rule without a name needs a match (a named one may be bound by routes only)",
+            ));
+        }
+        None => None,
+    };
     let named = match (raw.provider, raw.providers) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(

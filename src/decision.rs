@@ -138,7 +138,7 @@ pub fn select_rule(config: &Config, request: &Request<'_>) -> Selection {
     config
         .rules
         .iter()
-        .position(|rule| rule.matcher.matches(&target))
+        .position(|rule| rule.matcher.as_ref().is_some_and(|m| m.matches(&target)))
         .map_or(Selection::NoRule, Selection::Rule)
 }
 

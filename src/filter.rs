@@ -61,8 +61,12 @@ impl Tally {
         Tally {
             allowed: counter(format!("{prefix}.allowed")),
             dry_run: counter(format!("{prefix}.dry_run")),
+            // Per rule or provider, "no rule" cannot happen: no series for it.
             refused: all_refusals()
-                .map(|r| counter(format!("{prefix}.refused.{}.{}", r.status(), r.code())))
+                .map(|r| {
+                    (r != Refusal::Forbidden(Forbidden::NoMatchingRule))
+                        .then(|| counter(format!("{prefix}.refused.{}.{}", r.status(), r.code())))?
+                })
                 .collect(),
         }
     }

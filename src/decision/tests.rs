@@ -433,12 +433,16 @@ fn route_metadata_binds_a_rule_by_name_whatever_its_order_and_match() {
         {"match": {"prefix": "/"}, "disabled": true},
         {"name": "admins", "match": {"path": "/never"}, "provider": "corp",
          "roles": {"any": ["admin"]}},
-        {"name": "open", "match": {"path": "/never"}, "disabled": true},
+        {"name": "open", "disabled": true},
     ]);
     let config = Config::from_json(json.to_string().as_bytes()).unwrap();
     let table = [
         // Without a binding the ordered match decides: the first rule lets everything through.
         (get("unbound", "/orders"), "allow"),
+        (
+            get("unbound, a path only a bound rule names", "/never"),
+            "allow",
+        ),
         (
             get("bound, no token", "/orders").bound_to("admins"),
             "401 missing",
