@@ -50,6 +50,9 @@ impl fmt::Display for ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// The JSON Schema's address, for editors (schema/jwt-guard.schema.json); ignored.
+    #[serde(rename = "$schema")]
+    _schema: Option<String>,
     realm: Option<String>,
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
