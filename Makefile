@@ -34,6 +34,8 @@ ENVOY        := $(VENV)/bin/envoy
 STAMPS       := build/stamps
 MAXMINDDB    := 3.2.0
 GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
+# Envoy 1.36's MaxMind provider has no country database, only a city one (which holds countries).
+GEO_CITY_DB  := build/geo/GeoIP2-City-Test.mmdb
 PYTEST_FLAGS ?=
 
 # ---------------------------------------------------------------- Envoy versions
@@ -72,7 +74,7 @@ help:
 	@echo "make clean        remove target/, build/ and .venv/"
 
 # ---------------------------------------------------------------- setup
-setup: $(STAMPS)/rust-target $(STAMPS)/venv $(GEO_DB) $(ENVOY_STAMP)
+setup: $(STAMPS)/rust-target $(STAMPS)/venv $(GEO_DB) $(GEO_CITY_DB) $(ENVOY_STAMP)
 
 $(STAMPS)/rust-target:
 	rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -92,7 +94,7 @@ $(STAMPS)/envoy-%: tests/envoy-%.txt | $(STAMPS)/venv
 	@mkdir -p $(@D) && touch $@
 
 # MaxMind's own test databases ship in the maxminddb source distribution.
-$(GEO_DB): | $(STAMPS)/venv
+$(GEO_DB) $(GEO_CITY_DB): | $(STAMPS)/venv
 	mkdir -p build/dl $(@D)
 	$(VPY) -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
 	    maxminddb==$(MAXMINDDB) -d build/dl

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import REPO_ROOT, WASM_PATH, WASM_TYPE, EchoUpstream, Envoy, request
+from harness import REPO_ROOT, WASM_PATH, WASM_TYPE, EchoUpstream, Envoy, for_this_envoy, request
 from istio import (STRING_VALUE, TYPED_STRUCT, envoy_filter_configuration, envoy_filter_extension,
                    envoy_filter_http_filter, go_jsonpb, python_json_format, to_struct, wasm_plugin_filter)
 
@@ -33,7 +33,7 @@ def load(path: Path) -> dict:
 
 
 def demo_bootstrap() -> dict:
-    return yaml.safe_load(DEMO.read_text())
+    return yaml.safe_load(for_this_envoy(DEMO.read_text()))
 
 
 def hcm_filters(bootstrap: dict) -> list[dict]:
