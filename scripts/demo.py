@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, request  # noqa: E402
+from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, for_this_envoy, request  # noqa: E402
 from mint import claims, mint  # noqa: E402
 
 SHIPPED = REPO_ROOT / "envoy" / "envoy.yaml"
@@ -111,9 +111,10 @@ def demo_rows() -> list[Row]:
 
 
 def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int) -> Path:
-    """The shipped envoy.yaml with its three ports replaced (and nothing else). 0 lets Envoy
-    pick the listener or admin port itself."""
-    text = SHIPPED.read_text()
+    """The shipped envoy.yaml with its three ports replaced (and nothing else, but for an older
+    Envoy its older spelling, see harness.for_this_envoy). 0 lets Envoy pick the listener or
+    admin port itself."""
+    text = for_this_envoy(SHIPPED.read_text())
     for old, new in ((LISTEN, listen), (ADMIN, admin), (UPSTREAM, upstream)):
         needle = f"port_value: {old} "
         assert text.count(needle) == 1, f"{SHIPPED}: expected one '{needle}'"
@@ -136,7 +137,7 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
         print(f"cannot start the echo upstream on 127.0.0.1:{upstream_port}: {e} (is `make run` running?)",
               file=sys.stderr)
         return 1
-    config = shipped_config_on(workdir, listen, admin, upstream.port) if free_ports else SHIPPED
+    config = shipped_config_on(workdir, listen, admin, upstream.port)
     envoy = Envoy(config, admin_port=admin or None, workdir=workdir, name="demo")
     try:
         try:
@@ -147,7 +148,7 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
         if free_ports:
             listen = envoy.listener_ports()["ingress"]
         rows = demo_rows()
-        print(f"jwt-guard demo: real Envoy ({config.relative_to(REPO_ROOT) if not free_ports else SHIPPED.name}, "
+        print(f"jwt-guard demo: real Envoy ({SHIPPED.relative_to(REPO_ROOT)}, "
               f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n")
         width = max(len(r.what) for r in rows) + 2
         print(f"{'request':<{width}} status  reason")

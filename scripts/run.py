@@ -7,13 +7,14 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
-from harness import WASM_PATH, EchoUpstream, envoy_binary  # noqa: E402
+from harness import WASM_PATH, EchoUpstream, envoy_binary, for_this_envoy  # noqa: E402
 
 HELP = """
 jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001
@@ -41,7 +42,12 @@ def main() -> int:
     except OSError as e:
         print(f"cannot listen on 127.0.0.1:10001 for the echo upstream: {e}", file=sys.stderr)
         return 1
-    cmd = [envoy_binary(), "-c", "envoy/envoy.yaml", "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
+    config = "envoy/envoy.yaml"
+    text = (REPO_ROOT / config).read_text()
+    if for_this_envoy(text) != text:  # an older Envoy (ENVOY_VERSION): its spelling, see harness.py
+        config = str(Path(tempfile.mkdtemp(prefix="jwtg-run-")) / "envoy.yaml")
+        Path(config).write_text(for_this_envoy(text))
+    cmd = [envoy_binary(), "-c", config, "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
     print(" ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
     print(HELP, flush=True)
