@@ -192,3 +192,20 @@ def test_integer_fields_refuse_fractions_and_negatives_in_envoy(wasm, upstream, 
     lines = [ln for ln in log.splitlines() if PREFIX in ln]
     assert rc != 0 and len(lines) == 1, log[-3000:]
     assert lines[0].split(PREFIX, 1)[1].startswith("providers.demo.max_lifetime_seconds: "), lines[0]
+
+
+def test_route_binding_names_a_rule_of_the_plugin_that_only_routes_reach():
+    """envoy/istio/route-binding.yaml binds the VirtualService route "admin" the way
+    envoy/envoy.yaml binds its /admin route; the rule it names exists and has no match."""
+    binding = load(REPO_ROOT / "envoy" / "istio" / "route-binding.yaml")
+    assert binding["kind"] == "EnvoyFilter"
+    (patch,) = binding["spec"]["configPatches"]
+    assert patch["applyTo"] == "HTTP_ROUTE" and patch["patch"]["operation"] == "MERGE"
+    assert patch["match"]["routeConfiguration"]["vhost"]["route"]["name"] == "admin"
+    rule = patch["patch"]["value"]["metadata"]["filter_metadata"]["jwt_guard"]["rule"]
+    (named,) = [r for r in load(WASM_PLUGIN)["spec"]["pluginConfig"]["rules"] if r.get("name") == rule]
+    assert "match" not in named
+    routes = demo_bootstrap()["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0][
+        "typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
+    (admin,) = [r for r in routes if r["name"] == "admin"]
+    assert admin["metadata"] == patch["patch"]["value"]["metadata"]
