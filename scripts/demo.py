@@ -177,8 +177,10 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
             print(f"{r.what:<{width}} {resp.status:<6}  {reason}{note}")
         print(f"\n{len(rows) - bad}/{len(rows)} answers as expected; refused requests never reached the upstream."
               if bad == 0 else f"\n{bad} of {len(rows)} answers differ from the expected ones (marked <--).")
-        print("Mint your own token: .venv/bin/python scripts/mint.py --sub alice --roles admin "
-              "--claim email_verified=true\nRun Envoy yourself: make run")
+        print("Mint your own token (make cli builds the tool): target/cli/jwt-guard token "
+              "--key envoy/demo-keys/demo-es256.key.pem --kid demo-es256 --iss https://idp.example.com "
+              "--aud orders --sub alice --claim roles='[\"admin\"]' --claim email_verified=true\n"
+              "Run Envoy yourself: make run")
         return 1 if (check and bad) else 0
     finally:
         envoy.cleanup()

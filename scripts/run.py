@@ -19,16 +19,23 @@ from harness import WASM_PATH, EchoUpstream, envoy_binary, for_this_envoy  # noq
 HELP = """
 jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001
 
-  TOKEN=$(.venv/bin/python scripts/mint.py --sub alice --roles admin --claim email_verified=true)
+In another shell, with the command-line tool (`make cli` builds target/cli/jwt-guard) and the
+DEMO ONLY key of envoy/demo-keys/:
+
+  mint() { target/cli/jwt-guard token --key envoy/demo-keys/demo-es256.key.pem --kid demo-es256 \\
+             --iss https://idp.example.com --aud orders "$@"; }
+  TOKEN=$(mint --sub alice --claim roles='["admin"]' --claim email_verified=true)
   curl -i localhost:10000/public                                          # 200, anonymous
   curl -i localhost:10000/orders                                          # 401 missing
   curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/orders        # 200
   curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/admin         # 200 (roles admin)
-  curl -i -H "Authorization: Bearer $(.venv/bin/python scripts/mint.py)" localhost:10000/admin   # 403 missing_role
+  curl -i -H "Authorization: Bearer $(mint --sub bob)" localhost:10000/admin   # 403 missing_role
   curl -i -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-For: 81.2.69.160" localhost:10000/geo   # 200 (GB)
+  target/cli/jwt-guard explain envoy/envoy.yaml --path /admin --route-rule admin \\
+      --header "authorization: Bearer $(mint --sub bob)"                  # why: 403 missing_role
   curl -s 127.0.0.1:9901/stats | grep jwt_guard
 
-  scripts/mint.py --help lists --scope, --ttl, --aud, --iss and --claim NAME=JSON.
+  `target/cli/jwt-guard token --help` lists every claim option (--exp-in, --claim NAME=JSON, ...).
   Ctrl-C stops Envoy and the upstream.
 """
 
