@@ -774,6 +774,16 @@ class Soak:
 # --------------------------------------------------------------------------- report
 
 
+def thinned(samples: list[Sample], warmup: int, rows: int = 20) -> list[Sample]:
+    """About `rows` samples evenly spread, with the first, the last and the first after the warm-up."""
+    if len(samples) <= rows:
+        return samples
+    step = len(samples) / (rows - 1)
+    keep = {0, len(samples) - 1} | {round(i * step) for i in range(rows - 1)}
+    keep |= {next((i for i, s in enumerate(samples) if s.t >= warmup), 0)}
+    return [s for i, s in enumerate(samples) if i in keep]
+
+
 def markdown(soak: Soak, result: dict[str, Any], info: dict[str, Any]) -> str:
     ok = not soak.failures
     lines = [
@@ -786,7 +796,8 @@ def markdown(soak: Soak, result: dict[str, Any], info: dict[str, Any]) -> str:
         "|---|---|",
         f"| command | `{info['make']}` |",
         f"| machine | {info['nproc']} cores (`nproc`), {info['cpu_model']}, Linux {info['kernel']}; "
-        f"load average at start {info['loadavg'][0]:.2f} |",
+        f"load average {info['loadavg'][0]:.2f} at the start, {os.getloadavg()[0]:.2f} at the end (other work "
+        "shares the cores: the rate is what was left for Envoy and wrk) |",
         f"| Envoy | {info['envoy']}, `--concurrency 2` (two workers, two Wasm VMs) |",
         f"| jwt-guard | `{info['wasm']}` ({info['wasm_bytes']:,} bytes) |",
         f"| load | {info['wrk']}, {soak.args.connections} connections (one per wrk thread), as fast as possible |",
@@ -834,10 +845,13 @@ def markdown(soak: Soak, result: dict[str, Any], info: dict[str, Any]) -> str:
                   "|---|---:|---:|"]
         for name, got, want in result["counters"]:
             lines.append(f"| `{name}` | {got:,} | {want:,} |")
+    shown = thinned(soak.samples, soak.args.warmup)
     lines += ["", "## Envoy's memory (VmRSS) and the IdP", "",
+              f"{len(shown)} of the {len(soak.samples)} samples (all of them in build/soak/results.json and on the "
+              f"console); the warm-up ends at {soak.args.warmup} s.", "",
               "| t (s) | RSS MiB | requests | fetch ok / failed | IdP | rotating keys |",
               "|---:|---:|---:|---|---|---|"]
-    for s in soak.samples:
+    for s in shown:
         lines.append(f"| {s.t:.0f} | {s.rss_mib:.1f} | {s.requests:,} | {s.fetch_ok} / {s.fetch_failed} | {s.idp} | "
                      f"{s.rotating} |")
     lines += ["", "## Events", "", "| t (s) | event |", "|---:|---|"]

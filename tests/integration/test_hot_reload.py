@@ -30,7 +30,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from harness import HCM_TYPE, WASM_TYPE, Envoy, bootstrap, listener, wasm_filter
+from harness import WASM_TYPE, Envoy, bootstrap, listener, wasm_filter
 from tokens import AUDIENCE, ISSUER
 
 SWAP_SETTLE_SECONDS = 2.0  # a request sent this long after the swap must get the new answer
@@ -132,35 +132,44 @@ def judge(kind: Kind, status: int, body: bytes) -> str:
 
 
 class EcdsFile:
-    """The ECDS resource file Envoy watches; `swap` writes the next version beside it and
-    renames it over the old one (atomic: Envoy never reads half a file)."""
+    """The ECDS resource file Envoy watches for the HTTP filter `name`; `swap` writes the next
+    version beside it and renames it over the old one (atomic: Envoy never reads half a file)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, name: str = "jwt_guard") -> None:
         self.dir = directory
-        self.path = directory / "jwt_guard.json"
+        self.name = name
+        self.path = directory / f"{name}.json"
         self.version = 0
 
-    def swap(self, guard: dict | str, wasm: Path | None = None) -> None:
+    def swap(self, http_filter: dict) -> None:
+        """`http_filter`: an http_filters entry (harness.wasm_filter); its typed_config is used."""
         self.version += 1
-        f = wasm_filter(guard, wasm) if wasm else wasm_filter(guard)
         doc = {"version_info": str(self.version), "resources": [{
             "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
-            "name": "jwt_guard", "typed_config": f["typed_config"]}]}
+            "name": self.name, "typed_config": http_filter["typed_config"]}]}
         tmp = self.dir / ".next.json"
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, self.path)
 
     def filter(self) -> dict:
-        """The HCM's http_filters entry: jwt-guard's configuration from this file."""
-        return {"name": "jwt_guard", "config_discovery": {
+        """The HCM's http_filters entry: the filter's configuration from this file."""
+        return {"name": self.name, "config_discovery": {
             "config_source": {"path_config_source": {"path": str(self.path), "watched_directory": {"path": str(self.dir)}},
                               "resource_api_version": "V3"},
             "type_urls": [WASM_TYPE]}}
 
+    def bootstrap(self, upstream_port: int, **listener_fields: Any) -> dict:
+        """A bootstrap with one listener `main` whose only filter before the router is this one."""
+        lst = listener("main", 0, [self.filter()])
+        lst.update(listener_fields)
+        config = bootstrap([lst], upstream_port)
+        config["node"] = {"id": "jwt-guard-test", "cluster": "jwt-guard-test"}  # ECDS needs a node
+        return config
 
-def ecds_stat(envoy: Envoy, name: str) -> int:
-    return envoy.stats(r"^extension_config_discovery\.http_filter\.jwt_guard\.").get(
-        f"extension_config_discovery.http_filter.jwt_guard.{name}", 0)
+
+def ecds_stat(envoy: Envoy, name: str, filter_name: str = "jwt_guard") -> int:
+    prefix = f"extension_config_discovery.http_filter.{filter_name}."
+    return envoy.stats("^" + prefix.replace(".", r"\.")).get(prefix + name, 0)
 
 
 @pytest.fixture
@@ -169,13 +178,9 @@ def reloadable(request, upstream, tmp_path):
     a, b, c = Key("a"), Key("b"), Key("c")
     old = guard_config([a, c], admin_role="admin", beta=False)
     new = guard_config([b, c], admin_role="ops", beta=True)
-    ecds.swap(old)
-    lst = listener("main", 0, [ecds.filter()])
-    assert lst["filter_chains"][0]["filters"][0]["typed_config"]["@type"] == HCM_TYPE
+    ecds.swap(wasm_filter(old))
     # Kept-alive connections spread evenly over both workers (each has its own VM to switch).
-    lst["connection_balance_config"] = {"exact_balance": {}}
-    config = bootstrap([lst], upstream.port)
-    config["node"] = {"id": "jwt-guard-test", "cluster": "jwt-guard-test"}  # ECDS needs a node
+    config = ecds.bootstrap(upstream.port, connection_balance_config={"exact_balance": {}})
     envoy = Envoy(config, name="hot-reload", concurrency=2)
     request.addfinalizer(envoy.cleanup)
     envoy.start()
@@ -207,7 +212,7 @@ def test_a_new_policy_and_key_apply_under_load_and_bad_updates_are_rejected(relo
         time.sleep(1.5)
         reloads = ecds_stat(envoy, "config_reload")
         swapped = time.monotonic()
-        ecds.swap(new)
+        ecds.swap(wasm_filter(new))
         deadline = time.monotonic() + 10
         while ecds_stat(envoy, "config_reload") == reloads:
             assert time.monotonic() < deadline, "Envoy did not load the new configuration in 10 s"
@@ -218,13 +223,13 @@ def test_a_new_policy_and_key_apply_under_load_and_bad_updates_are_rejected(relo
         bad_wasm.write_bytes(b"\0asm\x01\0\0\0not a module")
         rejected_from = time.monotonic()
         fails = ecds_stat(envoy, "config_fail")
-        ecds.swap({**new, "rules": [{"match": {"prefix": "/"}, "provider": "nobody"}]})
+        ecds.swap(wasm_filter({**new, "rules": [{"match": {"prefix": "/"}, "provider": "nobody"}]}))
         deadline = time.monotonic() + 10
         while ecds_stat(envoy, "config_fail") == fails:
             assert time.monotonic() < deadline, "the refused configuration was not rejected in 10 s"
             time.sleep(0.05)
         time.sleep(1.0)
-        ecds.swap(new, bad_wasm)
+        ecds.swap(wasm_filter(new, bad_wasm))
         deadline = time.monotonic() + 10
         while ecds_stat(envoy, "config_fail") == fails + 1:
             assert time.monotonic() < deadline, "the bad .wasm was not rejected in 10 s"
@@ -259,7 +264,7 @@ def test_a_new_policy_and_key_apply_under_load_and_bad_updates_are_rejected(relo
         seen = {a.verdict for a in answers if a.kind == kind.name}
         assert seen == ({"both"} if kind.old == kind.new else {"old", "new"}), (kind.name, seen)
     after_swap = [a for a in answers if a.sent >= swapped]
-    assert len([a for a in answers if a.sent < swapped]) > 50 and len(after_swap) > 200, len(answers)
+    assert len([a for a in answers if a.sent < swapped]) > 20 and len(after_swap) > 100, len(answers)
     # The bad updates changed nothing: the new configuration answered throughout.
     assert all(a.verdict in ("new", "both") for a in answers if a.sent >= rejected_from)
     assert ecds_stat(envoy, "config_fail") == 2
@@ -274,3 +279,6 @@ def test_a_new_policy_and_key_apply_under_load_and_bad_updates_are_rejected(relo
     judged = stats["wasmcustom.jwt_guard.allowed"] + sum(
         v for k, v in stats.items() if k.startswith("wasmcustom.jwt_guard.refused."))
     assert judged == stats["http.main.downstream_rq_total"] == len(answers)
+    # Both workers (both VMs) served kept-alive connections through the swap.
+    per_worker = envoy.stats(r"worker_\d+\.downstream_cx_total$")
+    assert len(per_worker) == 2 and min(per_worker.values()) >= 2, per_worker

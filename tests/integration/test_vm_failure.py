@@ -10,8 +10,9 @@ truncated.
 What the README's *Failure modes* section says, checked here:
 - `fail_open: false` (jwt-guard's setting, Envoy's FAIL_CLOSED): after a trap, every request the
   failed VM would have handled is answered 503 by Envoy (empty body, response code details
-  `wasm_fail_stream`) and never reaches the upstream, until Envoy restarts or the filter is
-  configured again; a VM on another worker keeps judging its requests.
+  `wasm_fail_stream`) and never reaches the upstream, until Envoy restarts or the filter gets a
+  different configuration (the same one pushed again changes nothing); a VM on another worker
+  keeps judging its requests.
 - `failure_policy: FAIL_RELOAD`: the same 503s while Envoy waits to replace the VM (backoff,
   1 s by default), then a new VM judges again; `wasm.<plugin>.vm_reload_*` count it.
 - `fail_open: true`: after a trap the filter is skipped — requests reach the upstream unjudged.
@@ -30,6 +31,7 @@ from pathlib import Path
 import pytest
 
 from harness import REPO_ROOT, WASM_PATH, Envoy, bootstrap, listener, request, wasm_filter
+from test_hot_reload import EcdsFile, ecds_stat
 
 TRAP_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "wycheproof-envoy" / "trap_envoy.wasm"
 STRING_VALUE = "type.googleapis.com/google.protobuf.StringValue"
@@ -89,7 +91,7 @@ class Running:
 
 
 @pytest.fixture
-def run(request, upstream, tmp_path):
+def run(upstream, tmp_path):
     """Starts Envoy with one listener `main` holding `filters`; always stopped. The log is not
     checked for Wasm failures, as start_stack does: here they are the point."""
     started: list[Envoy] = []
@@ -180,6 +182,41 @@ def test_a_trap_fails_one_worker_the_vm_of_the_other_keeps_judging(run, trap_was
     b.close()
 
 
+def test_a_different_configuration_replaces_the_failed_vm_the_same_one_does_not(trap_wasm, upstream,
+                                                                                tmp_path):
+    ecds = EcdsFile(tmp_path, name="trap")
+    ecds.swap(trap_filter(trap_wasm))
+    env = Envoy(ecds.bootstrap(upstream.port), name="vm-failure-ecds")
+    try:
+        env.start()
+        port = env.listener_ports()["main"]
+
+        def answers() -> list[int]:
+            return [request(port, "/x").status, request(port, "/x", headers={"x-allow": "1"}).status]
+
+        def swap_and_wait(http_filter: dict) -> int:
+            """Writes the update, waits until Envoy processed it; returns the reloads it made."""
+            attempts, reloads = ecds_stat(env, "update_attempt", "trap"), ecds_stat(env, "config_reload", "trap")
+            ecds.swap(http_filter)
+            deadline = time.monotonic() + 10
+            while ecds_stat(env, "update_attempt", "trap") == attempts:
+                assert time.monotonic() < deadline, "Envoy did not see the update in 10 s"
+                time.sleep(0.05)
+            time.sleep(0.5)  # the workers get the new filter factory
+            return ecds_stat(env, "config_reload", "trap") - reloads
+
+        assert answers() == [403, 200]
+        assert request(port, "/x", headers={"x-trap": "1"}).status == 503
+        assert answers() == [503, 503]
+        # The same configuration again (another version_info): not even a reload.
+        assert swap_and_wait(trap_filter(trap_wasm)) == 0
+        assert answers() == [503, 503]
+        assert swap_and_wait(trap_filter(trap_wasm, plugin_config="guard, version 2")) == 1
+        assert answers() == [403, 200]
+    finally:
+        env.cleanup()
+
+
 def test_failure_policy_fail_reload_refuses_until_a_new_vm_judges_again(run, trap_wasm, upstream):
     env = run([trap_filter(trap_wasm, failure_policy="FAIL_RELOAD")])
     assert env.get(**{"x-trap": "1", "x-allow": "1"}).status == 503
@@ -207,11 +244,13 @@ def test_fail_open_true_lets_requests_through_unjudged_after_a_trap(run, trap_wa
     env = run([trap_filter(trap_wasm, fail_open=True)])
     r = env.get()
     assert (r.status, r.body) == (403, REFUSED_BY_MODULE)
-    env.get(**{"x-trap": "1"})
     before = upstream.count
-    r = env.get()  # no x-allow: the guard would refuse it
-    assert r.status == 200 and json.loads(r.body)["path"] == "/x", r
-    assert upstream.count == before + 1
+    # Even the request that made the VM fail goes on, and so does every later one (no x-allow:
+    # the guard would refuse them).
+    for headers in ({"x-trap": "1"}, {}, {}):
+        r = env.get(**headers)
+        assert r.status == 200 and json.loads(r.body)["path"] == "/x", r
+    assert upstream.count == before + 3
 
 
 @pytest.mark.parametrize("case", ["jwt_guard_truncated", "not_wasm", "on_vm_start_false", "on_configure_false"])
