@@ -320,14 +320,18 @@ class Soak:
         self.idp_state = "up"
         self.rotating = "R0 in force, R1 published"
         self.stop_sampling = threading.Event()
+        self.wrk_started: float | None = None
 
     def now(self) -> float:
         return time.monotonic() - self.t0
 
     def event(self, what: str, detail: str = "") -> None:
-        e = Event(round(self.now(), 1), what, detail)
+        """Times are seconds since wrk started, as in the RSS table (events before: "setup")."""
+        started = self.wrk_started is not None
+        e = Event(round(self.now() - self.wrk_started, 1) if started else -1.0, what, detail)
         self.events.append(e)
-        print(f"  [{e.t:7.1f} s] {what}{': ' + detail if detail else ''}", flush=True)
+        when = f"{e.t:7.1f} s" if started else "  setup  "
+        print(f"  [{when}] {what}{': ' + detail if detail else ''}", flush=True)
 
     def fail(self, message: str) -> None:
         self.failures.append(message)
@@ -614,9 +618,10 @@ class Soak:
         before = counters(self.envoy)
         up_before = self.upstream_counts()
         self.event("checks passed", f"{len(self.classes)} classes answered as planned; wrk starts")
-        interval = max(2.0, min(10.0, self.args.seconds / 30))
+        interval = max(2.0, min(5.0, self.args.seconds / 30))
         self.wrk_started = self.now()
         proc, cmd = self.run_wrk()
+        self.event("wrk started", " ".join(cmd[:6]))
         self.sample()
         sampler = threading.Thread(target=self.sampler, args=(interval,), daemon=True)
         sampler.start()
@@ -854,9 +859,10 @@ def markdown(soak: Soak, result: dict[str, Any], info: dict[str, Any]) -> str:
     for s in shown:
         lines.append(f"| {s.t:.0f} | {s.rss_mib:.1f} | {s.requests:,} | {s.fetch_ok} / {s.fetch_failed} | {s.idp} | "
                      f"{s.rotating} |")
-    lines += ["", "## Events", "", "| t (s) | event |", "|---:|---|"]
+    lines += ["", "## Events", "", "Seconds since wrk started.", "", "| t (s) | event |", "|---:|---|"]
     for e in soak.events:
-        lines.append(f"| {e.t:.1f} | {e.what}{': ' + e.detail if e.detail else ''} |")
+        when = "setup" if e.t < 0 else f"{e.t:.1f}"
+        lines.append(f"| {when} | {e.what}{': ' + e.detail if e.detail else ''} |")
     if soak.failures:
         lines += ["", "## Failures", ""] + [f"- {f}" for f in soak.failures]
     return "\n".join(lines) + "\n"
