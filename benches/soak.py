@@ -37,9 +37,10 @@ warm-up; no Wasm failure in Envoy's log.
 
     .venv/bin/python benches/soak.py             # SOAK_SECONDS (300), SOAK_CONNECTIONS (6)
     make soak SOAK_SECONDS=30                    # a short run while developing
+    make soak SOAK_SECONDS=30 SOAK_MISLABEL=forged   # the checks' own test: must FAIL
 
-Writes benches/SOAK.md (the figures of the run, pass or fail) and build/soak/ (keys, tokens,
-plan, wrk output, Envoy configurations and logs, results.json).
+Writes benches/SOAK.md (the figures of the run, pass or fail) and build/soak/ (tokens, plan,
+phase file, wrk output, Envoy configurations and logs, results.json).
 """
 
 from __future__ import annotations
