@@ -11,6 +11,7 @@
 #   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
 #   make oci      jwt_guard.wasm as an OCI image (layout directory + docker-loadable tarball) for Istio
 #   make cli      the command-line tool (check, explain, token): target/cli/jwt-guard
+#   make soak     minutes of mixed traffic, key rotation and IdP outages; every answer checked
 #
 # ENVOY_VERSION picks the Envoy the integration tests (and demo, run) use: the one in
 # tests/requirements.txt by default, or any with a pinned, hashed wheel in tests/envoy-<v>.txt
@@ -24,9 +25,11 @@ SHELL := /bin/bash
 PYTHON       ?= python3
 WASM_TARGET  := wasm32-wasip1
 WASM         := target/$(WASM_TARGET)/release/jwt_guard.wasm
-# Test-only module: the Wycheproof vectors through Envoy's verify_signature
-# (tests/wycheproof-envoy, loaded by tests/integration/test_host_backend.py).
+# Test-only modules: the Wycheproof vectors through Envoy's verify_signature
+# (tests/wycheproof-envoy, loaded by tests/integration/test_host_backend.py), and a guard whose VM
+# fails on demand (tests/trap-envoy, loaded by tests/integration/test_vm_failure.py).
 TEST_WASM    := target/$(WASM_TARGET)/wycheproof-envoy/wycheproof_envoy.wasm
+TRAP_WASM    := target/$(WASM_TARGET)/wycheproof-envoy/trap_envoy.wasm
 VENV         := .venv
 VPY          := $(VENV)/bin/python
 # The pip wheel installs a Python entry point here; the harness and scripts resolve the
@@ -57,14 +60,14 @@ ENVOY_STAMP    := $(STAMPS)/envoy-$(ENVOY_VERSION)
 export ENVOY_BIN := $(CURDIR)/build/envoy/$(ENVOY_VERSION)/envoy/_bin/envoy
 endif
 
-.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli
+.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
 	@echo "make build        $(WASM)"
 	@echo "make cli          $(CLI): jwt-guard check | explain | token (see README)"
 	@echo "make unit         cargo test (host)"
-	@echo "make test-wasm    $(TEST_WASM) (test-only)"
+	@echo "make test-wasm    $(TEST_WASM) and $(TRAP_WASM) (test-only)"
 	@echo "make integration  build + test-wasm + oci + pytest tests/integration in real Envoy"
 	@echo "                  ENVOY_VERSION=<v> picks the Envoy: $(ENVOY_VERSIONS) (default $(ENVOY_DEFAULT))"
 	@echo "make test         unit, then integration against every Envoy version above"
@@ -75,6 +78,8 @@ help:
 	@echo "make bench        jwt-guard vs native jwt_authn (+ rbac): req/s, latency, RSS, targets (~15 min)"
 	@echo "                  BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)"
 	@echo "make bench-quick  the same, 2 s per run, 1 round (~5 min): proves it works, numbers are noisy"
+	@echo "make soak         SOAK_SECONDS (300) of mixed traffic at full rate, --concurrency 2, the IdP rotating"
+	@echo "                  keys and going down: zero wrong answers, counters add up, RSS flat (benches/SOAK.md)"
 	@echo "make clean        remove target/, build/ and .venv/"
 
 # ---------------------------------------------------------------- setup
@@ -114,7 +119,7 @@ build: $(STAMPS)/rust-target
 # Its own profile (no LTO, parallel codegen; see Cargo.toml) and directory; cargo rebuilds only
 # what changed.
 test-wasm: $(STAMPS)/rust-target
-	cargo build -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
+	cargo build -p wycheproof-envoy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
 
 # ---------------------------------------------------------------- command-line tool
 # The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
@@ -148,6 +153,7 @@ lint: $(STAMPS)/rust-target
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
+	cargo clippy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	$(MAKE) --no-print-directory validate
 
 fmt:
@@ -190,6 +196,14 @@ OCI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 oci: build
 	SOURCE_DATE_EPOCH="$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
 	    $(PYTHON) scripts/oci.py $(WASM) build/oci --name jwt-guard --tag $(OCI_VERSION)
+
+# ---------------------------------------------------------------- soak
+# benches/soak.py: real Envoy (--concurrency 2) with jwt-guard fed by a test IdP that rotates keys
+# and goes down and up, a second Envoy as the upstream (one listener per request class), wrk with
+# benches/soak.lua checking every answer. Writes benches/SOAK.md; exit 1 on any failed check.
+# SOAK_SECONDS (default 300) and SOAK_CONNECTIONS (6) from the environment or the command line.
+soak: setup build wrk
+	$(VPY) benches/soak.py
 
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)

@@ -6,6 +6,8 @@ runs, and counts the requests it sees.
     idp.jwks = {"keys": [...]}      # what GET /jwks.json answers
     idp.mode = "down"               # ok | down (503) | slow | malformed | oversized
     idp.count("/jwks.json")         # requests seen for that path
+    idp.unreachable()               # connections refused (and open ones dropped) ...
+    idp.reachable()                 # ... until this: listening again on the same port
     idp.stop()
 
 Any path ending in /jwks.json serves the key set; any ending in
@@ -34,6 +36,10 @@ class _Handler(BaseHTTPRequestHandler):
             idp.authorities.append(self.headers.get("host", ""))
             mode, delay = idp.mode, idp.delay
             jwks, discovery = idp.jwks, idp.discovery
+        if mode == "unreachable":
+            # A connection Envoy opened before the IdP went away: closed without an answer.
+            self.close_connection = True
+            return None
         if mode == "down":
             return self._send(503, b'{"error": "unavailable"}')
         if mode == "slow":
@@ -51,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(jwks).encode()
             return self._send(200, body[:-1] + b" " * (300 * 1024) + b"}")
         self._send(200, json.dumps(jwks).encode())
+        with idp.lock:
+            idp.served_keys += 1
 
     def _send(self, status: int, body: bytes) -> None:
         try:
@@ -80,7 +88,12 @@ class JwksServer:
         self.delay = 0.0
         self.hits: Counter[str] = Counter()
         self.authorities: list[str] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self.served_keys = 0  # key sets answered 200 (modes ok and slow)
+        self.port = 0
+        self._listen()
+
+    def _listen(self) -> None:
+        self._server = _Server(("127.0.0.1", self.port), _Handler)  # HTTPServer sets SO_REUSEADDR
         self._server.idp = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -92,6 +105,26 @@ class JwksServer:
     def stop(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+    def unreachable(self) -> None:
+        """The IdP's host goes away: the port stops listening (connection refused), and a
+        request on a connection opened before is dropped without an answer."""
+        self.set(mode="unreachable")
+        self.stop()
+
+    def reachable(self, mode: str = "ok") -> None:
+        """Listening again on the same port (retried: the port is free, but a bind can race a
+        closing socket)."""
+        for attempt in range(50):
+            try:
+                self._listen()
+                break
+            except OSError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+        self.set(mode=mode)
+        self.start()
 
     def count(self, suffix: str = "/jwks.json") -> int:
         with self.lock:
