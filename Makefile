@@ -46,6 +46,7 @@ help:
 	@echo "make bench        jwt-guard vs native jwt_authn (+ rbac): req/s, latency, RSS, targets (~15 min)"
 	@echo "                  BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)"
 	@echo "make bench-quick  the same, 2 s per run, 1 round (~5 min): proves it works, numbers are noisy"
+	@echo "make fuzz         libFuzzer on the core (host): 5 targets, FUZZ_SECONDS (60) each; fails on a crash"
 	@echo "make clean        remove target/, build/ and .venv/"
 
 # ---------------------------------------------------------------- setup
@@ -133,5 +134,15 @@ bench-quick: setup build wrk
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 
+# ---------------------------------------------------------------- fuzz
+# Coverage-guided fuzzing of the host build of the core (fuzz/: cargo-fuzz layout, libFuzzer; see
+# README *Fuzzing*): each target for FUZZ_SECONDS, one process, then the executions per target;
+# fails on any crash. fuzz/run.sh installs the pinned cargo-fuzz into build/tools on first use.
+# Not part of `make test`. FUZZ_TARGETS (all five) and FUZZ_TIMEOUT (10 s per input) too.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
 clean:
-	rm -rf target build $(VENV)
+	rm -rf target build fuzz/target $(VENV)
