@@ -8,8 +8,8 @@
 //!
 //! Checks, besides never panicking:
 //! - the verified-token cache never changes a decision: warm, cold and no cache agree, now,
-//!   `@later` seconds later, and a second either side of every moment a verified token's
-//!   `exp`, `nbf` or `iat` changes an answer;
+//!   `@later` seconds later, and in the last second before and the first after every moment
+//!   a verified token's `exp`, `nbf` or `iat` changes an answer;
 //! - a request let through (not in dry run) carries, after the changes, no token in any of the
 //!   rule's token locations unless it is the verified token of a provider with
 //!   `forward: true` — every spelling of a token is removed or was verified;

@@ -15,8 +15,9 @@
 //!   harness's key for the token's `kid`/`alg`, checked here without the core;
 //! - accepted claims pass the provider's claim checks and equal the payload's JSON;
 //! - the verified-token cache never changes a decision: a warm cache, a cold one and no cache
-//!   agree, now, at a later time (`later` = the second and third bytes, × 61 s) and a second
-//!   either side of every moment an accepted token's `exp`, `nbf` or `iat` changes an answer;
+//!   agree, now, at a later time (`later` = the second and third bytes, × 61 s), and in the
+//!   last second before and the first after every moment an accepted token's `exp`, `nbf` or
+//!   `iat` changes an answer;
 //! - the arguments for Envoy's `verify_signature` can be built for every key, and an ES256
 //!   signature converted to DER is the same signature.
 #![no_main]

@@ -337,17 +337,20 @@ pub fn with_times(text: &[u8], now: u64) -> Vec<u8> {
     out
 }
 
-/// The moments at which verified claims change their answer: a second either side of each
-/// `exp`, `nbf` and `iat`, with no skew and with the default 60 s, after `now`. A decision
-/// from the verified-token cache and a fresh one are compared at each.
+/// The moments at which verified claims change their answer, after `now`: the last second
+/// before and the first at each of `exp`, `exp` + 60, `nbf` − 60, `nbf`, `iat` − 60 and `iat`
+/// (the harness's providers have no skew or the default 60 s). A decision from the
+/// verified-token cache and a fresh one are compared at each.
 pub fn boundaries(claims: &serde_json::Map<String, Value>, now: u64) -> Vec<u64> {
     let mut times = BTreeSet::new();
     for name in ["exp", "nbf", "iat"] {
         let Some(at) = claims.get(name).and_then(jwt_guard::jws::numeric_date) else {
             continue;
         };
-        for skew in [0i128, 60, -60] {
-            for delta in [-1i128, 0, 1] {
+        // `exp` refuses from `exp + skew` on; `nbf` and `iat` until `t - skew`.
+        let skews: [i128; 2] = if name == "exp" { [0, 60] } else { [-60, 0] };
+        for skew in skews {
+            for delta in [-1i128, 0] {
                 let t = i128::from(at) + skew + delta;
                 if t > i128::from(now) && t < i128::from(u64::MAX) {
                     times.insert(t as u64);
