@@ -80,6 +80,7 @@ help:
 	@echo "make bench-quick  the same, 2 s per run, 1 round (~5 min): proves it works, numbers are noisy"
 	@echo "make soak         SOAK_SECONDS (300) of mixed traffic at full rate, --concurrency 2, the IdP rotating"
 	@echo "                  keys and going down: zero wrong answers, counters add up, RSS flat (benches/SOAK.md)"
+	@echo "make fuzz         libFuzzer on the core (host): 5 targets, FUZZ_SECONDS (60) each; fails on a crash"
 	@echo "make clean        remove target/, build/ and .venv/"
 
 # ---------------------------------------------------------------- setup
@@ -208,5 +209,15 @@ soak: setup build wrk
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)
 
+# ---------------------------------------------------------------- fuzz
+# Coverage-guided fuzzing of the host build of the core (fuzz/: cargo-fuzz layout, libFuzzer; see
+# README *Fuzzing*): each target for FUZZ_SECONDS, one process, then the executions per target;
+# fails on any crash. fuzz/run.sh installs the pinned cargo-fuzz into build/tools on first use.
+# Not part of `make test`. FUZZ_TARGETS (all five) and FUZZ_TIMEOUT (10 s per input) too.
+.PHONY: fuzz
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
 clean:
-	rm -rf target build $(VENV)
+	rm -rf target build fuzz/target $(VENV)

@@ -111,8 +111,11 @@ impl Authenticator<'_> {
     /// A cache hit still in force: the provider that accepted the token is the one this request
     /// would end up with (every candidate tried before it for this issuer refused the token for
     /// good, under the keys it has now), its keys are the same, and the time, issuer and
-    /// audience checks pass again now. A hit whose claims fail those checks is that refusal
-    /// (an expired cached token is expired); anything else falls back to the full path.
+    /// audience checks pass again now. A hit whose claims fail those checks is refused as the
+    /// full path would refuse it: with the first candidate's reason, judged by it (an expired
+    /// cached token is expired; one that the first candidate refused for its audience is
+    /// `bad_audience`, or expired by that provider's clock skew). Anything else falls back to
+    /// the full path.
     fn cached<'c, T: Trace>(
         &mut self,
         candidates: &[(usize, &'c Provider)],
@@ -124,13 +127,14 @@ impl Authenticator<'_> {
             return Ok(None);
         };
         let issuer = hit.claims.get("iss").and_then(|iss| iss.as_str());
+        // The first candidate for this issuer, when it refused the token: its reason now.
+        let mut first_refusal: Option<(usize, AuthFailure)> = None;
         for &(index, provider) in candidates {
             if issuer != Some(provider.token_rules.issuer.as_str()) {
                 continue;
             }
             let version = provider.token_rules.keys.version();
             if index == hit.provider && version == hit.key_version {
-                self.judged_by = Some(index);
                 trace.record(|| Step::CacheHit { provider: index });
                 let result = provider
                     .token_rules
@@ -139,11 +143,29 @@ impl Authenticator<'_> {
                     provider: index,
                     result,
                 });
+                if let (Err(_), Some((first, reason))) = (result, first_refusal) {
+                    self.judged_by = Some(first);
+                    return Err(reason);
+                }
+                self.judged_by = Some(index);
                 result?;
                 return Ok(Some((provider, hit.claims.clone())));
             }
-            if !hit.passed_over.contains(&(index, version)) {
+            let Some(&(_, _, reason)) = hit
+                .passed_over
+                .iter()
+                .find(|(i, v, _)| *i == index && *v == version)
+            else {
                 return Ok(None);
+            };
+            if first_refusal.is_none() {
+                // Its signature was good if it got as far as the claims; those it checks again
+                // now, since time may now refuse the token earlier (with its own skew).
+                let reason = match provider.token_rules.check_claims(&hit.claims, now) {
+                    Err(now_reason) if is_claims_refusal(reason) => now_reason,
+                    _ => reason,
+                };
+                first_refusal = Some((index, reason));
             }
         }
         Ok(None)
@@ -155,8 +177,8 @@ impl Authenticator<'_> {
     /// reason is the answer. A token whose issuer no candidate names is judged by the first
     /// candidate (it then fails with `bad_issuer` or earlier).
     ///
-    /// Also returns the providers (with their key-set versions) that refused the token before
-    /// the one that accepted it, for reasons time cannot change.
+    /// Also returns the providers (with their key-set versions and reasons) that refused the
+    /// token before the one that accepted it, for reasons time cannot change.
     #[allow(clippy::type_complexity)]
     fn choose<'c, T: Trace>(
         &mut self,
@@ -164,7 +186,7 @@ impl Authenticator<'_> {
         jws: &Jws<'_>,
         now: u64,
         trace: &mut T,
-    ) -> Result<(usize, &'c Provider, Vec<(usize, u64)>), AuthFailure> {
+    ) -> Result<(usize, &'c Provider, Vec<(usize, u64, AuthFailure)>), AuthFailure> {
         let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
         let mut first_failure = None;
         let mut passed_over = Vec::new();
@@ -196,7 +218,8 @@ impl Authenticator<'_> {
                         provider.token_rules.keys.want_refetch();
                     }
                     if !failure.depends_on_time() {
-                        passed_over.push((index, provider.token_rules.keys.version()));
+                        let version = provider.token_rules.keys.version();
+                        passed_over.push((index, version, failure));
                     }
                     first_failure.get_or_insert(failure);
                 }
@@ -220,6 +243,20 @@ impl Authenticator<'_> {
         result?;
         Ok((index, provider, passed_over))
     }
+}
+
+/// Refusals of the registered-claim checks, which come after the signature check.
+fn is_claims_refusal(failure: AuthFailure) -> bool {
+    matches!(
+        failure,
+        AuthFailure::MissingExpiration
+            | AuthFailure::Expired
+            | AuthFailure::NotYetValid
+            | AuthFailure::IssuedInFuture
+            | AuthFailure::BadIssuer
+            | AuthFailure::BadAudience
+            | AuthFailure::LifetimeExceeded
+    )
 }
 
 #[cfg(test)]
@@ -303,6 +340,73 @@ mod tests {
             Err(AuthFailure::Expired)
         );
         assert_eq!(verifier.0.get(), 2);
+    }
+
+    /// The answer and the provider that judged the token, with the counting verifier.
+    fn judge(
+        config: &Config,
+        token: &str,
+        now: u64,
+        verifier: &Counting,
+        cache: &mut TokenCache,
+    ) -> (Result<String, AuthFailure>, Option<usize>) {
+        let h = headers(&[("authorization", &format!("Bearer {token}"))]);
+        let clock = move || Some(now);
+        let mut auth = Authenticator {
+            verifier,
+            cache,
+            clock: &clock,
+            judged_by: None,
+        };
+        let outcome = auth
+            .authenticate(config, &[0, 1], &Request::bare(&h))
+            .map(|v| v.map_or("none".into(), |v| v.provider.name.clone()));
+        (outcome, auth.judged_by)
+    }
+
+    /// Found by `make fuzz` (targets `token` and `request`; the inputs are kept as
+    /// fuzz/seeds/*/regression-cached-refusal-reason). A token the second provider for its
+    /// issuer accepted was, once that provider's claim checks refused it, refused from the
+    /// cache with that provider's reason, while the full path answers with the first
+    /// provider's: here `a` (60 s skew) still takes the token as in time and refuses its
+    /// audience while `b` (no skew) finds it expired. Another reason code and another provider
+    /// in counters and outcomes, depending only on whether the token was cached.
+    #[test]
+    fn a_cached_token_is_refused_with_the_first_providers_reason() {
+        let config = config();
+        let token = testutil::token("valid_ES256");
+        let exp = crate::jws::numeric_date(&Jws::parse(&token).unwrap().claims["exp"]).unwrap();
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        assert_eq!(
+            judge(&config, &token, now, &verifier, &mut cache),
+            (Ok("b".into()), Some(1))
+        );
+        let checks = verifier.0.get();
+        let expected = [
+            (exp - 1, (Ok("b".to_string()), Some(1))),
+            (exp, (Err(AuthFailure::BadAudience), Some(0))),
+            (exp + 59, (Err(AuthFailure::BadAudience), Some(0))),
+            (exp + 60, (Err(AuthFailure::Expired), Some(0))),
+        ];
+        for (at, answer) in expected {
+            let fresh = judge(
+                &config,
+                &token,
+                at,
+                &Counting::default(),
+                &mut TokenCache::new(0),
+            );
+            assert_eq!(
+                fresh,
+                answer,
+                "full path at exp{:+}",
+                at as i64 - exp as i64
+            );
+            let cached = judge(&config, &token, at, &verifier, &mut cache);
+            assert_eq!(cached, answer, "cache at exp{:+}", at as i64 - exp as i64);
+        }
+        assert_eq!(verifier.0.get(), checks, "every answer came from the cache");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use crate::reason::AuthFailure;
 use crate::verify::Claims;
 
 /// Entries when the configuration says nothing (`token_cache_size`).
@@ -20,8 +21,8 @@ pub struct CachedToken {
     /// That provider's key-set version when it did.
     pub key_version: u64,
     /// Providers for the same issuer tried before it that refused the token for reasons time
-    /// cannot change, with their key-set versions then.
-    pub passed_over: Vec<(usize, u64)>,
+    /// cannot change, with their key-set versions and their reasons then.
+    pub passed_over: Vec<(usize, u64, AuthFailure)>,
     pub claims: Rc<Claims>,
 }
 
