@@ -57,8 +57,6 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.dumps(jwks).encode()
             return self._send(200, body[:-1] + b" " * (300 * 1024) + b"}")
         self._send(200, json.dumps(jwks).encode())
-        with idp.lock:
-            idp.served_keys += 1
 
     def _send(self, status: int, body: bytes) -> None:
         try:
@@ -88,7 +86,6 @@ class JwksServer:
         self.delay = 0.0
         self.hits: Counter[str] = Counter()
         self.authorities: list[str] = []
-        self.served_keys = 0  # key sets answered 200 (modes ok and slow)
         self.port = 0
         self._listen()
 
