@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""make run: the echo upstream (127.0.0.1:10001) plus Envoy with envoy/envoy.yaml in the
-foreground (listener :10000, admin 127.0.0.1:9901). Ctrl-C stops both."""
+"""make run: the echo upstream (127.0.0.1:10001), the demo JWKS server (127.0.0.1:10002, serving
+envoy/demo-keys/demo-jwks.json) plus Envoy with envoy/envoy.yaml in the foreground (listener
+:10000, admin 127.0.0.1:9901). Ctrl-C stops all three."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -14,9 +16,13 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 from harness import WASM_PATH, EchoUpstream, envoy_binary  # noqa: E402
+from jwks_server import JwksServer  # noqa: E402
+
+DEMO_JWKS = REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json"
 
 HELP = """
-jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001
+jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001,
+JWKS server on 127.0.0.1:10002 (keys are fetched at start: the first token may get 401 keys_unavailable)
 
   TOKEN=$(.venv/bin/python scripts/mint.py --sub alice --roles admin --claim email_verified=true)
   curl -i localhost:10000/public                                          # 200, anonymous
@@ -28,7 +34,7 @@ jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstre
   curl -s 127.0.0.1:9901/stats | grep jwt_guard
 
   scripts/mint.py --help lists --scope, --ttl, --aud, --iss and --claim NAME=JSON.
-  Ctrl-C stops Envoy and the upstream.
+  Ctrl-C stops Envoy, the upstream and the JWKS server.
 """
 
 
@@ -40,6 +46,12 @@ def main() -> int:
         upstream = EchoUpstream(port=10001, verbose=True).start()
     except OSError as e:
         print(f"cannot listen on 127.0.0.1:10001 for the echo upstream: {e}", file=sys.stderr)
+        return 1
+    try:
+        idp = JwksServer(json.loads(DEMO_JWKS.read_text()), port=10002).start()
+    except OSError as e:
+        upstream.stop()
+        print(f"cannot listen on 127.0.0.1:10002 for the JWKS server: {e}", file=sys.stderr)
         return 1
     cmd = [envoy_binary(), "-c", "envoy/envoy.yaml", "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
     print(" ".join(cmd), flush=True)
@@ -57,6 +69,7 @@ def main() -> int:
             return proc.wait()
     finally:
         upstream.stop()
+        idp.stop()
 
 
 if __name__ == "__main__":

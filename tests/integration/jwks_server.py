@@ -72,7 +72,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class JwksServer:
-    def __init__(self, jwks: dict | None = None) -> None:
+    def __init__(self, jwks: dict | None = None, port: int = 0) -> None:
         self.lock = threading.Lock()
         self.jwks: dict = jwks or {"keys": []}
         self.discovery: dict | None = None
@@ -80,7 +80,7 @@ class JwksServer:
         self.delay = 0.0
         self.hits: Counter[str] = Counter()
         self.authorities: list[str] = []
-        self._server = _Server(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", port), _Handler)
         self._server.idp = self
         self.port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
