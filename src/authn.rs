@@ -29,6 +29,10 @@ pub struct Authenticator<'a> {
     /// Seconds since the epoch on the host's clock; asked only when there is a token to judge.
     /// `None` (no clock) refuses the token: no expiry can be judged without one.
     pub clock: &'a dyn Fn() -> Option<u64>,
+    /// The provider that judged the last token: the one that accepted it or, when it was
+    /// refused, the first of the rule's providers that names its issuer. `None` for no token,
+    /// or a token no provider of the rule claims. (Counters and outcomes per provider.)
+    pub judged_by: Option<usize>,
 }
 
 impl Authenticator<'_> {
@@ -39,6 +43,7 @@ impl Authenticator<'_> {
         providers: &[usize],
         request: &Request<'_>,
     ) -> Result<Option<Verified<'c>>, AuthFailure> {
+        self.judged_by = None;
         let locations = providers
             .iter()
             .filter_map(|&index| config.providers.get(index))
@@ -100,6 +105,7 @@ impl Authenticator<'_> {
             }
             let version = provider.token_rules.keys.version();
             if index == hit.provider && version == hit.key_version {
+                self.judged_by = Some(index);
                 provider.token_rules.check_claims(&hit.claims, now)?;
                 return Ok(Some((provider, hit.claims.clone())));
             }
@@ -120,7 +126,7 @@ impl Authenticator<'_> {
     /// the one that accepted it, for reasons time cannot change.
     #[allow(clippy::type_complexity)]
     fn choose<'c>(
-        &self,
+        &mut self,
         candidates: &[(usize, &'c Provider)],
         jws: &Jws<'_>,
         now: u64,
@@ -132,8 +138,12 @@ impl Authenticator<'_> {
             .iter()
             .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
         for &(index, provider) in same_issuer {
+            self.judged_by.get_or_insert(index);
             match provider.token_rules.verify(jws, now, self.verifier) {
-                Ok(()) => return Ok((index, provider, passed_over)),
+                Ok(()) => {
+                    self.judged_by = Some(index);
+                    return Ok((index, provider, passed_over));
+                }
                 Err(failure) => {
                     // Only a token that names this provider's issuer may ask for its keys to be
                     // fetched again (at most once per min_refetch_seconds, by the root context).
@@ -205,6 +215,7 @@ mod tests {
             verifier,
             cache,
             clock: &clock,
+            judged_by: None,
         };
         let verified = auth.authenticate(config, providers, &Request::bare(&h))?;
         Ok(verified.map_or("none".into(), |v| v.provider.name.clone()))
@@ -265,6 +276,7 @@ mod tests {
             verifier: &PureRustVerifier,
             cache: &mut cache,
             clock: &no_clock,
+            judged_by: None,
         };
         let token = format!("Bearer {}", testutil::token("valid_ES256"));
         let with_token = headers(&[("authorization", &token)]);

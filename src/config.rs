@@ -62,6 +62,7 @@ struct RawConfig {
     dry_run: bool,
     token_cache_size: Option<usize>,
     signature_backend: Option<String>,
+    outcome_in_filter_state: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -114,8 +115,9 @@ struct RawHeaderLocation {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
+    name: Option<String>,
     #[serde(rename = "match")]
-    matcher: RawMatch,
+    matcher: Option<RawMatch>,
     provider: Option<String>,
     providers: Option<Vec<String>>,
     #[serde(default)]
@@ -202,6 +204,9 @@ pub struct Config {
     /// Verified tokens kept per VM (0: no cache).
     pub token_cache_size: usize,
     pub signature_backend: SignatureBackend,
+    /// The Wasm property (Envoy filter state `wasm.<name>`) that receives each request's
+    /// outcome as JSON, for access logs and later filters.
+    pub outcome_in_filter_state: Option<String>,
 }
 
 /// Who checks RS*/ES* signatures (`signature_backend`). Other algorithms are always checked in
@@ -235,7 +240,12 @@ pub struct Provider {
 
 #[derive(Debug)]
 pub struct Rule {
-    pub matcher: Matcher,
+    /// The rule's `name`, if it has one: what route metadata binds to.
+    pub name: Option<String>,
+    /// The name in counters and outcomes: `name`, or `rule_<index>` for a rule without one.
+    pub label: String,
+    /// `None`: the rule has no `match` and applies only to routes that name it.
+    pub matcher: Option<Matcher>,
     pub authentication: Authentication,
     pub policy: Policy,
     pub dry_run: bool,
@@ -368,10 +378,31 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         .rules
         .into_iter()
         .enumerate()
-        .map(|(index, rule)| compile_rule(&format!("rules[{index}]"), rule, &providers, has_geo))
+        .map(|(index, rule)| compile_rule(index, rule, &providers, has_geo))
         .collect::<Result<Vec<_>, _>>()?;
-    let needs_route_name = rules.iter().any(|rule| rule.matcher.route_name.is_some());
-    let needs_host = rules.iter().any(|rule| !rule.matcher.hosts.is_empty());
+    for (index, rule) in rules.iter().enumerate() {
+        let earlier = rules.iter().take(index);
+        if let Some(name) = &rule.name
+            && earlier.filter_map(|r| r.name.as_ref()).any(|n| n == name)
+        {
+            return Err(ConfigError::new(
+                format!("rules[{index}].name"),
+                format!("{name:?} is the name of an earlier rule"),
+            ));
+        }
+    }
+    let outcome_in_filter_state = match raw.outcome_in_filter_state {
+        Some(name) if !is_property_name(&name) => {
+            return Err(ConfigError::new(
+                "outcome_in_filter_state",
+                "must be 1 to 64 of A-Z, a-z, 0-9, '_', '-' and '.'",
+            ));
+        }
+        other => other,
+    };
+    let matchers = || rules.iter().filter_map(|rule| rule.matcher.as_ref());
+    let needs_route_name = matchers().any(|m| m.route_name.is_some());
+    let needs_host = matchers().any(|m| !m.hosts.is_empty());
     let token_cache_size = raw
         .token_cache_size
         .unwrap_or(crate::cache::DEFAULT_CAPACITY);
@@ -407,11 +438,18 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
         identity_headers,
         token_cache_size,
         signature_backend,
+        outcome_in_filter_state,
     })
 }
 
 fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigError> {
     let field = |member: &str| format!("providers.{name}.{member}");
+    if !is_stat_name(&name) {
+        return Err(ConfigError::new(
+            format!("providers.{}", name.escape_debug()),
+            "a provider name must be 1 to 64 of A-Z, a-z, 0-9, '_' and '-' (it names counters)",
+        ));
+    }
     if raw.issuer.is_empty() {
         return Err(ConfigError::new(field("issuer"), "must not be empty"));
     }
@@ -715,13 +753,39 @@ fn compile_client_ip(raw: Option<RawClientIp>) -> Result<ClientIpSource, ConfigE
 }
 
 fn compile_rule(
-    at: &str,
+    index: usize,
     raw: RawRule,
     providers: &[Provider],
     has_geo: bool,
 ) -> Result<Rule, ConfigError> {
+    let at = format!("rules[{index}]");
     let field = |member: &str| format!("{at}.{member}");
-    let matcher = compile_match(&field("match"), raw.matcher)?;
+    let label = match raw.name.as_deref() {
+        None => format!("rule_{index}"),
+        Some(name) if !is_stat_name(name) => {
+            return Err(ConfigError::new(
+                field("name"),
+                "must be 1 to 64 of A-Z, a-z, 0-9, '_' and '-'",
+            ));
+        }
+        Some(name) if is_unnamed_label(name) => {
+            return Err(ConfigError::new(
+                field("name"),
+                "rule_<number> is how rules without a name are counted",
+            ));
+        }
+        Some(name) => name.to_string(),
+    };
+    let matcher = match raw.matcher {
+        Some(matcher) => Some(compile_match(&field("match"), matcher)?),
+        None if raw.name.is_none() => {
+            return Err(ConfigError::new(
+                field("match"),
+                "missing: a rule without a name needs a match (a named one may be bound by routes only)",
+            ));
+        }
+        None => None,
+    };
     let named = match (raw.provider, raw.providers) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
@@ -755,6 +819,8 @@ fn compile_rule(
             ));
         }
         return Ok(Rule {
+            name: raw.name,
+            label,
             matcher,
             authentication: Authentication::Disabled,
             policy: Policy::default(),
@@ -818,6 +884,8 @@ fn compile_rule(
             .transpose()?,
     };
     Ok(Rule {
+        name: raw.name,
+        label,
         matcher,
         authentication,
         policy,
@@ -1021,6 +1089,27 @@ fn is_header_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
+/// A name that can stand in an Envoy stat name as one element (no `.`), and in Prometheus.
+fn is_stat_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+fn is_unnamed_label(name: &str) -> bool {
+    name.strip_prefix("rule_")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// A Wasm property name: Envoy keeps it as filter state `wasm.<name>`.
+fn is_property_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
 /// Safe inside a quoted-string of `WWW-Authenticate`.
 fn is_quotable(text: &str) -> bool {
     text.bytes()
@@ -1188,6 +1277,74 @@ mod tests {
         .err()
         .unwrap();
         assert_eq!(err.field, format!("{at}.discovery"));
+    }
+
+    #[test]
+    fn rule_names_provider_names_and_the_outcome_property() {
+        let config = compile_with(|c| {
+            c["rules"][0]["name"] = json!("health-check_1");
+            c["outcome_in_filter_state"] = json!("jwt_guard.outcome");
+        })
+        .unwrap();
+        assert_eq!(config.rules[0].name.as_deref(), Some("health-check_1"));
+        assert_eq!(config.rules[0].label, "health-check_1");
+        assert_eq!(config.rules[1].name, None);
+        assert_eq!(config.rules[1].label, "rule_1");
+        assert_eq!(
+            config.outcome_in_filter_state.as_deref(),
+            Some("jwt_guard.outcome")
+        );
+        type Edit = Box<dyn Fn(&mut Value)>;
+        let refused: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|c| c["rules"][1]["name"] = json!("")),
+                "rules[1].name",
+            ),
+            (
+                Box::new(|c| c["rules"][1]["name"] = json!("a.b")),
+                "rules[1].name",
+            ),
+            (
+                Box::new(|c| c["rules"][1]["name"] = json!("a b")),
+                "rules[1].name",
+            ),
+            (
+                Box::new(|c| c["rules"][1]["name"] = json!("x".repeat(65))),
+                "rules[1].name",
+            ),
+            (
+                Box::new(|c| c["rules"][1]["name"] = json!("rule_7")),
+                "rules[1].name",
+            ),
+            (
+                Box::new(|c| {
+                    c["rules"][0]["name"] = json!("same");
+                    c["rules"][2]["name"] = json!("same");
+                }),
+                "rules[2].name",
+            ),
+            (
+                Box::new(|c| c["outcome_in_filter_state"] = json!("")),
+                "outcome_in_filter_state",
+            ),
+            (
+                Box::new(|c| c["outcome_in_filter_state"] = json!("a/b")),
+                "outcome_in_filter_state",
+            ),
+            (
+                Box::new(|c| {
+                    let corp = c["providers"]["corp"].clone();
+                    c["providers"]["corp.eu"] = corp;
+                }),
+                "providers.corp.eu",
+            ),
+        ];
+        for (edit, field) in refused {
+            let err = compile_with(edit).expect_err("refused");
+            assert_eq!(err.field, field, "{err}");
+        }
+        // A rule named like an unnamed one's label, but not of that form, is fine.
+        assert!(compile_with(|c| c["rules"][1]["name"] = json!("rule_x")).is_ok());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
 use crate::verify::Claims;
 use serde_json::Value;
+use std::rc::Rc;
 
 /// Set on requests a dry run lets through; a client-sent copy is always removed first.
 pub const DRY_RUN_HEADER: &str = "x-jwt-guard-dry-run";
@@ -90,26 +91,78 @@ impl Refused {
     }
 }
 
-/// Decides one request: rule → authenticate → authorize → respond.
-pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'_>) -> Decision {
+/// What [`decide`] concluded, and what outcomes and counters report of it.
+#[derive(Debug)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// The rule that decided (an index into `Config::rules`); `None` when none applied.
+    pub rule: Option<usize>,
+    /// The provider that accepted the token or, for a refused one, judged it (see
+    /// [`Authenticator::judged_by`]).
+    pub provider: Option<usize>,
+    /// The verified claims of an authenticated caller (never those of a refused token).
+    pub claims: Option<Rc<Claims>>,
+    /// The route's metadata named a rule this configuration does not have.
+    pub unknown_route_rule: bool,
+}
+
+/// How the rule for a request is found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// This rule (an index into `Config::rules`).
+    Rule(usize),
+    /// No rule matches (or the host is ambiguous where rules match on hosts).
+    NoRule,
+    /// The route's metadata names a rule that does not exist: fail closed.
+    UnknownRouteRule,
+}
+
+/// The route's metadata binds a rule by name, whatever the order and `match`; otherwise the
+/// first rule whose `match` fits.
+pub fn select_rule(config: &Config, request: &Request<'_>) -> Selection {
+    if let Some(bound) = request.route_rule {
+        return config
+            .rules
+            .iter()
+            .position(|rule| rule.name.as_deref().map(str::as_bytes) == Some(bound))
+            .map_or(Selection::UnknownRouteRule, Selection::Rule);
+    }
     let target = Target::of(request);
     // When rules match on hosts, a host that is not a plain name or address matches none of
     // them: Envoy forwards `a,b` (its join of two `Host` lines; RFC 9112 §3.2 says 400),
     // `user@admin.example.com` or `admin%2eexample.com`, and an upstream that builds a URL
     // from it may well see `admin.example.com` where a rule saw something else.
-    let ambiguous_host = config.needs_host && !is_plain_host(target.host);
-    let matched = (!ambiguous_host)
-        .then(|| {
-            config
-                .rules
-                .iter()
-                .find(|rule| rule.matcher.matches(&target))
-        })
-        .flatten();
-    let Some(rule) = matched else {
-        let refused = Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule));
-        return conclude(config, config.dry_run, request, Err(refused));
+    if config.needs_host && !is_plain_host(target.host) {
+        return Selection::NoRule;
+    }
+    config
+        .rules
+        .iter()
+        .position(|rule| rule.matcher.as_ref().is_some_and(|m| m.matches(&target)))
+        .map_or(Selection::NoRule, Selection::Rule)
+}
+
+/// Decides one request: rule → authenticate → authorize → respond.
+pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'_>) -> Verdict {
+    let mut verdict = Verdict {
+        decision: Decision::Refuse(Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule))),
+        rule: None,
+        provider: None,
+        claims: None,
+        unknown_route_rule: false,
     };
+    let selected = select_rule(config, request);
+    let found = match selected {
+        Selection::Rule(index) => config.rules.get(index).map(|rule| (index, rule)),
+        Selection::NoRule | Selection::UnknownRouteRule => None,
+    };
+    let Some((index, rule)) = found else {
+        verdict.unknown_route_rule = selected == Selection::UnknownRouteRule;
+        let refused = Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule));
+        verdict.decision = conclude(config, config.dry_run, request, Err(refused));
+        return verdict;
+    };
+    verdict.rule = Some(index);
     if rule.authentication == Authentication::Disabled {
         // jwt-guard does nothing for the request, except that identity headers are never
         // taken from a client.
@@ -119,13 +172,15 @@ pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'
             config.identity_headers.iter().map(String::as_str),
             &mut changes,
         );
-        return Decision::Allow {
+        verdict.decision = Decision::Allow {
             changes,
             dry_run: None,
         };
+        return verdict;
     }
-    let verdict = judge(config, rule, request, auth);
-    conclude(config, config.dry_run || rule.dry_run, request, verdict)
+    let judged = judge(config, rule, request, auth, &mut verdict);
+    verdict.decision = conclude(config, config.dry_run || rule.dry_run, request, judged);
+    verdict
 }
 
 /// The changes every request that goes upstream gets first: client copies of the identity
@@ -172,6 +227,7 @@ fn judge(
     rule: &Rule,
     request: &Request<'_>,
     auth: &mut Authenticator<'_>,
+    verdict: &mut Verdict,
 ) -> Result<Vec<HeaderChange>, Refused> {
     let unauthorized = |failure| Refused::new(Refusal::Unauthorized(failure));
     let (provider_indexes, anonymous_allowed) = match &rule.authentication {
@@ -179,9 +235,9 @@ fn judge(
         Authentication::Optional(indexes) => (indexes, true),
         Authentication::Disabled => return Ok(Vec::new()),
     };
-    let verified = auth
-        .authenticate(config, provider_indexes, request)
-        .map_err(unauthorized)?;
+    let verified = auth.authenticate(config, provider_indexes, request);
+    verdict.provider = auth.judged_by;
+    let verified = verified.map_err(unauthorized)?;
     let mut changes = Vec::new();
     let claims: Option<&Claims> = match &verified {
         None if anonymous_allowed && !rule.policy.needs_token() => None,
@@ -196,6 +252,7 @@ fn judge(
                         .filter_map(|loc| removal(request, loc)),
                 );
             }
+            verdict.claims = Some(verified.claims.clone());
             Some(&verified.claims)
         }
     };

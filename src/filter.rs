@@ -11,14 +11,15 @@ use proxy_wasm::types::{Action, ContextType, LogLevel};
 use crate::authn::Authenticator;
 use crate::cache::TokenCache;
 use crate::config::Config;
-use crate::decision::{Decision, Refused, decide};
+use crate::decision::{Decision, Refused, Verdict, decide};
 use crate::extract::HeaderChange;
 use crate::fetcher::{self, Fetcher};
 use crate::header_map;
-use crate::host::{self, LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO};
+use crate::host::{self, LOG_CRITICAL, LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN};
 use crate::host_signature;
 use crate::jwks::{Backend, VerificationKey};
 use crate::jws::Jws;
+use crate::outcome;
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
 use crate::verify::{PureRustVerifier, SignatureVerifier};
@@ -32,19 +33,67 @@ fn log(level: u32, message: &str) {
     host::log(level, message);
 }
 
-/// Envoy counters (shown as `wasmcustom.jwt_guard.*`), one per outcome and reason, and each
-/// refusal's local reply, encoded once per configuration.
+/// Envoy counters (shown as `wasmcustom.jwt_guard.*`), one per outcome and reason, overall,
+/// per rule and per provider, and each refusal's local reply, encoded once per configuration.
 struct Outcomes {
-    allowed: Option<u32>,
-    dry_run: Option<u32>,
+    total: Tally,
+    /// One per rule, as `Config::rules`: `jwt_guard.rule.<name>.*`.
+    rules: Vec<Tally>,
+    /// One per provider, as `Config::providers`: `jwt_guard.provider.<name>.*`.
+    providers: Vec<Tally>,
     cache_hit: Option<u32>,
     cache_miss: Option<u32>,
+    route_rule_unknown: Option<u32>,
     refused: Vec<PreparedRefusal>,
+}
+
+/// `<prefix>.allowed`, `<prefix>.dry_run` and `<prefix>.refused.<status>.<reason>`; the last
+/// indexed as `Outcomes::refused`.
+struct Tally {
+    allowed: Option<u32>,
+    dry_run: Option<u32>,
+    refused: Vec<Option<u32>>,
+}
+
+impl Tally {
+    fn define(prefix: &str) -> Tally {
+        let counter = |name: String| host::define_counter(&name).ok();
+        Tally {
+            allowed: counter(format!("{prefix}.allowed")),
+            dry_run: counter(format!("{prefix}.dry_run")),
+            // Per rule or provider, "no rule" cannot happen: no series for it.
+            refused: all_refusals()
+                .map(|r| {
+                    (r != Refusal::Forbidden(Forbidden::NoMatchingRule))
+                        .then(|| counter(format!("{prefix}.refused.{}.{}", r.status(), r.code())))?
+                })
+                .collect(),
+        }
+    }
+
+    fn count(&self, decision: &Decision, refusal_index: Option<usize>) {
+        let id = match decision {
+            Decision::Allow { dry_run: None, .. } => self.allowed,
+            Decision::Allow {
+                dry_run: Some(_), ..
+            } => self.dry_run,
+            Decision::Refuse(_) => {
+                refusal_index.and_then(|i| self.refused.get(i).copied().flatten())
+            }
+        };
+        Outcomes::count(id);
+    }
+}
+
+fn all_refusals() -> impl Iterator<Item = Refusal> {
+    AuthFailure::ALL
+        .iter()
+        .map(|f| Refusal::Unauthorized(*f))
+        .chain(Forbidden::ALL.iter().map(|f| Refusal::Forbidden(*f)))
 }
 
 struct PreparedRefusal {
     refusal: Refusal,
-    counter: Option<u32>,
     response: PreparedResponse,
 }
 
@@ -84,34 +133,62 @@ impl PreparedResponse {
 }
 
 impl Outcomes {
-    fn define(realm: &str) -> Outcomes {
+    fn define(config: &Config) -> Outcomes {
         let counter = |name: &str| host::define_counter(name).ok();
-        let refusals = AuthFailure::ALL
-            .iter()
-            .map(|f| Refusal::Unauthorized(*f))
-            .chain(Forbidden::ALL.iter().map(|f| Refusal::Forbidden(*f)));
         Outcomes {
-            allowed: counter("jwt_guard.allowed"),
-            dry_run: counter("jwt_guard.dry_run"),
+            total: Tally {
+                allowed: counter("jwt_guard.allowed"),
+                dry_run: counter("jwt_guard.dry_run"),
+                refused: all_refusals()
+                    .map(|r| counter(&format!("jwt_guard.refused.{}.{}", r.status(), r.code())))
+                    .collect(),
+            },
+            rules: config
+                .rules
+                .iter()
+                .map(|rule| Tally::define(&format!("jwt_guard.rule.{}", rule.label)))
+                .collect(),
+            providers: config
+                .providers
+                .iter()
+                .map(|p| Tally::define(&format!("jwt_guard.provider.{}", p.name)))
+                .collect(),
             cache_hit: counter("jwt_guard.token_cache.hit"),
             cache_miss: counter("jwt_guard.token_cache.miss"),
-            refused: refusals
+            route_rule_unknown: counter("jwt_guard.route_rule_unknown"),
+            refused: all_refusals()
                 .map(|refusal| PreparedRefusal {
                     refusal,
-                    counter: counter(&format!(
-                        "jwt_guard.refused.{}.{}",
-                        refusal.status(),
-                        refusal.code()
-                    )),
                     response: PreparedResponse::of(
                         &Refused {
                             refusal,
                             scope_hint: None,
                         },
-                        realm,
+                        &config.realm,
                     ),
                 })
                 .collect(),
+        }
+    }
+
+    /// Counts the verdict overall, under its rule and under its provider.
+    fn tally(&self, verdict: &Verdict) {
+        let refusal_index = match &verdict.decision {
+            Decision::Refuse(refused) => self
+                .refused
+                .iter()
+                .position(|p| p.refusal == refused.refusal),
+            Decision::Allow { .. } => None,
+        };
+        self.total.count(&verdict.decision, refusal_index);
+        if let Some(rule) = verdict.rule.and_then(|i| self.rules.get(i)) {
+            rule.count(&verdict.decision, refusal_index);
+        }
+        if let Some(provider) = verdict.provider.and_then(|i| self.providers.get(i)) {
+            provider.count(&verdict.decision, refusal_index);
+        }
+        if verdict.unknown_route_rule {
+            Outcomes::count(self.route_rule_unknown);
         }
     }
 
@@ -121,11 +198,10 @@ impl Outcomes {
         }
     }
 
-    /// Counts the refusal and answers it (a `missing_scope` challenge names the rule's scopes,
-    /// so that one is encoded on the spot).
+    /// Answers a refusal (a `missing_scope` challenge names the rule's scopes, so that one is
+    /// encoded on the spot).
     fn refuse(&self, refused: &Refused, realm: &str) -> Action {
         let prepared = self.refused.iter().find(|p| p.refusal == refused.refusal);
-        Outcomes::count(prepared.and_then(|p| p.counter));
         match prepared {
             Some(prepared) if refused.scope_hint.is_none() => prepared.response.send(),
             _ => PreparedResponse::of(refused, realm).send(),
@@ -141,6 +217,8 @@ struct Running {
     verifier: HostVerifier,
     /// Asked once: a refusal then costs no host call when debug logging is off.
     log_refusals: bool,
+    /// Unknown rule names from route metadata already logged.
+    warned_route_rules: RefCell<Vec<Vec<u8>>>,
 }
 
 #[derive(Default)]
@@ -206,9 +284,10 @@ impl RootContext for Root {
                 self.fetcher = (!fetcher.is_empty()).then_some(fetcher);
                 self.running = Some(Rc::new(Running {
                     cache: RefCell::new(TokenCache::new(config.token_cache_size)),
-                    outcomes: Outcomes::define(&config.realm),
+                    outcomes: Outcomes::define(&config),
                     verifier: HostVerifier::default(),
                     log_refusals: host::log_level().is_ok_and(|level| level <= LOG_DEBUG),
+                    warned_route_rules: RefCell::new(Vec::new()),
                     config,
                 }));
                 true
@@ -344,10 +423,7 @@ impl HttpContext for Guard {
                     LOG_ERROR,
                     &format!("jwt-guard: cannot read request headers: {status:?}"),
                 );
-                return self.refuse(&Refused {
-                    refusal: Refusal::Unauthorized(AuthFailure::Malformed),
-                    scope_hint: None,
-                });
+                return self.refuse_early();
             }
         };
         let running = &*self.running;
@@ -356,50 +432,61 @@ impl HttpContext for Guard {
             .needs_route_name
             .then(|| property(&["xds", "route_name"]))
             .flatten();
+        // Always asked, even when no rule has a name: a route bound to a rule must never fall
+        // back to ordered matching because the configuration lost its names.
+        let route_rule = host::property(ROUTE_RULE).ok().flatten();
         let request = Request {
             headers: &headers,
             peer_address: &|| property(&["source", "address"]),
             route_name: route.as_deref(),
+            route_rule: route_rule.as_deref(),
         };
-        let decision = {
+        let verdict = {
             let Ok(mut cache) = running.cache.try_borrow_mut() else {
                 // Never happens (one request at a time per VM); refusing is the safe answer.
-                return self.refuse(&Refused {
-                    refusal: Refusal::Unauthorized(AuthFailure::Malformed),
-                    scope_hint: None,
-                });
+                return self.refuse_early();
             };
             let mut auth = Authenticator {
                 verifier: &running.verifier,
                 cache: &mut cache,
                 clock: &host_clock,
+                judged_by: None,
             };
             let (hits, misses) = (auth.cache.hits, auth.cache.misses);
-            let decision = decide(config, &request, &mut auth);
+            let verdict = decide(config, &request, &mut auth);
             if auth.cache.hits != hits {
                 Outcomes::count(running.outcomes.cache_hit);
             } else if auth.cache.misses != misses {
                 Outcomes::count(running.outcomes.cache_miss);
             }
-            decision
+            verdict
         };
-        match decision {
+        running.outcomes.tally(&verdict);
+        if verdict.unknown_route_rule {
+            running.warn_unknown_route_rule(route_rule.as_deref().unwrap_or_default());
+        }
+        if let Some(name) = &config.outcome_in_filter_state
+            && let Err(status) =
+                host::set_property(name, outcome::render(config, &verdict).as_bytes())
+        {
+            log(
+                LOG_ERROR,
+                &format!("jwt-guard: cannot set outcome_in_filter_state: {status:?}"),
+            );
+        }
+        match verdict.decision {
             Decision::Allow { changes, dry_run } => {
                 apply(&changes);
-                match dry_run {
-                    Some(refusal) => {
-                        log(
-                            LOG_INFO,
-                            &format!(
-                                "jwt-guard dry run: would refuse {} {} on {}",
-                                refusal.status(),
-                                refusal.code(),
-                                String::from_utf8_lossy(request.path())
-                            ),
-                        );
-                        Outcomes::count(running.outcomes.dry_run);
-                    }
-                    None => Outcomes::count(running.outcomes.allowed),
+                if let Some(refusal) = dry_run {
+                    log(
+                        LOG_INFO,
+                        &format!(
+                            "jwt-guard dry run: would refuse {} {} on {}",
+                            refusal.status(),
+                            refusal.code(),
+                            String::from_utf8_lossy(request.path())
+                        ),
+                    );
                 }
                 Action::Continue
             }
@@ -423,13 +510,61 @@ impl HttpContext for Guard {
     }
 }
 
+/// Where a route names its rule: `metadata: {filter_metadata: {jwt_guard: {rule: <name>}}}`.
+const ROUTE_RULE: &[&str] = &[
+    "xds",
+    "route_metadata",
+    "filter_metadata",
+    "jwt_guard",
+    "rule",
+];
+
 impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
         self.running
             .outcomes
             .refuse(refused, &self.running.config.realm)
     }
+
+    /// A refusal before any rule was looked at (the host failed us): counted overall only.
+    fn refuse_early(&self) -> Action {
+        let refused = Refused {
+            refusal: Refusal::Unauthorized(AuthFailure::Malformed),
+            scope_hint: None,
+        };
+        self.running.outcomes.tally(&Verdict {
+            decision: Decision::Refuse(refused.clone()),
+            rule: None,
+            provider: None,
+            claims: None,
+            unknown_route_rule: false,
+        });
+        self.refuse(&refused)
+    }
 }
+
+impl Running {
+    /// Once per name and VM (a route configuration names few rules): the counter
+    /// `jwt_guard.route_rule_unknown` counts every request.
+    fn warn_unknown_route_rule(&self, name: &[u8]) {
+        let Ok(mut warned) = self.warned_route_rules.try_borrow_mut() else {
+            return;
+        };
+        if warned.len() >= MAX_WARNED_ROUTE_RULES || warned.iter().any(|n| n == name) {
+            return;
+        }
+        warned.push(name.to_vec());
+        log(
+            LOG_WARN,
+            &format!(
+                "jwt-guard: route metadata names rule {:?}, which this configuration does not have; its requests are refused (403 no_matching_rule)",
+                String::from_utf8_lossy(name)
+            ),
+        );
+    }
+}
+
+const MAX_WARNED_ROUTE_RULES: usize = 64;
 
 /// The context of a root that has no configuration: every request is refused.
 struct Unconfigured;

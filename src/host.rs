@@ -57,6 +57,12 @@ unsafe extern "C" {
         return_value_data: *mut *mut u8,
         return_value_size: *mut usize,
     ) -> u32;
+    fn proxy_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     fn proxy_send_local_response(
         status_code: u32,
         status_code_details_data: *const u8,
@@ -200,6 +206,13 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
         // SAFETY: filled by the host through the module's allocator.
         code => status(code).map(|()| unsafe { owned(data, size) }),
     }
+}
+
+/// Sets a property of the stream. Envoy keeps it as filter state `wasm.<name>` (the name as
+/// given: a path of one segment, no NUL), readable by access logs and later filters.
+pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostError> {
+    // SAFETY: pointers and lengths of live slices.
+    status(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// Answers the request locally; `headers` in the ABI's header-map encoding.

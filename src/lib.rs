@@ -19,6 +19,7 @@ pub mod identity;
 pub mod jwks;
 pub mod jws;
 pub mod net;
+pub mod outcome;
 pub mod policy;
 pub mod reason;
 pub mod remote;

@@ -11,6 +11,9 @@ pub struct Request<'r> {
     pub peer_address: &'r dyn Fn() -> Option<String>,
     /// Envoy's `xds.route_name`, when a rule matches on it.
     pub route_name: Option<&'r str>,
+    /// The rule named by the route's metadata (`filter_metadata.jwt_guard.rule`), as Envoy
+    /// gives it: that rule decides, whatever the order and `match`.
+    pub route_rule: Option<&'r [u8]>,
 }
 
 impl<'r> Request<'r> {
@@ -81,6 +84,7 @@ impl<'r> Request<'r> {
             headers,
             peer_address: &|| None,
             route_name: None,
+            route_rule: None,
         }
     }
 }

@@ -15,11 +15,16 @@ fn run(config: &Config, request: &Request<'_>) -> Decision {
 }
 
 fn run_cached(config: &Config, request: &Request<'_>, cache: &mut TokenCache) -> Decision {
+    verdict_cached(config, request, cache).decision
+}
+
+fn verdict_cached(config: &Config, request: &Request<'_>, cache: &mut TokenCache) -> Verdict {
     let clock = || Some(testutil::now());
     let mut auth = Authenticator {
         verifier: &PureRustVerifier,
         cache,
         clock: &clock,
+        judged_by: None,
     };
     decide(config, request, &mut auth)
 }
@@ -88,6 +93,7 @@ struct Case {
     headers: Vec<(&'static str, String)>,
     peer: Option<&'static str>,
     route: Option<&'static str>,
+    route_rule: Option<&'static str>,
 }
 
 fn get(name: &'static str, path: &'static str) -> Case {
@@ -98,6 +104,7 @@ fn get(name: &'static str, path: &'static str) -> Case {
         headers: vec![],
         peer: Some("10.1.2.3:5000"),
         route: None,
+        route_rule: None,
     }
 }
 
@@ -125,11 +132,19 @@ impl Case {
         self.route = Some(route);
         self
     }
+    fn bound_to(mut self, rule: &'static str) -> Case {
+        self.route_rule = Some(rule);
+        self
+    }
     fn decide(&self, config: &Config) -> Decision {
         self.decide_cached(config, &mut TokenCache::new(0))
     }
 
     fn decide_cached(&self, config: &Config, cache: &mut TokenCache) -> Decision {
+        self.verdict(config, cache).decision
+    }
+
+    fn verdict(&self, config: &Config, cache: &mut TokenCache) -> Verdict {
         let mut pairs: Vec<(&str, &str)> = vec![
             (":method", self.method),
             (":path", self.path),
@@ -141,8 +156,9 @@ impl Case {
             headers: &h,
             peer_address: &|| self.peer.map(String::from),
             route_name: self.route,
+            route_rule: self.route_rule.map(str::as_bytes),
         };
-        run_cached(config, &request, cache)
+        verdict_cached(config, &request, cache)
     }
 }
 
@@ -407,6 +423,104 @@ fn hosts_and_route_names_select_rules() {
     assert_eq!(
         outcome(&get("other host", "/x").decide(&config)),
         "403 no_matching_rule"
+    );
+}
+
+#[test]
+fn route_metadata_binds_a_rule_by_name_whatever_its_order_and_match() {
+    let mut json = config_json();
+    json["rules"] = json!([
+        {"match": {"prefix": "/"}, "disabled": true},
+        {"name": "admins", "match": {"path": "/never"}, "provider": "corp",
+         "roles": {"any": ["admin"]}},
+        {"name": "open", "disabled": true},
+    ]);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let table = [
+        // Without a binding the ordered match decides: the first rule lets everything through.
+        (get("unbound", "/orders"), "allow"),
+        (
+            get("unbound, a path only a bound rule names", "/never"),
+            "allow",
+        ),
+        (
+            get("bound, no token", "/orders").bound_to("admins"),
+            "401 missing",
+        ),
+        (
+            get("bound, no role", "/orders")
+                .bound_to("admins")
+                .bearer("valid_ES256"),
+            "403 missing_role",
+        ),
+        (
+            get("bound to a disabled rule", "/x").bound_to("open"),
+            "allow",
+        ),
+        (
+            get("unknown name", "/orders").bound_to("admin"),
+            "403 no_matching_rule",
+        ),
+        (
+            get("empty name", "/orders").bound_to(""),
+            "403 no_matching_rule",
+        ),
+        (
+            get("case differs", "/orders").bound_to("Admins"),
+            "403 no_matching_rule",
+        ),
+    ];
+    for (case, expected) in table {
+        assert_eq!(outcome(&case.decide(&config)), expected, "{}", case.name);
+    }
+    let unknown = get("unknown", "/")
+        .bound_to("nope")
+        .verdict(&config, &mut TokenCache::new(0));
+    assert!(unknown.unknown_route_rule && unknown.rule.is_none());
+    let known = get("known", "/")
+        .bound_to("open")
+        .verdict(&config, &mut TokenCache::new(0));
+    assert!(!known.unknown_route_rule && known.rule == Some(2));
+}
+
+#[test]
+fn the_verdict_names_rule_provider_and_verified_claims() {
+    let config = config();
+    let facts = |case: Case| {
+        let verdict = case.verdict(&config, &mut TokenCache::new(0));
+        let provider = verdict.provider.map(|i| config.providers[i].name.clone());
+        let sub = verdict
+            .claims
+            .as_ref()
+            .and_then(|c| c.get("sub").and_then(|s| s.as_str()).map(String::from));
+        let rule = verdict.rule.map(|i| config.rules[i].label.clone());
+        (outcome(&verdict.decision), rule, provider, sub)
+    };
+    let some = |s: &str| Some(s.to_string());
+    assert_eq!(
+        facts(get("allowed", "/realm").bearer("valid_ES256")),
+        ("allow".into(), some("rule_5"), some("corp"), some("alice"))
+    );
+    assert_eq!(
+        facts(get("403 keeps who", "/admin").bearer("valid_ES256")),
+        (
+            "403 missing_role".into(),
+            some("rule_3"),
+            some("corp"),
+            some("alice")
+        )
+    );
+    assert_eq!(
+        facts(get("401 names the provider, never claims", "/realm").bearer("expired")),
+        ("401 expired".into(), some("rule_5"), some("corp"), None)
+    );
+    assert_eq!(
+        facts(get("no token", "/realm")),
+        ("401 missing".into(), some("rule_5"), None, None)
+    );
+    assert_eq!(
+        facts(get("no rule", "/x").method("PUT")),
+        ("403 no_matching_rule".into(), None, None, None)
     );
 }
 

@@ -110,11 +110,15 @@ def ipv6_loopback() -> None:
 
 def start_stack(request: pytest.FixtureRequest, upstream: EchoUpstream, name: str, listeners: list[dict],
                 envoy_args: list[str] | None = None, log_level: str = "info",
-                extra_clusters: list[dict] | None = None, concurrency: int = 1) -> Stack:
+                extra_clusters: list[dict] | None = None, concurrency: int = 1,
+                bootstrap_extra: dict | None = None) -> Stack:
     """Start one Envoy with these listeners (port 0: Envoy binds them, the real ports are read
     back from its admin into Stack.ports by listener name); stop it at teardown, failing the
-    module if its log shows the Wasm filter crashing."""
-    env = Envoy(bootstrap(listeners, upstream.port, extra_clusters=extra_clusters), name=name,
+    module if its log shows the Wasm filter crashing. `bootstrap_extra`: top-level bootstrap
+    members to add (stats_config, say)."""
+    config = bootstrap(listeners, upstream.port, extra_clusters=extra_clusters)
+    config.update(bootstrap_extra or {})
+    env = Envoy(config, name=name,
                 extra_args=envoy_args, log_level=log_level, concurrency=concurrency)
 
     def finish() -> None:

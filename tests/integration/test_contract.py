@@ -304,58 +304,82 @@ def test_unknown_client_address_never_passes(stack, keys, refused):
 
 
 # --------------------------------------------------------------------------- counters
-# README "Logs and stats": wasmcustom.jwt_guard.allowed, .dry_run, .refused.<status>.<reason>.
+# README "Logs and stats": wasmcustom.jwt_guard.allowed, .dry_run, .refused.<status>.<reason>,
+# overall, per rule and per provider.
 
 
 def _jwt_guard_stats(stack) -> dict[str, int]:
     return stack.envoy.stats("jwt_guard")
 
 
-def test_counter_names(stack):
+def _outcome_counters(prefix: str, no_rule: bool) -> set[str]:
+    names = {f"{prefix}.allowed", f"{prefix}.dry_run"}
+    names |= {f"{prefix}.refused.401.{r}" for r in REASONS_401}
+    names |= {f"{prefix}.refused.403.{r}" for r in REASONS_403 if no_rule or r != "no_matching_rule"}
+    return names
+
+
+def test_counter_names(stack, keys):
+    """Overall, per rule (its name, or rule_<index>) and per provider: nothing else, and
+    nothing from requests (the stack has three listeners, each with its own configuration)."""
     names = {n for n in _jwt_guard_stats(stack) if n.startswith("wasmcustom.")}
-    expected = {"wasmcustom.jwt_guard.allowed", "wasmcustom.jwt_guard.dry_run",
-                "wasmcustom.jwt_guard.token_cache.hit", "wasmcustom.jwt_guard.token_cache.miss"}
-    expected |= {f"wasmcustom.jwt_guard.refused.401.{r}" for r in REASONS_401}
-    expected |= {f"wasmcustom.jwt_guard.refused.403.{r}" for r in REASONS_403}
+    p = "wasmcustom.jwt_guard"
+    expected = _outcome_counters(p, no_rule=True)
+    expected |= {f"{p}.token_cache.hit", f"{p}.token_cache.miss", f"{p}.route_rule_unknown"}
+    for config in (main_config(keys), norealm_config(keys), xff_config(keys)):
+        for i, rule in enumerate(config["rules"]):
+            expected |= _outcome_counters(f"{p}.rule.{rule.get('name', f'rule_{i}')}", no_rule=False)
+        for name in config["providers"]:
+            expected |= _outcome_counters(f"{p}.provider.{name}", no_rule=False)
     assert names == expected
 
 
 COUNTER_CASES = ["allow", "401", "401 missing", "403", "403 no rule", "dry run"]
 
 
-def _counter_case(keys: KeySet, cid: str) -> tuple[str, dict, int, str]:
-    """(path, headers, expected status, the one counter that must go up by exactly 1)."""
+def _counter_case(keys: KeySet, cid: str) -> tuple[str, dict, int, str, str | None, str | None]:
+    """(path, headers, expected status, the outcome counter that must go up by exactly 1 —
+    overall, under the rule and under the provider, when there is one)."""
     now = int(time.time())
     return {
-        "allow": ("/api/x", bearer(keys.mint("ES256")), 200, "allowed"),
-        "401": ("/api/x", bearer(keys.mint("ES256", iat=now - 600, exp=now - 120)), 401, "refused.401.expired"),
-        "401 missing": ("/api/x", {}, 401, "refused.401.missing"),
-        "403": ("/admin/x", bearer(keys.mint("ES256", roles=["user"])), 403, "refused.403.missing_role"),
-        "403 no rule": ("/nothing", {}, 403, "refused.403.no_matching_rule"),
+        "allow": ("/api/x", bearer(keys.mint("ES256")), 200, "allowed", "rule_0", "corp"),
+        "401": ("/api/x", bearer(keys.mint("ES256", iat=now - 600, exp=now - 120)), 401, "refused.401.expired",
+                "rule_0", "corp"),
+        # no token: no provider judged it
+        "401 missing": ("/api/x", {}, 401, "refused.401.missing", "rule_0", None),
+        "403": ("/admin/x", bearer(keys.mint("ES256", roles=["user"])), 403, "refused.403.missing_role",
+                "rule_1", "corp"),
+        "403 no rule": ("/nothing", {}, 403, "refused.403.no_matching_rule", None, None),
         # a dry run counts as dry_run only: not as the refusal, not as allowed
-        "dry run": ("/dry/x", bearer(keys.mint("ES256", roles=["user"])), 200, "dry_run"),
+        "dry run": ("/dry/x", bearer(keys.mint("ES256", roles=["user"])), 200, "dry_run", "rule_2", "corp"),
     }[cid]
 
 
 @pytest.mark.parametrize("cid", COUNTER_CASES)
 def test_one_request_moves_one_counter_by_one(stack, keys, cid):
-    path, headers, status, counter = _counter_case(keys, cid)
+    path, headers, status, counter, rule, provider = _counter_case(keys, cid)
+    p = "wasmcustom.jwt_guard"
+    outcome = {f"{p}.{counter}": 1}
+    if rule:
+        outcome[f"{p}.rule.{rule}.{counter}"] = 1
+    if provider:
+        outcome[f"{p}.provider.{provider}.{counter}"] = 1
     before = _jwt_guard_stats(stack)
     resp = stack.get("main", path, headers=headers)
     assert resp.status == status, resp
     after = _jwt_guard_stats(stack)
     changed = {n: after.get(n, 0) - before.get(n, 0) for n in set(before) | set(after)
                if after.get(n, 0) != before.get(n, 0)}
-    expected = {f"wasmcustom.jwt_guard.{counter}": 1}
+    expected = dict(outcome)
     if headers:  # a token never seen before: one cache miss too
-        expected["wasmcustom.jwt_guard.token_cache.miss"] = 1
+        expected[f"{p}.token_cache.miss"] = 1
     assert changed == expected
     if headers and status == 200:  # the same token again: a hit, and the same decision
         before = _jwt_guard_stats(stack)
         assert stack.get("main", path, headers=headers).status == status
         after = _jwt_guard_stats(stack)
         changed = {n: after[n] - before.get(n, 0) for n in after if after[n] != before.get(n, 0)}
-        assert changed == {f"wasmcustom.jwt_guard.{counter}": 1, "wasmcustom.jwt_guard.token_cache.hit": 1}
+        assert changed == {**outcome, f"{p}.token_cache.hit": 1}
 
 
 # --------------------------------------------------------------------------- log lines
