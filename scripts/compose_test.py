@@ -43,7 +43,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
-from demo import KEYS_GAUGE, SHIPPED, demo_rows, reason_of  # noqa: E402
+import jwt  # noqa: E402
+
+from demo import SHIPPED, demo_rows, reason_of  # noqa: E402
 from harness import WASM_PATH, GEO_DB_PATH, request  # noqa: E402
 from mint import claims, mint  # noqa: E402
 
@@ -197,6 +199,16 @@ def judge(c: Check, a: dict[str, Any]) -> list[str]:
     return problems
 
 
+def identity(token: str | None) -> dict[str, str | None]:
+    """The identity headers envoy.yaml's claim_to_headers sends upstream for an allowed request
+    with this (verified) token: x-jwt-sub and x-jwt-roles (roles joined with ",")."""
+    if token is None:
+        return {"x-jwt-sub": None, "x-jwt-roles": None}
+    payload = jwt.decode(token, options={"verify_signature": False})
+    roles = payload.get("roles")
+    return {"x-jwt-sub": payload.get("sub"), "x-jwt-roles": ",".join(roles) if roles else None}
+
+
 def demo_checks() -> list[Check]:
     """The rows of `make demo`, each sent from the client whose situation matches the demo's."""
     out = []
@@ -205,9 +217,15 @@ def demo_checks() -> list[Check]:
         upstream: dict[str, str | None] = {}
         if r.path.startswith("/geo") and r.expect[0] == 200:
             upstream["x-geo-country"] = "GB"  # set by Envoy's geoip filter from the trusted XFF
-        if r.path.startswith("/healthz") or r.expect[1].startswith("(dry run"):
-            # A disabled rule touches nothing; a dry run changes nothing but its header (README).
+        if r.expect[0] != 200:
+            pass
+        elif r.path.startswith("/healthz") or r.expect[1].startswith("(dry run"):
+            # A disabled rule touches nothing; a dry run changes nothing but its header (README):
+            # the token stays, and no identity headers are added.
             upstream["authorization"] = f"Bearer {r.token}"
+            upstream.update(identity(None))
+        else:
+            upstream.update(identity(r.token))
         out.append(Check(r.what, client, r.path, r.expect, r.token, r.method, dict(r.headers), upstream))
     return out
 
@@ -219,7 +237,8 @@ def peer_checks() -> list[Check]:
     bound = mint(claims("dave", ip=ADDRESSES["client"]))
     xff = "X-Forwarded-For"
     return [
-        Check("/internal from 10.67.0.10 (in 10/8)", "client", "/internal", (200, "-"), alice),
+        Check("/internal from 10.67.0.10 (in 10/8)", "client", "/internal", (200, "-"), alice,
+              upstream=identity(alice)),
         Check("/internal from 10.66.0.7 (10.66/16 denied)", "client-denied", "/internal", (403, "ip_denied"), alice),
         Check("/internal from 198.18.66.10 (not in 10/8)", "client-outside", "/internal",
               (403, "ip_not_allowed"), alice),
@@ -228,8 +247,9 @@ def peer_checks() -> list[Check]:
         Check("/internal from 10.66.0.7, says XFF 10.67.0.10 (ignored)", "client-denied", "/internal",
               (403, "ip_denied"), alice, headers={xff: "10.67.0.10"}),
         Check("/internal from 10.67.0.10, says XFF 10.66.0.7 (ignored)", "client", "/internal",
-              (200, "-"), alice, headers={xff: "10.66.0.7"}),
-        Check("/devices, token bound to 10.67.0.10, from 10.67.0.10", "client", "/devices", (200, "-"), bound),
+              (200, "-"), alice, headers={xff: "10.66.0.7"}, upstream=identity(alice)),
+        Check("/devices, token bound to 10.67.0.10, from 10.67.0.10", "client", "/devices", (200, "-"), bound,
+              upstream=identity(bound)),
         Check("/devices, token bound to 10.67.0.10, from 10.66.0.7", "client-denied", "/devices",
               (403, "ip_not_bound"), bound),
         Check("/devices, token bound to 10.67.0.10, from 198.18.66.10 saying XFF 10.67.0.10", "client-outside",
@@ -241,6 +261,10 @@ def peer_checks() -> list[Check]:
               headers={"x-geo-country": "GB"}),
         Check("/public from 10.67.0.10, sends x-geo-country: KP (removed)", "client", "/public/x", (200, "-"),
               headers={"x-geo-country": "KP"}, upstream={"x-geo-country": None}),
+        Check("/public from 10.67.0.10, sends x-jwt-sub: root (removed)", "client", "/public/y", (200, "-"),
+              headers={"x-jwt-sub": "root", "x-jwt-roles": "admin"}, upstream=identity(None)),
+        Check("/orders as alice from 10.67.0.10, sends x-jwt-sub: root (replaced)", "client", "/orders/7",
+              (200, "-"), alice, headers={"x-jwt-sub": "root"}, upstream=identity(alice)),
         Check("/geo via lb, XFF 89.160.20.112 (SE: not allowed)", "lb", "/geo", (403, "country_not_allowed"),
               alice, headers={xff: "89.160.20.112"}),
         Check("/internal via lb, XFF 10.1.2.3, 198.18.66.10 (rightmost untrusted)", "lb", "/internal",
