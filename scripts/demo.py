@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, request  # noqa: E402
+from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, for_this_envoy, request  # noqa: E402
 from jwks_server import JwksServer  # noqa: E402
 from mint import claims, mint  # noqa: E402
 
@@ -133,9 +133,10 @@ def reason_of(status: int, body: bytes) -> str:
 
 
 def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int, jwks: int) -> Path:
-    """The shipped envoy.yaml with its four ports replaced (and nothing else). 0 lets Envoy
-    pick the listener or admin port itself."""
-    text = SHIPPED.read_text()
+    """The shipped envoy.yaml with its four ports replaced (and nothing else, but for an older
+    Envoy its older spelling, see harness.for_this_envoy). 0 lets Envoy pick the listener or
+    admin port itself."""
+    text = for_this_envoy(SHIPPED.read_text())
     for old, new in ((LISTEN, listen), (ADMIN, admin), (UPSTREAM, upstream), (JWKS, jwks)):
         needle = f"port_value: {old} "
         assert text.count(needle) == 1, f"{SHIPPED}: expected one '{needle}'"
@@ -181,7 +182,7 @@ def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports:
         print(f"cannot start the JWKS server on 127.0.0.1:{jwks_port}: {e} (is `make run` running?)",
               file=sys.stderr)
         return 1
-    config = shipped_config_on(workdir, listen, admin, upstream.port, idp.port) if free_ports else SHIPPED
+    config = shipped_config_on(workdir, listen, admin, upstream.port, idp.port)
     envoy = Envoy(config, admin_port=admin or None, workdir=workdir, name="demo")
     try:
         try:
@@ -196,7 +197,7 @@ def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports:
         if free_ports:
             listen = envoy.listener_ports()["ingress"]
         rows = demo_rows()
-        print(f"jwt-guard demo: real Envoy ({config.relative_to(REPO_ROOT) if not free_ports else SHIPPED.name}, "
+        print(f"jwt-guard demo: real Envoy ({SHIPPED.relative_to(REPO_ROOT)}, "
               f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n"
               f"keys: {envoy.stats('jwt_guard.jwks').get(KEYS_GAUGE, 0)}, fetched by jwt-guard from the demo JWKS "
               f"server (requests it has seen: {idp.count()})\n")
@@ -219,8 +220,10 @@ def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports:
             print(f"{r.what:<{width}} {resp.status:<6}  {reason}{note}")
         print(f"\n{len(rows) - bad}/{len(rows)} answers as expected; refused requests never reached the upstream."
               if bad == 0 else f"\n{bad} of {len(rows)} answers differ from the expected ones (marked <--).")
-        print("Mint your own token: .venv/bin/python scripts/mint.py --sub alice --roles admin "
-              "--claim email_verified=true\nRun Envoy yourself: make run")
+        print("Mint your own token (make cli builds the tool): target/cli/jwt-guard token "
+              "--key envoy/demo-keys/demo-es256.key.pem --kid demo-es256 --iss https://idp.example.com "
+              "--aud orders --sub alice --claim roles='[\"admin\"]' --claim email_verified=true\n"
+              "Run Envoy yourself: make run")
         return 1 if (check and bad) else 0
     finally:
         envoy.cleanup()

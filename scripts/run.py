@@ -9,13 +9,14 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
-from harness import WASM_PATH, EchoUpstream, envoy_binary  # noqa: E402
+from harness import WASM_PATH, EchoUpstream, envoy_binary, for_this_envoy  # noqa: E402
 from jwks_server import JwksServer  # noqa: E402
 
 DEMO_JWKS = REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json"
@@ -24,16 +25,23 @@ HELP = """
 jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001,
 JWKS server on 127.0.0.1:10002 (keys are fetched at start: the first token may get 401 keys_unavailable)
 
-  TOKEN=$(.venv/bin/python scripts/mint.py --sub alice --roles admin --claim email_verified=true)
+In another shell, with the command-line tool (`make cli` builds target/cli/jwt-guard) and the
+DEMO ONLY key of envoy/demo-keys/:
+
+  mint() { target/cli/jwt-guard token --key envoy/demo-keys/demo-es256.key.pem --kid demo-es256 \\
+             --iss https://idp.example.com --aud orders "$@"; }
+  TOKEN=$(mint --sub alice --claim roles='["admin"]' --claim email_verified=true)
   curl -i localhost:10000/public                                          # 200, anonymous
   curl -i localhost:10000/orders                                          # 401 missing
   curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/orders        # 200
   curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/admin         # 200 (roles admin)
-  curl -i -H "Authorization: Bearer $(.venv/bin/python scripts/mint.py)" localhost:10000/admin   # 403 missing_role
+  curl -i -H "Authorization: Bearer $(mint --sub bob)" localhost:10000/admin   # 403 missing_role
   curl -i -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-For: 81.2.69.160" localhost:10000/geo   # 200 (GB)
+  target/cli/jwt-guard explain envoy/envoy.yaml --path /admin --route-rule admin \\
+      --header "authorization: Bearer $(mint --sub bob)"                  # why: 403 missing_role
   curl -s 127.0.0.1:9901/stats | grep jwt_guard
 
-  scripts/mint.py --help lists --scope, --ttl, --aud, --iss and --claim NAME=JSON.
+  `target/cli/jwt-guard token --help` lists every claim option (--exp-in, --claim NAME=JSON, ...).
   Ctrl-C stops Envoy, the upstream and the JWKS server.
 """
 
@@ -53,7 +61,12 @@ def main() -> int:
         upstream.stop()
         print(f"cannot listen on 127.0.0.1:10002 for the JWKS server: {e}", file=sys.stderr)
         return 1
-    cmd = [envoy_binary(), "-c", "envoy/envoy.yaml", "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
+    config = "envoy/envoy.yaml"
+    text = (REPO_ROOT / config).read_text()
+    if for_this_envoy(text) != text:  # an older Envoy (ENVOY_VERSION): its spelling, see harness.py
+        config = str(Path(tempfile.mkdtemp(prefix="jwtg-run-")) / "envoy.yaml")
+        Path(config).write_text(for_this_envoy(text))
+    cmd = [envoy_binary(), "-c", config, "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
     print(" ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)
     print(HELP, flush=True)

@@ -11,6 +11,7 @@ use crate::extract::{FoundToken, find_token};
 use crate::jws::Jws;
 use crate::reason::AuthFailure;
 use crate::request::Request;
+use crate::trace::{NoTrace, Step, Trace};
 use crate::verify::{Claims, SignatureVerifier};
 
 /// A token that passed every check.
@@ -43,12 +44,32 @@ impl Authenticator<'_> {
         providers: &[usize],
         request: &Request<'_>,
     ) -> Result<Option<Verified<'c>>, AuthFailure> {
+        self.authenticate_traced(config, providers, request, &mut NoTrace)
+    }
+
+    /// [`Authenticator::authenticate`], recording each step into `trace`.
+    pub fn authenticate_traced<'c, T: Trace>(
+        &mut self,
+        config: &'c Config,
+        providers: &[usize],
+        request: &Request<'_>,
+        trace: &mut T,
+    ) -> Result<Option<Verified<'c>>, AuthFailure> {
         self.judged_by = None;
         let locations = providers
             .iter()
             .filter_map(|&index| config.providers.get(index))
             .flat_map(|provider| provider.locations.iter());
-        let Some(found) = find_token(request, locations)? else {
+        let found = find_token(request, locations);
+        trace.record(|| match &found {
+            Ok(None) => Step::NoToken,
+            Ok(Some(found)) => Step::TokenFound {
+                token: found.token.clone(),
+                locations: found.locations.iter().map(|l| (*l).clone()).collect(),
+            },
+            Err(failure) => Step::TokenUnusable(*failure),
+        });
+        let Some(found) = found? else {
             return Ok(None);
         };
         let now = (self.clock)().ok_or(AuthFailure::Expired)?;
@@ -58,15 +79,18 @@ impl Authenticator<'_> {
             .filter_map(|&index| Some((index, config.providers.get(index)?)))
             .filter(|(_, p)| found.locations.iter().any(|loc| p.locations.contains(loc)))
             .collect();
-        if let Some(verified) = self.cached(&candidates, &found, now)? {
+        trace.record(|| Step::Candidates(candidates.iter().map(|(index, _)| *index).collect()));
+        if let Some(verified) = self.cached(&candidates, &found, now, trace)? {
             return Ok(Some(Verified {
                 provider: verified.0,
                 claims: verified.1,
                 found,
             }));
         }
-        let jws = Jws::parse(&found.token)?;
-        let (index, provider, passed_over) = self.choose(&candidates, &jws, now)?;
+        let jws = Jws::parse(&found.token);
+        trace.record(|| Step::Parsed(jws.as_ref().map(|_| ()).map_err(|failure| *failure)));
+        let jws = jws?;
+        let (index, provider, passed_over) = self.choose(&candidates, &jws, now, trace)?;
         let claims = Rc::new(jws.claims);
         self.cache.insert(
             &found.token,
@@ -89,11 +113,12 @@ impl Authenticator<'_> {
     /// good, under the keys it has now), its keys are the same, and the time, issuer and
     /// audience checks pass again now. A hit whose claims fail those checks is that refusal
     /// (an expired cached token is expired); anything else falls back to the full path.
-    fn cached<'c>(
+    fn cached<'c, T: Trace>(
         &mut self,
         candidates: &[(usize, &'c Provider)],
         found: &FoundToken<'_>,
         now: u64,
+        trace: &mut T,
     ) -> Result<Option<(&'c Provider, Rc<Claims>)>, AuthFailure> {
         let Some(hit) = self.cache.lookup(&found.token) else {
             return Ok(None);
@@ -106,7 +131,15 @@ impl Authenticator<'_> {
             let version = provider.token_rules.keys.version();
             if index == hit.provider && version == hit.key_version {
                 self.judged_by = Some(index);
-                provider.token_rules.check_claims(&hit.claims, now)?;
+                trace.record(|| Step::CacheHit { provider: index });
+                let result = provider
+                    .token_rules
+                    .check_claims_traced(&hit.claims, now, trace);
+                trace.record(|| Step::ProviderResult {
+                    provider: index,
+                    result,
+                });
+                result?;
                 return Ok(Some((provider, hit.claims.clone())));
             }
             if !hit.passed_over.contains(&(index, version)) {
@@ -125,11 +158,12 @@ impl Authenticator<'_> {
     /// Also returns the providers (with their key-set versions) that refused the token before
     /// the one that accepted it, for reasons time cannot change.
     #[allow(clippy::type_complexity)]
-    fn choose<'c>(
+    fn choose<'c, T: Trace>(
         &mut self,
         candidates: &[(usize, &'c Provider)],
         jws: &Jws<'_>,
         now: u64,
+        trace: &mut T,
     ) -> Result<(usize, &'c Provider, Vec<(usize, u64)>), AuthFailure> {
         let issuer = jws.claims.get("iss").and_then(|iss| iss.as_str());
         let mut first_failure = None;
@@ -139,7 +173,18 @@ impl Authenticator<'_> {
             .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
         for &(index, provider) in same_issuer {
             self.judged_by.get_or_insert(index);
-            match provider.token_rules.verify(jws, now, self.verifier) {
+            trace.record(|| Step::Provider {
+                provider: index,
+                names_issuer: true,
+            });
+            let result = provider
+                .token_rules
+                .verify_traced(jws, now, self.verifier, trace);
+            trace.record(|| Step::ProviderResult {
+                provider: index,
+                result,
+            });
+            match result {
                 Ok(()) => {
                     self.judged_by = Some(index);
                     return Ok((index, provider, passed_over));
@@ -161,7 +206,18 @@ impl Authenticator<'_> {
             return Err(failure);
         }
         let &(index, provider) = candidates.first().ok_or(AuthFailure::Malformed)?;
-        provider.token_rules.verify(jws, now, self.verifier)?;
+        trace.record(|| Step::Provider {
+            provider: index,
+            names_issuer: false,
+        });
+        let result = provider
+            .token_rules
+            .verify_traced(jws, now, self.verifier, trace);
+        trace.record(|| Step::ProviderResult {
+            provider: index,
+            result,
+        });
+        result?;
         Ok((index, provider, passed_over))
     }
 }

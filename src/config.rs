@@ -50,6 +50,9 @@ impl fmt::Display for ConfigError {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// The JSON Schema's address, for editors (schema/jwt-guard.schema.json); ignored.
+    #[serde(rename = "$schema")]
+    _schema: Option<String>,
     realm: Option<String>,
     #[serde(default)]
     providers: BTreeMap<String, RawProvider>,
@@ -60,6 +63,7 @@ struct RawConfig {
     geo: Option<RawGeo>,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default, deserialize_with = "whole_number")]
     token_cache_size: Option<usize>,
     signature_backend: Option<String>,
     outcome_in_filter_state: Option<String>,
@@ -75,7 +79,9 @@ struct RawProvider {
     from_headers: Option<Vec<RawHeaderLocation>>,
     from_params: Option<Vec<String>>,
     from_cookies: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "whole_number")]
     clock_skew_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_lifetime_seconds: Option<u64>,
     require_expiration: Option<bool>,
     forward: Option<bool>,
@@ -95,9 +101,13 @@ struct RawClaimHeader {
 struct RawRemoteJwks {
     cluster: String,
     uri: Option<String>,
+    #[serde(default, deserialize_with = "whole_number")]
     refresh_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number")]
     timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number")]
     min_refetch_seconds: Option<u64>,
+    #[serde(default, deserialize_with = "whole_number")]
     max_stale_seconds: Option<u64>,
     #[serde(default)]
     discovery: bool,
@@ -173,6 +183,7 @@ struct RawAllowDeny {
 #[serde(deny_unknown_fields)]
 struct RawClientIp {
     from: String,
+    #[serde(default, deserialize_with = "whole_number")]
     trusted_hops: Option<usize>,
 }
 
@@ -181,6 +192,64 @@ struct RawClientIp {
 struct RawGeo {
     country_header: Option<String>,
     country_claim: Option<String>,
+}
+
+/// Integer fields (counts, seconds, milliseconds) take any JSON number with a whole value, so
+/// `1000` and `1000.0` both mean 1000: configurations that went through a protobuf `Struct`
+/// (Istio's `WasmPlugin.pluginConfig`) hold every number as a double, and some marshallers print
+/// `1000.0` (Python's `json_format` does; Istio's Go marshaller prints `1000`). A fraction, a
+/// negative number or one too large for the field is refused, naming the field.
+fn whole_number<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = u64;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative whole number")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<u64, E> {
+            u64::try_from(v).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<u64, E> {
+            // 2^64 is exactly representable; every whole double below it fits in a u64.
+            if v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v) {
+                Ok(v as u64)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Float(v), &self))
+            }
+        }
+    }
+    struct Optional;
+    impl<'de> serde::de::Visitor<'de> for Optional {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a non-negative whole number")
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<u64>, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Option<u64>, D::Error> {
+            d.deserialize_any(Whole).map(Some)
+        }
+    }
+    match deserializer.deserialize_option(Optional)? {
+        None => Ok(None),
+        Some(v) => T::try_from(v).map(Some).map_err(|_| {
+            serde::de::Error::invalid_value(
+                serde::de::Unexpected::Unsigned(v),
+                &"a smaller whole number",
+            )
+        }),
+    }
 }
 
 // ---- The compiled form ----
@@ -1437,6 +1506,96 @@ mod tests {
             let err = compile_with(edit).unwrap_err();
             assert_eq!(err.field, field, "{err}");
         }
+    }
+
+    #[test]
+    fn integer_fields_take_whole_numbers_written_as_floats() {
+        // As a protobuf Struct (Istio's pluginConfig) may deliver them: every number a double.
+        let config = compile_with(|c| {
+            c["token_cache_size"] = json!(1000.0);
+            c["client_ip"] = json!({"from": "xff", "trusted_hops": 2.0});
+            c["providers"]["corp"]["clock_skew_seconds"] = json!(30.0);
+            c["providers"]["corp"]["max_lifetime_seconds"] = json!(8.64e4);
+            c["providers"]["corp"]["remote_jwks"] = remote_json(json!({
+                "refresh_seconds": 600.0, "timeout_ms": 1500.0,
+                "min_refetch_seconds": 10.0, "max_stale_seconds": 3600.0}));
+        })
+        .unwrap();
+        assert_eq!(config.token_cache_size, 1000);
+        assert_eq!(
+            config.client_ip,
+            ClientIpSource::ForwardedFor { trusted_hops: 2 }
+        );
+        let corp = &config.providers[0];
+        assert_eq!(corp.token_rules.clock_skew_seconds, 30);
+        assert_eq!(corp.token_rules.max_lifetime_seconds, Some(86_400));
+        let remote = corp.remote.as_ref().unwrap();
+        assert_eq!(
+            (remote.refresh_ms, remote.timeout_ms, remote.min_refetch_ms),
+            (600_000, 1_500, 10_000)
+        );
+        assert_eq!(remote.max_stale_ms, Some(3_600_000));
+        // null is "not given", as for any optional field.
+        let config = compile_with(|c| c["token_cache_size"] = Value::Null).unwrap();
+        assert_eq!(config.token_cache_size, crate::cache::DEFAULT_CAPACITY);
+    }
+
+    #[test]
+    fn integer_fields_refuse_fractions_negatives_and_other_types() {
+        type Edit = fn(&mut Value);
+        let cases: Vec<(Edit, &str, &str)> = vec![
+            (
+                |c| c["token_cache_size"] = json!(10.5),
+                "token_cache_size",
+                "floating point `10.5`",
+            ),
+            (
+                |c| c["token_cache_size"] = json!(-1),
+                "token_cache_size",
+                "integer `-1`",
+            ),
+            (
+                |c| c["token_cache_size"] = json!(-1.0),
+                "token_cache_size",
+                "floating point `-1.0`",
+            ),
+            (
+                |c| c["token_cache_size"] = json!("1000"),
+                "token_cache_size",
+                "string \"1000\"",
+            ),
+            (
+                |c| c["token_cache_size"] = json!(true),
+                "token_cache_size",
+                "boolean",
+            ),
+            (
+                |c| c["providers"]["corp"]["clock_skew_seconds"] = json!(0.25),
+                "providers.corp.clock_skew_seconds",
+                "floating point `0.25`",
+            ),
+            (
+                |c| c["providers"]["corp"]["max_lifetime_seconds"] = json!(1e20),
+                "providers.corp.max_lifetime_seconds",
+                "floating point",
+            ),
+            (
+                |c| c["client_ip"] = json!({"from": "xff", "trusted_hops": 1.5}),
+                "client_ip.trusted_hops",
+                "floating point `1.5`",
+            ),
+        ];
+        for (edit, field, what) in cases {
+            let err = compile_with(edit).unwrap_err();
+            assert_eq!(err.field, field, "{err}");
+            assert!(
+                err.message.contains(what) && err.message.contains("whole number"),
+                "{err}"
+            );
+        }
+        // Too large for a usize where usize is 32 bits (wasm32), or for the field's own limit.
+        let err = compile_with(|c| c["token_cache_size"] = json!(1e12)).unwrap_err();
+        assert_eq!(err.field, "token_cache_size", "{err}");
     }
 
     #[test]

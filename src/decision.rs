@@ -8,6 +8,7 @@ use crate::identity;
 use crate::policy::{Country, Subject};
 use crate::reason::{AuthFailure, Forbidden, Refusal};
 use crate::request::Request;
+use crate::trace::{NoTrace, Step, Trace};
 use crate::verify::Claims;
 use serde_json::Value;
 use std::rc::Rc;
@@ -107,7 +108,7 @@ pub struct Verdict {
 }
 
 /// How the rule for a request is found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selection {
     /// This rule (an index into `Config::rules`).
     Rule(usize),
@@ -144,6 +145,16 @@ pub fn select_rule(config: &Config, request: &Request<'_>) -> Selection {
 
 /// Decides one request: rule → authenticate → authorize → respond.
 pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'_>) -> Verdict {
+    decide_traced(config, request, auth, &mut NoTrace)
+}
+
+/// [`decide`], recording each step into `trace` (see [`crate::trace`]).
+pub fn decide_traced<T: Trace>(
+    config: &Config,
+    request: &Request<'_>,
+    auth: &mut Authenticator<'_>,
+    trace: &mut T,
+) -> Verdict {
     let mut verdict = Verdict {
         decision: Decision::Refuse(Refused::new(Refusal::Forbidden(Forbidden::NoMatchingRule))),
         rule: None,
@@ -152,6 +163,15 @@ pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'
         unknown_route_rule: false,
     };
     let selected = select_rule(config, request);
+    trace.record(|| Step::Rule {
+        selection: selected.clone(),
+        bound: request
+            .route_rule
+            .map(|name| String::from_utf8_lossy(name).into_owned()),
+        ambiguous_host: request.route_rule.is_none()
+            && config.needs_host
+            && !is_plain_host(request.host()),
+    });
     let found = match selected {
         Selection::Rule(index) => config.rules.get(index).map(|rule| (index, rule)),
         Selection::NoRule | Selection::UnknownRouteRule => None,
@@ -164,6 +184,7 @@ pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'
     };
     verdict.rule = Some(index);
     if rule.authentication == Authentication::Disabled {
+        trace.record(|| Step::Disabled);
         // jwt-guard does nothing for the request, except that identity headers are never
         // taken from a client.
         let mut changes = Vec::new();
@@ -178,7 +199,7 @@ pub fn decide(config: &Config, request: &Request<'_>, auth: &mut Authenticator<'
         };
         return verdict;
     }
-    let judged = judge(config, rule, request, auth, &mut verdict);
+    let judged = judge(config, rule, request, auth, &mut verdict, trace);
     verdict.decision = conclude(config, config.dry_run || rule.dry_run, request, judged);
     verdict
 }
@@ -222,12 +243,13 @@ fn conclude(
 }
 
 /// Authentication, then policy, for a rule that is not disabled.
-fn judge(
+fn judge<T: Trace>(
     config: &Config,
     rule: &Rule,
     request: &Request<'_>,
     auth: &mut Authenticator<'_>,
     verdict: &mut Verdict,
+    trace: &mut T,
 ) -> Result<Vec<HeaderChange>, Refused> {
     let unauthorized = |failure| Refused::new(Refusal::Unauthorized(failure));
     let (provider_indexes, anonymous_allowed) = match &rule.authentication {
@@ -235,7 +257,7 @@ fn judge(
         Authentication::Optional(indexes) => (indexes, true),
         Authentication::Disabled => return Ok(Vec::new()),
     };
-    let verified = auth.authenticate(config, provider_indexes, request);
+    let verified = auth.authenticate_traced(config, provider_indexes, request, trace);
     verdict.provider = auth.judged_by;
     let verified = verified.map_err(unauthorized)?;
     let mut changes = Vec::new();
@@ -265,8 +287,13 @@ fn judge(
     } else {
         None
     };
+    if policy.needs_client_ip() {
+        trace.record(|| Step::ClientIp(client_ip));
+    }
     let country = if policy.countries.is_some() {
-        country(config, request, claims)
+        let country = country(config, request, claims);
+        trace.record(|| Step::Country(country.clone()));
+        country
     } else {
         Country::Unknown
     };
@@ -277,13 +304,15 @@ fn judge(
         roles_claim: &config.roles_claim,
         scopes_claim: &config.scopes_claim,
     };
-    policy.evaluate(&subject).map_err(|forbidden| Refused {
-        refusal: Refusal::Forbidden(forbidden),
-        scope_hint: match forbidden {
-            Forbidden::MissingScope => policy.scopes.as_ref().map(|s| s.hint.clone()),
-            _ => None,
-        },
-    })?;
+    policy
+        .evaluate_traced(&subject, trace)
+        .map_err(|forbidden| Refused {
+            refusal: Refusal::Forbidden(forbidden),
+            scope_hint: match forbidden {
+                Forbidden::MissingScope => policy.scopes.as_ref().map(|s| s.hint.clone()),
+                _ => None,
+            },
+        })?;
     if let Some(verified) = &verified {
         changes.extend(
             verified
@@ -340,25 +369,62 @@ impl<'r> Target<'r> {
     }
 }
 
+/// One part of a rule's `match`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchPart {
+    Path,
+    Method,
+    Host,
+    RouteName,
+}
+
 impl Matcher {
     fn matches(&self, target: &Target<'_>) -> bool {
-        let path_ok = match &self.path {
+        self.fits_path(target)
+            && self.fits_method(target)
+            && self.fits_host(target)
+            && self.fits_route_name(target)
+    }
+
+    /// The parts of this `match` that the request does not fit, in order (none: it matches).
+    /// Only for explaining a decision; `decide` never calls it.
+    pub fn mismatches(&self, request: &Request<'_>) -> Vec<MatchPart> {
+        let target = Target::of(request);
+        [
+            (MatchPart::Path, self.fits_path(&target)),
+            (MatchPart::Method, self.fits_method(&target)),
+            (MatchPart::Host, self.fits_host(&target)),
+            (MatchPart::RouteName, self.fits_route_name(&target)),
+        ]
+        .into_iter()
+        .filter_map(|(part, fits)| (!fits).then_some(part))
+        .collect()
+    }
+
+    fn fits_path(&self, target: &Target<'_>) -> bool {
+        match &self.path {
             PathMatch::Any => true,
             PathMatch::Prefix(prefix) => target.path.starts_with(prefix.as_bytes()),
             PathMatch::Exact(path) => target.path == path.as_bytes(),
-        };
-        path_ok
-            && (self.methods.is_empty()
-                || self.methods.iter().any(|m| m.as_bytes() == target.method))
-            && (self.hosts.is_empty()
-                || self
-                    .hosts
-                    .iter()
-                    .any(|pattern| host_matches(pattern, target.host)))
-            && self
-                .route_name
-                .as_deref()
-                .is_none_or(|name| target.route_name == Some(name))
+        }
+    }
+
+    fn fits_method(&self, target: &Target<'_>) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m.as_bytes() == target.method)
+    }
+
+    fn fits_host(&self, target: &Target<'_>) -> bool {
+        self.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|pattern| host_matches(pattern, target.host))
+    }
+
+    fn fits_route_name(&self, target: &Target<'_>) -> bool {
+        self.route_name
+            .as_deref()
+            .is_none_or(|name| target.route_name == Some(name))
     }
 }
 

