@@ -209,6 +209,8 @@ wrk:
 # trap tears the stack down however the script ends.
 # make test runs compose-test when a Docker engine answers (`docker info`) and says so when it
 # skips; with CI=true a missing engine is a failure (.ci/run installs and starts one).
+# The Envoy image is always the default wheel's (.venv, like the compose file's default
+# envoyproxy/envoy:v1.40.0): ENVOY_VERSION does not apply (envoy.yaml is spelled for 1.37+).
 LOCAL_ENVOY_IMAGE ?= jwt-guard/envoy:local
 LOCAL_DEMO_IMAGE  ?= jwt-guard/demo:latest
 DEMO_BIN          := target/release/jwtg-demo

@@ -327,13 +327,18 @@ def stats(compose: Compose) -> dict[str, int]:
     return out
 
 
+KEYS_PROBE = mint(claims("keys-probe", ttl=600, scope="orders:read"))
+
+
 def wait_until_ready(compose: Compose, timeout: float = 90.0) -> float:
     start = time.monotonic()
     while True:
         if not compose.running("envoy"):
             raise Failed("the envoy container exited:\n" + compose.logs("envoy")[-4000:])
         ready = compose.exec("lb", "jwtg-demo", "get", "http://127.0.0.1:9901/ready", timeout=20).returncode == 0
-        if ready and stats(compose).get("keys", 0) > 0:
+        if ready and stats(compose).get("keys", 0) > 0 and probe(compose, KEYS_PROBE)[0] == 200:
+            # One worker's VM took the keys; the other takes them within its next tick (0.5 s).
+            time.sleep(1.0)
             return time.monotonic() - start
         if time.monotonic() - start > timeout:
             raise Failed(f"Envoy not ready with keys after {timeout:.0f} s:\n" + compose.logs("envoy")[-4000:])

@@ -146,15 +146,19 @@ def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int, jwk
     return path
 
 
-def wait_for_keys(envoy: Envoy, timeout: float = 15.0) -> bool:
-    """Whether the demo provider's keys were fetched from the JWKS server within `timeout`
-    (until then, tokens get 401 keys_unavailable)."""
+def wait_for_keys(port: int, timeout: float = 15.0) -> bool:
+    """Whether a valid demo token is accepted on `port` within `timeout`: the demo provider's
+    keys were fetched from the JWKS server and the worker's VM has taken them (until then,
+    tokens get 401 keys_unavailable). The probe is one GET /orders/keys-probe."""
+    token = mint(claims("keys-probe", scope="orders:read"))
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if envoy.stats("jwt_guard.jwks").get(KEYS_GAUGE, 0) > 0:
+    while True:
+        resp = request(port, "/orders/keys-probe", headers={"Authorization": f"Bearer {token}"})
+        if resp.status == 200:
             return True
+        if resp.status != 401 or time.monotonic() > deadline:
+            return False
         time.sleep(0.1)
-    return False
 
 
 def start_jwks_server(port: int) -> JwksServer:
@@ -190,12 +194,12 @@ def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports:
         except EnvoyStartError as e:
             print(f"Envoy did not start with {config}:\n{e}", file=sys.stderr)
             return 1
-        if not wait_for_keys(envoy):
+        if free_ports:
+            listen = envoy.listener_ports()["ingress"]
+        if not wait_for_keys(listen):
             print(f"jwt-guard did not fetch the demo keys from the JWKS server (127.0.0.1:{idp.port}):\n"
                   f"{envoy.log_tail(20)}", file=sys.stderr)
             return 1
-        if free_ports:
-            listen = envoy.listener_ports()["ingress"]
         rows = demo_rows()
         print(f"jwt-guard demo: real Envoy ({SHIPPED.relative_to(REPO_ROOT)}, "
               f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n"

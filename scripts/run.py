@@ -37,8 +37,8 @@ DEMO ONLY key of envoy/demo-keys/:
   curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/admin         # 200 (roles admin)
   curl -i -H "Authorization: Bearer $(mint --sub bob)" localhost:10000/admin   # 403 missing_role
   curl -i -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-For: 81.2.69.160" localhost:10000/geo   # 200 (GB)
-  target/cli/jwt-guard explain envoy/envoy.yaml --path /admin --route-rule admin \\
-      --header "authorization: Bearer $(mint --sub bob)"                  # why: 403 missing_role
+  target/cli/jwt-guard explain envoy/envoy.yaml --jwks demo=envoy/demo-keys/demo-jwks.json \\
+      --path /admin --route-rule admin --header "authorization: Bearer $(mint --sub bob)"   # why: 403 missing_role
   curl -s 127.0.0.1:9901/stats | grep jwt_guard
 
   `target/cli/jwt-guard token --help` lists every claim option (--exp-in, --claim NAME=JSON, ...).

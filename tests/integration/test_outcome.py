@@ -35,7 +35,7 @@ def shipped(request, upstream, wasm, tmp_path_factory):
     envoy = Envoy(demo.shipped_config_on(workdir, 0, 0, upstream.port, idp.port), workdir=workdir, name="shipped")
     request.addfinalizer(envoy.cleanup)
     envoy.start(timeout=30, cwd=REPO_ROOT)
-    assert demo.wait_for_keys(envoy), envoy.log_tail(20)
+    assert demo.wait_for_keys(envoy.listener_ports()["ingress"]), envoy.log_tail(20)
     return envoy, envoy.listener_ports()["ingress"]
 
 
