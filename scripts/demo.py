@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """make demo: start the real Envoy with envoy/envoy.yaml (jwt-guard loaded from
-target/wasm32-wasip1/release/jwt_guard.wasm) and the echo upstream, send real requests with
-tokens minted from the DEMO ONLY key, print what Envoy answered, then stop everything.
+target/wasm32-wasip1/release/jwt_guard.wasm), the echo upstream and the demo JWKS server (the
+public half of the DEMO ONLY key, envoy/demo-keys/demo-jwks.json, which jwt-guard fetches), send
+real requests with tokens minted from the DEMO ONLY key, print what Envoy answered, then stop
+everything.
 
-    .venv/bin/python scripts/demo.py              # the shipped ports: 10000, admin 9901, upstream 10001
-    .venv/bin/python scripts/demo.py --free-ports # ports Envoy and the upstream pick (port 0, read back)
+    .venv/bin/python scripts/demo.py              # the shipped ports: 10000, admin 9901, upstream 10001,
+                                                  # JWKS 10002
+    .venv/bin/python scripts/demo.py --free-ports # ports Envoy, the upstream and the JWKS server pick
+                                                  # (port 0, read back)
     .venv/bin/python scripts/demo.py --check      # exit 1 unless every answer is the expected one
 
 Exit status: 0 after printing the table (with --check: only if every row is as expected),
-1 if Envoy or the upstream did not start.
+1 if Envoy, the upstream or the JWKS server did not start, or the keys were not fetched.
 """
 
 from __future__ import annotations
@@ -30,10 +34,14 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, for_this_envoy, request  # noqa: E402
+from jwks_server import JwksServer  # noqa: E402
 from mint import claims, mint  # noqa: E402
 
 SHIPPED = REPO_ROOT / "envoy" / "envoy.yaml"
-LISTEN, ADMIN, UPSTREAM = 10000, 9901, 10001
+DEMO_JWKS = REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json"
+LISTEN, ADMIN, UPSTREAM, JWKS = 10000, 9901, 10001, 10002
+# The gauge of keys in force for the demo provider (remote_jwks), at Envoy's admin /stats.
+KEYS_GAUGE = "wasmcustom.jwt_guard.jwks.demo.keys"
 
 
 @dataclass
@@ -110,12 +118,26 @@ def demo_rows() -> list[Row]:
     ]
 
 
-def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int) -> Path:
-    """The shipped envoy.yaml with its three ports replaced (and nothing else, but for an older
+def reason_of(status: int, body: bytes) -> str:
+    """The reason column: the JSON reason of a refusal, "-" for an answer from the upstream, or
+    what a dry-run rule told the upstream (header x-jwt-guard-dry-run, echoed back)."""
+    if status == 200:
+        dry_run = json.loads(body)["headers"].get("x-jwt-guard-dry-run")
+        return f"(dry run: upstream told {dry_run!r})" if dry_run else "-"
+    if status >= 400:
+        try:
+            return json.loads(body).get("reason", "?")
+        except ValueError:
+            return f"(non-JSON body: {body[:40]!r})"
+    return "-"
+
+
+def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int, jwks: int) -> Path:
+    """The shipped envoy.yaml with its four ports replaced (and nothing else, but for an older
     Envoy its older spelling, see harness.for_this_envoy). 0 lets Envoy pick the listener or
     admin port itself."""
     text = for_this_envoy(SHIPPED.read_text())
-    for old, new in ((LISTEN, listen), (ADMIN, admin), (UPSTREAM, upstream)):
+    for old, new in ((LISTEN, listen), (ADMIN, admin), (UPSTREAM, upstream), (JWKS, jwks)):
         needle = f"port_value: {old} "
         assert text.count(needle) == 1, f"{SHIPPED}: expected one '{needle}'"
         text = text.replace(needle, f"port_value: {new} ")
@@ -124,9 +146,29 @@ def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int) -> 
     return path
 
 
-def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bool) -> int:
-    """With free_ports, every port is 0: the upstream binds its own, Envoy binds the listener's
-    and admin's, and the real ports are read back, so nothing can race for a port."""
+def wait_for_keys(port: int, timeout: float = 15.0) -> bool:
+    """Whether a valid demo token is accepted on `port` within `timeout`: the demo provider's
+    keys were fetched from the JWKS server and the worker's VM has taken them (until then,
+    tokens get 401 keys_unavailable). The probe is one GET /orders/keys-probe."""
+    token = mint(claims("keys-probe", scope="orders:read"))
+    deadline = time.monotonic() + timeout
+    while True:
+        resp = request(port, "/orders/keys-probe", headers={"Authorization": f"Bearer {token}"})
+        if resp.status == 200:
+            return True
+        if resp.status != 401 or time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+
+
+def start_jwks_server(port: int) -> JwksServer:
+    return JwksServer(json.loads(DEMO_JWKS.read_text()), port=port).start()
+
+
+def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports: bool, check: bool) -> int:
+    """With free_ports, every port is 0: the upstream and the JWKS server bind their own, Envoy
+    binds the listener's and admin's, and the real ports are read back, so nothing can race for
+    a port."""
     if not WASM_PATH.exists():
         print(f"{WASM_PATH} is missing: run `make build` (make demo does)", file=sys.stderr)
         return 1
@@ -137,7 +179,14 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
         print(f"cannot start the echo upstream on 127.0.0.1:{upstream_port}: {e} (is `make run` running?)",
               file=sys.stderr)
         return 1
-    config = shipped_config_on(workdir, listen, admin, upstream.port)
+    try:
+        idp = start_jwks_server(jwks_port)
+    except OSError as e:
+        upstream.stop()
+        print(f"cannot start the JWKS server on 127.0.0.1:{jwks_port}: {e} (is `make run` running?)",
+              file=sys.stderr)
+        return 1
+    config = shipped_config_on(workdir, listen, admin, upstream.port, idp.port)
     envoy = Envoy(config, admin_port=admin or None, workdir=workdir, name="demo")
     try:
         try:
@@ -147,9 +196,15 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
             return 1
         if free_ports:
             listen = envoy.listener_ports()["ingress"]
+        if not wait_for_keys(listen):
+            print(f"jwt-guard did not fetch the demo keys from the JWKS server (127.0.0.1:{idp.port}):\n"
+                  f"{envoy.log_tail(20)}", file=sys.stderr)
+            return 1
         rows = demo_rows()
         print(f"jwt-guard demo: real Envoy ({SHIPPED.relative_to(REPO_ROOT)}, "
-              f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n")
+              f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n"
+              f"keys: {envoy.stats('jwt_guard.jwks').get(KEYS_GAUGE, 0)}, fetched by jwt-guard from the demo JWKS "
+              f"server (requests it has seen: {idp.count()})\n")
         width = max(len(r.what) for r in rows) + 2
         print(f"{'request':<{width}} status  reason")
         print(f"{'-' * width} ------  {'-' * 24}")
@@ -161,15 +216,7 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
             before = upstream.count
             resp = request(listen, r.path, method=r.method, headers=headers,
                            body=b"{}" if r.method in ("POST", "PUT") else None)
-            reason = "-"
-            if resp.status == 200:
-                dry_run = json.loads(resp.body)["headers"].get("x-jwt-guard-dry-run")
-                reason = f"(dry run: upstream told {dry_run!r})" if dry_run else "-"
-            if resp.status >= 400:
-                try:
-                    reason = resp.json().get("reason", "?")
-                except ValueError:
-                    reason = f"(non-JSON body: {resp.body[:40]!r})"
+            reason = reason_of(resp.status, resp.body)
             reached = upstream.count > before
             ok = (resp.status, reason) == r.expect and reached == (resp.status == 200)
             bad += not ok
@@ -185,18 +232,20 @@ def run(listen: int, admin: int, upstream_port: int, free_ports: bool, check: bo
     finally:
         envoy.cleanup()
         upstream.stop()
+        idp.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--free-ports", action="store_true",
-                    help="let Envoy and the upstream bind free ports instead of 10000/9901/10001")
+                    help="let Envoy, the upstream and the JWKS server bind free ports instead of "
+                         "10000/9901/10001/10002")
     ap.add_argument("--check", action="store_true", help="exit 1 unless every answer is the expected one")
     args = ap.parse_args()
     if args.free_ports:
-        return run(0, 0, 0, True, args.check)
-    return run(LISTEN, ADMIN, UPSTREAM, False, args.check)
+        return run(0, 0, 0, 0, True, args.check)
+    return run(LISTEN, ADMIN, UPSTREAM, JWKS, False, args.check)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Echo upstream for jwt-guard's demo and tests: answers every request with 200 and the JSON
 {"method": ..., "path": ..., "headers": {lower-case name: value}} of what it received, so a
-caller can see exactly what Envoy forwarded. Standard library only (runs in a bare python image).
+caller can see exactly what Envoy forwarded. Standard library only. (The Docker Compose demo runs
+`jwtg-demo echo` from tools/jwtg-demo instead, which answers the same JSON.)
 
     python3 scripts/echo_upstream.py [--host 127.0.0.1] [--port 10001]
 """

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""make run: the echo upstream (127.0.0.1:10001) plus Envoy with envoy/envoy.yaml in the
-foreground (listener :10000, admin 127.0.0.1:9901). Ctrl-C stops both."""
+"""make run: the echo upstream (127.0.0.1:10001), the demo JWKS server (127.0.0.1:10002, serving
+envoy/demo-keys/demo-jwks.json) plus Envoy with envoy/envoy.yaml in the foreground (listener
+:10000, admin 127.0.0.1:9901). Ctrl-C stops all three."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,9 +17,13 @@ sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 from harness import WASM_PATH, EchoUpstream, envoy_binary, for_this_envoy  # noqa: E402
+from jwks_server import JwksServer  # noqa: E402
+
+DEMO_JWKS = REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json"
 
 HELP = """
-jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001
+jwt-guard: Envoy on http://localhost:10000 (admin http://127.0.0.1:9901), upstream echo on 127.0.0.1:10001,
+JWKS server on 127.0.0.1:10002 (keys are fetched at start: the first token may get 401 keys_unavailable)
 
 In another shell, with the command-line tool (`make cli` builds target/cli/jwt-guard) and the
 DEMO ONLY key of envoy/demo-keys/:
@@ -31,12 +37,12 @@ DEMO ONLY key of envoy/demo-keys/:
   curl -i -H "Authorization: Bearer $TOKEN" localhost:10000/admin         # 200 (roles admin)
   curl -i -H "Authorization: Bearer $(mint --sub bob)" localhost:10000/admin   # 403 missing_role
   curl -i -H "Authorization: Bearer $TOKEN" -H "X-Forwarded-For: 81.2.69.160" localhost:10000/geo   # 200 (GB)
-  target/cli/jwt-guard explain envoy/envoy.yaml --path /admin --route-rule admin \\
-      --header "authorization: Bearer $(mint --sub bob)"                  # why: 403 missing_role
+  target/cli/jwt-guard explain envoy/envoy.yaml --jwks demo=envoy/demo-keys/demo-jwks.json \\
+      --path /admin --route-rule admin --header "authorization: Bearer $(mint --sub bob)"   # why: 403 missing_role
   curl -s 127.0.0.1:9901/stats | grep jwt_guard
 
   `target/cli/jwt-guard token --help` lists every claim option (--exp-in, --claim NAME=JSON, ...).
-  Ctrl-C stops Envoy and the upstream.
+  Ctrl-C stops Envoy, the upstream and the JWKS server.
 """
 
 
@@ -48,6 +54,12 @@ def main() -> int:
         upstream = EchoUpstream(port=10001, verbose=True).start()
     except OSError as e:
         print(f"cannot listen on 127.0.0.1:10001 for the echo upstream: {e}", file=sys.stderr)
+        return 1
+    try:
+        idp = JwksServer(json.loads(DEMO_JWKS.read_text()), port=10002).start()
+    except OSError as e:
+        upstream.stop()
+        print(f"cannot listen on 127.0.0.1:10002 for the JWKS server: {e}", file=sys.stderr)
         return 1
     config = "envoy/envoy.yaml"
     text = (REPO_ROOT / config).read_text()
@@ -70,6 +82,7 @@ def main() -> int:
             return proc.wait()
     finally:
         upstream.stop()
+        idp.stop()
 
 
 if __name__ == "__main__":

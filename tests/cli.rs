@@ -762,9 +762,12 @@ fn the_demo_key_mints_tokens_envoy_yaml_accepts() {
         "email_verified=true",
     ]);
     let bearer = format!("authorization: Bearer {token}");
+    // The demo provider fetches its keys (remote_jwks): the set its JWKS server serves.
     let out = run(&[
         "explain",
         "envoy/envoy.yaml",
+        "--jwks",
+        "demo=envoy/demo-keys/demo-jwks.json",
         "--path",
         "/admin",
         "--route-rule",

@@ -136,7 +136,8 @@ def ipv6_available() -> bool:
 
 
 # --------------------------------------------------------------------------- echo upstream
-# One implementation, shared with scripts/demo.py, scripts/run.py and envoy/docker-compose.yml.
+# One implementation, shared with scripts/demo.py and scripts/run.py (envoy/docker-compose.yml runs
+# tools/jwtg-demo's `echo`, which answers the same JSON).
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from echo_upstream import EchoUpstream  # noqa: E402,F401 (re-exported)
 

@@ -78,7 +78,7 @@ class _Server(ThreadingHTTPServer):
 
 
 class JwksServer:
-    def __init__(self, jwks: dict | None = None) -> None:
+    def __init__(self, jwks: dict | None = None, port: int = 0) -> None:
         self.lock = threading.Lock()
         self.jwks: dict = jwks or {"keys": []}
         self.discovery: dict | None = None
@@ -86,7 +86,7 @@ class JwksServer:
         self.delay = 0.0
         self.hits: Counter[str] = Counter()
         self.authorities: list[str] = []
-        self.port = 0
+        self.port = port
         self._listen()
 
     def _listen(self) -> None:

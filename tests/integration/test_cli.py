@@ -210,14 +210,17 @@ def _logged(value: Any) -> str | None:
 def demo_envoy(upstream, wasm):
     workdir = Path(tempfile.mkdtemp(prefix="jwtg-cli-demo-"))
     log_path = workdir / "access.log"
-    config = demo.shipped_config_on(workdir, 0, 0, upstream.port)
+    idp = demo.start_jwks_server(0)  # the shipped config fetches the demo keys (remote_jwks)
+    config = demo.shipped_config_on(workdir, 0, 0, upstream.port, idp.port)
     config.write_text(with_access_log(config.read_text(), log_path))
     envoy = Envoy(config, workdir=workdir, name="cli-demo")
     try:
         envoy.start(timeout=30, cwd=REPO_ROOT)
+        assert demo.wait_for_keys(envoy.listener_ports()["ingress"]), envoy.log_tail(20)
         yield envoy, envoy.listener_ports()["ingress"], log_path
     finally:
         envoy.cleanup()
+        idp.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
@@ -253,7 +256,9 @@ def test_explain_agrees_with_envoy_on_the_demo_requests(cli, demo_envoy, upstrea
 
         # The same request, as jwt-guard saw it: the client's headers (less the country header,
         # which Envoy's header_mutation removes) plus what Envoy's filters before it decided.
-        args = ["explain", shipped, "--json", "--now", str(now), "--path", row.path, "--method", row.method]
+        # The key set Envoy fetched from the demo JWKS server, given to explain as a file.
+        args = ["explain", shipped, "--json", "--now", str(now), "--path", row.path, "--method", row.method,
+                "--jwks", f"demo={demo.DEMO_JWKS.relative_to(REPO_ROOT)}"]
         for name, value in headers.items():
             if name.lower() != "x-geo-country":
                 args += ["--header", f"{name.lower()}: {value}"]

@@ -49,10 +49,19 @@ def jwt_guard_index(filters: list[dict]) -> int:
 
 
 def demo_policy() -> dict:
+    """envoy/envoy.yaml's policy as the Istio files carry it: the same, but for the demo key set
+    inline. envoy.yaml fetches it (remote_jwks) from the demo JWKS server through its cluster
+    "idp", which a mesh does not have."""
     filters = hcm_filters(demo_bootstrap())
     config = filters[jwt_guard_index(filters)]["typed_config"]["config"]["configuration"]
     assert config["@type"] == STRING_VALUE
-    return json.loads(config["value"])
+    policy = json.loads(config["value"])
+    demo = policy["providers"]["demo"]
+    assert demo.pop("remote_jwks")["cluster"] == "idp"
+    demo_jwks = json.loads((REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json").read_text())
+    policy["providers"]["demo"] = {"issuer": demo.pop("issuer"), "audiences": demo.pop("audiences"),
+                                   "jwks": demo_jwks, **demo}
+    return policy
 
 
 def with_filter(jwt_guard: dict, upstream_port: int) -> dict:
@@ -63,7 +72,7 @@ def with_filter(jwt_guard: dict, upstream_port: int) -> dict:
     bootstrap["admin"]["address"]["socket_address"]["port_value"] = 0
     (listener,) = bootstrap["static_resources"]["listeners"]
     listener["address"]["socket_address"]["port_value"] = 0
-    (cluster,) = bootstrap["static_resources"]["clusters"]
+    (cluster,) = [c for c in bootstrap["static_resources"]["clusters"] if c["name"] == "echo"]
     endpoint = cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]
     endpoint["address"]["socket_address"]["port_value"] = upstream_port
     return bootstrap
