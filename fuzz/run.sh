@@ -6,6 +6,7 @@
 #   FUZZ_SECONDS   seconds per target (default 60)
 #   FUZZ_TARGETS   which targets (default: all five)
 #   FUZZ_TIMEOUT   seconds one input may take (default 10)
+#   FUZZ_TOOLCHAIN rustup toolchain to build with (default: nightly if installed)
 #
 # The committed seeds (fuzz/seeds/<target>, regression inputs included) are read, never
 # written; what libFuzzer finds goes to build/fuzz/corpus/<target> (kept between runs),
@@ -26,12 +27,16 @@ if ! "$CARGO_FUZZ" --version 2>/dev/null | grep -q " $CARGO_FUZZ_VERSION\$"; the
     cargo install cargo-fuzz --version "$CARGO_FUZZ_VERSION" --locked --root build/tools
 fi
 
-# libFuzzer instrumentation needs unstable rustc flags: the installed nightly toolchain, or
-# else the default toolchain with RUSTC_BOOTSTRAP (same flags, no download).
-if rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+# libFuzzer instrumentation needs unstable rustc flags: FUZZ_TOOLCHAIN if given, else the
+# installed nightly toolchain, else the default one; a stable one gets RUSTC_BOOTSTRAP=1 (the
+# same flags; its AddressSanitizer runtime ships with it, nothing is downloaded).
+if [ -n "${FUZZ_TOOLCHAIN:-}" ]; then
+    export RUSTUP_TOOLCHAIN=$FUZZ_TOOLCHAIN
+elif rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
     export RUSTUP_TOOLCHAIN=nightly
-else
-    echo "== no nightly toolchain: using $(rustc --version) with RUSTC_BOOTSTRAP=1"
+fi
+if ! rustc --version | grep -q nightly; then
+    echo "== $(rustc --version) is not a nightly: RUSTC_BOOTSTRAP=1"
     export RUSTC_BOOTSTRAP=1
 fi
 
@@ -68,7 +73,7 @@ for target in $FUZZ_TARGETS; do
         grep -E 'WRONG DECISION|panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -20 || true
         artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
         if [ -n "$artifact" ]; then
-            echo "   reproduce: RUSTUP_TOOLCHAIN=${RUSTUP_TOOLCHAIN:-} $CARGO_FUZZ run --fuzz-dir fuzz -O -a $target $artifact"
+            echo "   reproduce: RUSTUP_TOOLCHAIN=${RUSTUP_TOOLCHAIN:-} RUSTC_BOOTSTRAP=${RUSTC_BOOTSTRAP:-} $CARGO_FUZZ run --fuzz-dir fuzz -O -a $target $artifact"
         fi
     else
         summary+=("$(printf '%-13s %12s %8s %8s  ok' "$target" "$runs" "$rate" "$corpus")")
