@@ -195,18 +195,7 @@ impl Authenticator<'_> {
             .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
         for &(index, provider) in same_issuer {
             self.judged_by.get_or_insert(index);
-            trace.record(|| Step::Provider {
-                provider: index,
-                names_issuer: true,
-            });
-            let result = provider
-                .token_rules
-                .verify_traced(jws, now, self.verifier, trace);
-            trace.record(|| Step::ProviderResult {
-                provider: index,
-                result,
-            });
-            match result {
+            match self.attempt(index, provider, true, jws, now, trace) {
                 Ok(()) => {
                     self.judged_by = Some(index);
                     return Ok((index, provider, passed_over));
@@ -229,9 +218,23 @@ impl Authenticator<'_> {
             return Err(failure);
         }
         let &(index, provider) = candidates.first().ok_or(AuthFailure::Malformed)?;
+        self.attempt(index, provider, false, jws, now, trace)?;
+        Ok((index, provider, passed_over))
+    }
+
+    /// One provider's full check of the token (key, signature, claims), traced.
+    fn attempt<T: Trace>(
+        &self,
+        index: usize,
+        provider: &Provider,
+        names_issuer: bool,
+        jws: &Jws<'_>,
+        now: u64,
+        trace: &mut T,
+    ) -> Result<(), AuthFailure> {
         trace.record(|| Step::Provider {
             provider: index,
-            names_issuer: false,
+            names_issuer,
         });
         let result = provider
             .token_rules
@@ -240,8 +243,7 @@ impl Authenticator<'_> {
             provider: index,
             result,
         });
-        result?;
-        Ok((index, provider, passed_over))
+        result
     }
 }
 
