@@ -712,6 +712,16 @@ fn compile_identity(
         if !is_header_name(&name) {
             return Err(ConfigError::new(at, "not a valid header name"));
         }
+        if name.contains('_') {
+            // Client copies are removed in every spelling an upstream may read as this name;
+            // with `_` in the name itself, the spelling the upstream reads would be ambiguous.
+            return Err(ConfigError::new(
+                at,
+                format!(
+                    "{name:?} holds `_`: CGI/WSGI-style upstreams read `_` and `-` alike, so write it with `-`"
+                ),
+            ));
+        }
         if RESERVED_HEADERS.contains(&name.as_str()) || is_token_header {
             return Err(ConfigError::new(
                 at,

@@ -188,11 +188,7 @@ pub fn decide_traced<T: Trace>(
         // jwt-guard does nothing for the request, except that identity headers are never
         // taken from a client.
         let mut changes = Vec::new();
-        identity::sanitize(
-            request,
-            config.identity_headers.iter().map(String::as_str),
-            &mut changes,
-        );
+        sanitize(config, request, &mut changes);
         verdict.decision = Decision::Allow {
             changes,
             dry_run: None,
@@ -204,6 +200,20 @@ pub fn decide_traced<T: Trace>(
     verdict
 }
 
+/// Client copies of the identity headers and of the dry-run header, in any spelling an
+/// upstream could confuse with them, removed.
+fn sanitize(config: &Config, request: &Request<'_>, changes: &mut Vec<HeaderChange>) {
+    identity::sanitize(
+        request,
+        config
+            .identity_headers
+            .iter()
+            .map(String::as_str)
+            .chain([DRY_RUN_HEADER]),
+        changes,
+    );
+}
+
 /// The changes every request that goes upstream gets first: client copies of the identity
 /// headers and of the dry-run header removed. Then the verdict's own.
 fn conclude(
@@ -213,14 +223,7 @@ fn conclude(
     verdict: Result<Vec<HeaderChange>, Refused>,
 ) -> Decision {
     let mut changes = Vec::new();
-    identity::sanitize(
-        request,
-        config.identity_headers.iter().map(String::as_str),
-        &mut changes,
-    );
-    if request.has(DRY_RUN_HEADER) {
-        changes.push(HeaderChange::Remove(DRY_RUN_HEADER.into()));
-    }
+    sanitize(config, request, &mut changes);
     match verdict {
         Ok(token_changes) => {
             changes.extend(token_changes);

@@ -58,8 +58,18 @@ impl TokenLocation {
         };
         match self {
             TokenLocation::Header { name, prefix } => {
-                for raw in request.values(name) {
-                    if let Some(token) = after_scheme(raw, prefix.as_bytes()) {
+                // Envoy joins repeated lines of some headers (`authorization` among them) with
+                // `,`, and a client may send a list itself: every element that uses the scheme
+                // is a credential (a JWS has no comma). One header carries one: a second, even
+                // the same token again, is refused rather than guessed at, so no credential
+                // can reach the upstream without being the one that was verified.
+                let mut credentials = 0;
+                for element in request.values(name).flat_map(list_elements) {
+                    if let Some(token) = after_scheme(element, prefix.as_bytes()) {
+                        credentials += 1;
+                        if credentials > 1 {
+                            return Err(AuthFailure::Malformed);
+                        }
                         push(token)?;
                     }
                 }
@@ -85,6 +95,13 @@ impl TokenLocation {
         }
         Ok(())
     }
+}
+
+/// The elements of a header value read as an RFC 9110 list (`#element`): split on every comma.
+/// Quoted strings are not honoured: a comma inside one only makes more candidates, each of
+/// which is verified or refused.
+fn list_elements(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|b| *b == b',')
 }
 
 /// The token after the scheme, when the value uses it. A prefix that ends in a space is an
@@ -380,6 +397,54 @@ mod tests {
                 malformed,
             ),
             (vec![("cookie", "session=abc; Session=def")], malformed),
+            // Envoy's join of `Authorization: Basic eDp5` and `Authorization: Bearer abc`, and
+            // a client's own list: the bearer credential is found wherever it stands.
+            (
+                vec![("authorization", "Basic eDp5,Bearer abc")],
+                Ok(Some("abc")),
+            ),
+            (
+                vec![("authorization", "Basic eDp5, Bearer abc")],
+                Ok(Some("abc")),
+            ),
+            (
+                vec![("authorization", "Bearer abc,Basic eDp5")],
+                Ok(Some("abc")),
+            ),
+            (
+                vec![("authorization", "Digest a=\"b, Bearer abc\"")],
+                Ok(Some("abc\"")),
+            ),
+            (vec![("authorization", "Basic eDp5,Bearer")], malformed),
+            (vec![("authorization", "Basic eDp5,Basic eTp6")], Ok(None)),
+            // Two credentials in one header: refused, even when they are the same token.
+            (vec![("authorization", "Bearer abc,Bearer abc")], malformed),
+            (vec![("authorization", "Bearer abc,Bearer def")], malformed),
+            (
+                vec![
+                    ("authorization", "Bearer abc"),
+                    ("authorization", "Bearer abc"),
+                ],
+                malformed,
+            ),
+            // Repeated query parameters and cookies: the same token is one token (nothing
+            // unverified can reach the upstream); two different ones are refused.
+            (
+                vec![(":path", "/x?access_token=abc&access_token=abc")],
+                Ok(Some("abc")),
+            ),
+            (
+                vec![(":path", "/x?access_token=abc&access_token=def")],
+                malformed,
+            ),
+            (
+                vec![("cookie", "session=abc"), ("cookie", "session=abc")],
+                Ok(Some("abc")),
+            ),
+            (
+                vec![("cookie", "session=abc"), ("cookie", "session=def")],
+                malformed,
+            ),
             (vec![], Ok(None)),
         ];
         for (pairs, expected) in cases {

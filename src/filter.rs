@@ -21,7 +21,7 @@ use crate::jwks::{Backend, VerificationKey};
 use crate::jws::Jws;
 use crate::outcome;
 use crate::reason::{AuthFailure, Forbidden, Refusal};
-use crate::request::Request;
+use crate::request::{MetadataMember, Request, route_binding};
 use crate::verify::{PureRustVerifier, SignatureVerifier};
 
 proxy_wasm::main! {{
@@ -434,12 +434,12 @@ impl HttpContext for Guard {
             .flatten();
         // Always asked, even when no rule has a name: a route bound to a rule must never fall
         // back to ordered matching because the configuration lost its names.
-        let route_rule = host::property(ROUTE_RULE).ok().flatten();
+        let binding = RouteMetadata::read();
         let request = Request {
             headers: &headers,
             peer_address: &|| property(&["source", "address"]),
             route_name: route.as_deref(),
-            route_rule: route_rule.as_deref(),
+            route_rule: binding.rule(),
         };
         let verdict = {
             let Ok(mut cache) = running.cache.try_borrow_mut() else {
@@ -463,7 +463,7 @@ impl HttpContext for Guard {
         };
         running.outcomes.tally(&verdict);
         if verdict.unknown_route_rule {
-            running.warn_unknown_route_rule(route_rule.as_deref().unwrap_or_default());
+            running.warn_unknown_route_rule(request.route_rule.unwrap_or_default());
         }
         if let Some(name) = &config.outcome_in_filter_state
             && let Err(status) =
@@ -511,13 +511,45 @@ impl HttpContext for Guard {
 }
 
 /// Where a route names its rule: `metadata: {filter_metadata: {jwt_guard: {rule: <name>}}}`.
-const ROUTE_RULE: &[&str] = &[
-    "xds",
-    "route_metadata",
-    "filter_metadata",
-    "jwt_guard",
-    "rule",
-];
+/// The whole namespace is read, so that a binding whose name is empty or null is told apart
+/// from no binding at all (Envoy answers both `rule: ""` and a missing `rule` as not found).
+const ROUTE_METADATA: &[&str] = &["xds", "route_metadata", "filter_metadata", "jwt_guard"];
+
+/// The route's `filter_metadata.jwt_guard`, as Envoy serialises a Struct: the header-map
+/// encoding of its members, each value's bytes (a string's text; other types as raw bytes no
+/// rule name can equal). A namespace Envoy cannot serialise (a `null` member) is one that
+/// binds no rule.
+enum RouteMetadata {
+    Absent,
+    Members(Vec<(String, Vec<u8>)>),
+    Unreadable,
+}
+
+impl RouteMetadata {
+    fn read() -> RouteMetadata {
+        match host::property(ROUTE_METADATA) {
+            Ok(None) => RouteMetadata::Absent,
+            Ok(Some(bytes)) => {
+                header_map::decode(&bytes).map_or(RouteMetadata::Unreadable, RouteMetadata::Members)
+            }
+            Err(_) => RouteMetadata::Unreadable,
+        }
+    }
+
+    fn rule(&self) -> Option<&[u8]> {
+        match self {
+            RouteMetadata::Absent => None,
+            RouteMetadata::Members(members) => {
+                let members: Vec<MetadataMember> = members
+                    .iter()
+                    .map(|(name, value)| (name.as_str(), Some(value.as_slice())))
+                    .collect();
+                route_binding(Some(&members))
+            }
+            RouteMetadata::Unreadable => route_binding(Some(&[])),
+        }
+    }
+}
 
 impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
@@ -554,12 +586,17 @@ impl Running {
             return;
         }
         warned.push(name.to_vec());
+        let what = if name.is_empty() {
+            "route metadata filter_metadata.jwt_guard binds no rule (its one member `rule` must be a rule's name; it is missing, empty, null, not text, or has other members beside it)".to_string()
+        } else {
+            format!(
+                "route metadata names rule {:?}, which this configuration does not have",
+                String::from_utf8_lossy(name)
+            )
+        };
         log(
             LOG_WARN,
-            &format!(
-                "jwt-guard: route metadata names rule {:?}, which this configuration does not have; its requests are refused (403 no_matching_rule)",
-                String::from_utf8_lossy(name)
-            ),
+            &format!("jwt-guard: {what}; its requests are refused (403 no_matching_rule)"),
         );
     }
 }

@@ -26,7 +26,7 @@ pub struct IdentityHeaders {
 }
 
 impl IdentityHeaders {
-    pub fn names(&self) -> impl Iterator<Item = &str> {
+    pub fn names(&self) -> impl Iterator<Item = &str> + Clone {
         self.claims
             .iter()
             .map(|c| c.header.as_str())
@@ -56,33 +56,66 @@ impl IdentityHeaders {
     }
 }
 
-/// Removes every configured identity header the request carries (none is ever trusted from a
-/// client), before anything else changes the request.
+/// Removes every request header an upstream could read as one of `names` (none is ever
+/// trusted from a client), before anything else changes the request: the name itself and every
+/// spelling that differs only in case or in `_` for `-` (`x_user_sub` for `x-user-sub`), which
+/// CGI/WSGI-style servers map to the same variable. `names` are lower-case, without `_`.
 pub fn sanitize<'n>(
     request: &Request<'_>,
-    names: impl Iterator<Item = &'n str>,
+    names: impl Iterator<Item = &'n str> + Clone,
     changes: &mut Vec<HeaderChange>,
 ) {
-    for name in names {
-        if request.has(name) && !changes.contains(&HeaderChange::Remove(name.to_string())) {
-            changes.push(HeaderChange::Remove(name.to_string()));
+    for (sent, _) in request.headers {
+        if names.clone().any(|name| reads_as(sent, name))
+            && !changes
+                .iter()
+                .any(|c| matches!(c, HeaderChange::Remove(n) if n == sent))
+        {
+            changes.push(HeaderChange::Remove(sent.clone()));
         }
     }
 }
 
-/// Strings as they are, numbers and booleans as JSON text, arrays joined with `,` (each item
-/// rendered the same way), objects as compact JSON; `null` is no value.
+/// Whether an upstream may read header `sent` as `name` (lower-case, no `_`).
+pub fn reads_as(sent: &str, name: &str) -> bool {
+    sent.len() == name.len()
+        && sent.bytes().zip(name.bytes()).all(|(s, n)| {
+            let s = if s == b'_' {
+                b'-'
+            } else {
+                s.to_ascii_lowercase()
+            };
+            s == n
+        })
+}
+
+/// Strings as they are, numbers and booleans as JSON text, objects as compact JSON; `null` is
+/// no value. Arrays are joined with `,` only when that can be read back as the same items: each
+/// item a string, number or boolean whose text is not empty and holds no `,` and no surrounding
+/// white space. Otherwise the claim sets no header, so two different lists never render alike
+/// (`["reader,admin"]` and `["reader", "admin"]`; `["a", null]` and `["a"]`).
 fn render(value: &Value) -> Option<String> {
     match value {
         Value::Null => None,
         Value::String(text) => Some(text.clone()),
-        Value::Array(items) => Some(
-            items
-                .iter()
-                .filter_map(render)
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
+        Value::Array(items) => {
+            let mut joined = String::new();
+            for (index, item) in items.iter().enumerate() {
+                let text = match item {
+                    Value::String(text) => text.clone(),
+                    Value::Number(_) | Value::Bool(_) => item.to_string(),
+                    Value::Null | Value::Array(_) | Value::Object(_) => return None,
+                };
+                if text.is_empty() || text.contains(',') || text.trim() != text {
+                    return None;
+                }
+                if index > 0 {
+                    joined.push(',');
+                }
+                joined.push_str(&text);
+            }
+            Some(joined)
+        }
         other => Some(other.to_string()),
     }
 }
@@ -156,8 +189,76 @@ mod tests {
                 set("x-f", "1.5"),
                 set("x-b", "true"),
                 set("x-obj", r#"{"a":1,"b":[1,"x"]}"#),
-                set("x-mixed", r#"a,1,true,{"k":"v"}"#),
                 set("x-jwt-payload", "cGF5bG9hZA"),
+            ]
+        );
+    }
+
+    #[test]
+    fn different_lists_never_render_alike() {
+        let identity = config(&[("roles", "x-roles")]);
+        let rendered = |roles: Value| {
+            let claims = json!({ "roles": roles }).as_object().unwrap().clone();
+            identity
+                .changes(&claims, "h.p.s")
+                .into_iter()
+                .find_map(|c| match c {
+                    HeaderChange::Set(name, value) if name == "x-roles" => {
+                        Some(String::from_utf8(value).unwrap())
+                    }
+                    _ => None,
+                })
+        };
+        let cases: [(Value, Option<&str>); 14] = [
+            (json!(["reader", "admin"]), Some("reader,admin")),
+            (json!(["reader,admin"]), None),
+            (json!(["reader", "admin,x"]), None),
+            (json!(["a", null]), None),
+            (json!(["a", ""]), None),
+            (json!([""]), None),
+            (json!(["a", " admin"]), None),
+            (json!(["a", ["b"]]), None),
+            (json!(["a", {"k": "v"}]), None),
+            (json!([1, true, "x"]), Some("1,true,x")),
+            (json!([]), Some("")),
+            (json!(["a"]), Some("a")),
+            (json!("reader"), Some("reader")),
+            (json!(null), None),
+        ];
+        for (roles, expected) in cases {
+            assert_eq!(rendered(roles.clone()).as_deref(), expected, "{roles}");
+        }
+    }
+
+    #[test]
+    fn spellings_an_upstream_reads_as_an_identity_header_are_removed() {
+        let identity = config(&[("sub", "x-user-sub")]);
+        let h = headers(&[
+            ("x_user_sub", "admin"),
+            ("x-user_sub", "admin"),
+            ("X_USER-SUB", "admin"),
+            ("x-user-sub", "admin"),
+            ("x_jwt_payload", "forged"),
+            ("x-user-subs", "kept"),
+            ("x__user-sub", "kept"),
+        ]);
+        let mut changes = Vec::new();
+        sanitize(&Request::bare(&h), identity.names(), &mut changes);
+        let removed: Vec<&str> = changes
+            .iter()
+            .map(|c| match c {
+                HeaderChange::Remove(name) => name.as_str(),
+                HeaderChange::Set(..) => "set",
+            })
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                "x_user_sub",
+                "x-user_sub",
+                "X_USER-SUB",
+                "x-user-sub",
+                "x_jwt_payload"
             ]
         );
     }

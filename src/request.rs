@@ -11,9 +11,31 @@ pub struct Request<'r> {
     pub peer_address: &'r dyn Fn() -> Option<String>,
     /// Envoy's `xds.route_name`, when a rule matches on it.
     pub route_name: Option<&'r str>,
-    /// The rule named by the route's metadata (`filter_metadata.jwt_guard.rule`), as Envoy
-    /// gives it: that rule decides, whatever the order and `match`.
+    /// The rule named by the route's metadata (see [`route_binding`]): that rule decides,
+    /// whatever the order and `match`. `Some` of a name no rule has (the empty one included)
+    /// refuses the request.
     pub route_rule: Option<&'r [u8]>,
+}
+
+/// The member of a route's `filter_metadata.jwt_guard` that names its rule.
+pub const ROUTE_RULE_MEMBER: &str = "rule";
+
+/// One member of a route's `filter_metadata.jwt_guard`, as the host could read it: `None` for a
+/// value that is not readable as text (null, a list, a struct, or unreadable).
+pub type MetadataMember<'m> = (&'m str, Option<&'m [u8]>);
+
+/// The rule a route binds, from its `filter_metadata.jwt_guard` namespace. `None` only when the
+/// route has no such namespace (ordered matching). A namespace that is there always binds: to
+/// the name in its one member `rule`, or, when that is missing, empty, not text, or joined by
+/// any other member, to the empty name, which no rule has — so the request is refused (403
+/// `no_matching_rule`). A binding a template rendered as `rule: ""` or `rule: null` must
+/// never fall back to ordered matching, where a catch-all anonymous rule may let it through.
+pub fn route_binding<'m>(namespace: Option<&[MetadataMember<'m>]>) -> Option<&'m [u8]> {
+    let members = namespace?;
+    Some(match members {
+        [(ROUTE_RULE_MEMBER, Some(name))] => name,
+        _ => b"",
+    })
 }
 
 impl<'r> Request<'r> {
@@ -131,6 +153,25 @@ mod tests {
         for (authority, expected) in cases {
             let h = vec![(":authority".to_string(), authority.to_vec())];
             assert_eq!(Request::bare(&h).host(), expected, "{authority:?}");
+        }
+    }
+
+    #[test]
+    fn a_route_metadata_namespace_always_binds() {
+        let name: &[u8] = b"admins";
+        let cases: [(Option<&[MetadataMember]>, Option<&[u8]>); 9] = [
+            (None, None),
+            (Some(&[("rule", Some(name))]), Some(b"admins")),
+            (Some(&[("rule", Some(b""))]), Some(b"")),
+            (Some(&[("rule", Some(b"  "))]), Some(b"  ")),
+            (Some(&[("rule", None)]), Some(b"")),
+            (Some(&[]), Some(b"")),
+            (Some(&[("rules", Some(name))]), Some(b"")),
+            (Some(&[("rule", Some(name)), ("x", Some(b"1"))]), Some(b"")),
+            (Some(&[("Rule", Some(name))]), Some(b"")),
+        ];
+        for (namespace, expected) in cases {
+            assert_eq!(route_binding(namespace), expected, "{namespace:?}");
         }
     }
 

@@ -19,7 +19,7 @@ use jwt_guard::jws::{Jws, decode_part, numeric_date};
 use jwt_guard::net::{ClientIpSource, parse_address};
 use jwt_guard::outcome;
 use jwt_guard::policy::Country;
-use jwt_guard::request::Request;
+use jwt_guard::request::{MetadataMember, ROUTE_RULE_MEMBER, Request, route_binding};
 use jwt_guard::trace::{ClaimCheck, PolicyCheck, Step};
 use jwt_guard::verify::{Claims, PureRustVerifier};
 use serde_json::{Map, Value, json};
@@ -47,7 +47,12 @@ Options:
                          --header \"authorization: Bearer $TOKEN\"
   --peer IP              the client address Envoy decided on (source.address), e.g. 10.1.2.3
   --route-name NAME      Envoy's route name (xds.route_name), for rules with match.route_name
-  --route-rule NAME      the rule the route's metadata names (filter_metadata.jwt_guard.rule)
+  --route-rule NAME      the rule the route's metadata names (filter_metadata.jwt_guard.rule);
+                         '' is a binding to an empty name (refused, as in Envoy)
+  --route-metadata JSON  the route's whole filter_metadata.jwt_guard, e.g. '{\"rule\": null}':
+                         any namespace binds the route, to the name in its one member `rule`,
+                         or to no rule (refused) when that is missing, empty, not text, or has
+                         other members beside it
   --now UNIX             the clock, in seconds since 1970 (default: now)
   --jwks PROVIDER=FILE   keys for a provider with remote_jwks, as its JWKS URL would serve
                          them (repeatable); without it such a provider has its inline jwks,
@@ -55,6 +60,10 @@ Options:
   --index N              which configuration of an Envoy YAML file holding several (1-based)
   --json                 one JSON object instead of text: decision, status, reason, rule,
                          provider, response, upstream changes, outcome and the steps
+
+Repeated --header lines are handed over as Envoy 1.40 hands them to filters: the lines of a
+header Envoy keeps inline (authorization, user-agent, x-forwarded-for, …) joined with `,` into
+one value, the others (cookie, x-user-sub, …) as separate values.
 
 What Envoy does before the filter is not simulated: give the path as Envoy normalised it, the
 client address its original-IP detection decided (--peer), and headers as earlier filters left
@@ -73,6 +82,7 @@ const SPEC: &[Opt] = &[
     args::value("peer"),
     args::value("route-name"),
     args::value("route-rule"),
+    args::value("route-metadata"),
     args::value("now"),
     args::values("jwks"),
     args::value("index"),
@@ -114,7 +124,7 @@ pub fn run(argv: &[String]) -> Result<Report, Failure> {
         headers: &headers,
         peer_address: &peer_address,
         route_name: input.route_name.as_deref(),
-        route_rule: input.route_rule.as_deref().map(str::as_bytes),
+        route_rule: input.route_rule.as_deref(),
     };
     let now = input.now;
     let clock = move || Some(now);
@@ -160,7 +170,8 @@ pub struct Input {
     headers: Vec<(String, String)>,
     peer: Option<String>,
     route_name: Option<String>,
-    route_rule: Option<String>,
+    /// The rule the route binds (see [`route_binding`]); `None`: no binding.
+    route_rule: Option<Vec<u8>>,
     now: u64,
 }
 
@@ -213,12 +224,13 @@ impl Input {
             headers,
             peer,
             route_name: args.one("route-name").map(str::to_string),
-            route_rule: args.one("route-rule").map(str::to_string),
+            route_rule: route_rule(args)?,
             now,
         })
     }
 
-    /// The header map as Envoy hands it to the filter: pseudo-headers first, names lower-case.
+    /// The header map as Envoy hands it to the filter: pseudo-headers first, names lower-case,
+    /// the repeated lines of an inline header joined with `,` into the first one's place.
     fn headers(&self) -> Vec<(String, Vec<u8>)> {
         let mut headers = vec![
             (":authority".to_string(), self.host.clone().into_bytes()),
@@ -226,12 +238,116 @@ impl Input {
             (":method".to_string(), self.method.clone().into_bytes()),
             (":scheme".to_string(), b"http".to_vec()),
         ];
-        headers.extend(
-            self.headers
-                .iter()
-                .map(|(name, value)| (name.clone(), value.clone().into_bytes())),
-        );
+        for (name, value) in &self.headers {
+            let joined = ENVOY_INLINE_REQUEST_HEADERS
+                .contains(&name.as_str())
+                .then(|| headers.iter_mut().find(|(n, _)| n == name))
+                .flatten();
+            match joined {
+                Some((_, first)) => {
+                    first.push(b',');
+                    first.extend_from_slice(value.as_bytes());
+                }
+                None => headers.push((name.clone(), value.clone().into_bytes())),
+            }
+        }
         headers
+    }
+}
+
+/// The request headers Envoy 1.40 keeps inline, as it lists them at start-up ("request header
+/// map: …", with jwt_authn and the other built-in extensions registered): a repeated line of one
+/// of these is appended to the first with `,`; every other header keeps one entry per line.
+const ENVOY_INLINE_REQUEST_HEADERS: &[&str] = &[
+    "accept",
+    "accept-encoding",
+    "access-control-request-headers",
+    "access-control-request-method",
+    "access-control-request-private-network",
+    "authentication",
+    "authorization",
+    "cache-control",
+    "cdn-loop",
+    "connection",
+    "content-encoding",
+    "content-length",
+    "content-type",
+    "expect",
+    "grpc-accept-encoding",
+    "grpc-timeout",
+    "if-match",
+    "if-modified-since",
+    "if-none-match",
+    "if-range",
+    "if-unmodified-since",
+    "keep-alive",
+    "origin",
+    "pragma",
+    "proxy-connection",
+    "proxy-status",
+    "referer",
+    "te",
+    "transfer-encoding",
+    "upgrade",
+    "user-agent",
+    "via",
+    "x-client-trace-id",
+    "x-envoy-attempt-count",
+    "x-envoy-decorator-operation",
+    "x-envoy-downstream-service-cluster",
+    "x-envoy-downstream-service-node",
+    "x-envoy-expected-rq-timeout-ms",
+    "x-envoy-external-address",
+    "x-envoy-force-trace",
+    "x-envoy-hedge-on-per-try-timeout",
+    "x-envoy-internal",
+    "x-envoy-ip-tags",
+    "x-envoy-is-timeout-retry",
+    "x-envoy-max-retries",
+    "x-envoy-original-host",
+    "x-envoy-original-path",
+    "x-envoy-original-url",
+    "x-envoy-retriable-header-names",
+    "x-envoy-retriable-status-codes",
+    "x-envoy-retry-grpc-on",
+    "x-envoy-retry-on",
+    "x-envoy-upstream-alt-stat-name",
+    "x-envoy-upstream-rq-per-try-timeout-ms",
+    "x-envoy-upstream-rq-timeout-alt-response",
+    "x-envoy-upstream-rq-timeout-ms",
+    "x-envoy-upstream-stream-duration-ms",
+    "x-forwarded-client-cert",
+    "x-forwarded-for",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "x-forwarded-proto",
+    "x-request-id",
+];
+
+/// `--route-rule NAME` (a namespace with that one member) or `--route-metadata JSON` (the whole
+/// namespace), read as the filter reads the route's metadata.
+fn route_rule(args: &Args) -> Result<Option<Vec<u8>>, Failure> {
+    match (args.one("route-rule"), args.one("route-metadata")) {
+        (None, None) => Ok(None),
+        (Some(_), Some(_)) => Err(args.usage("give --route-rule or --route-metadata, not both")),
+        (Some(name), None) => Ok(route_binding(Some(&[(
+            ROUTE_RULE_MEMBER,
+            Some(name.as_bytes()),
+        )]))
+        .map(<[u8]>::to_vec)),
+        (None, Some(json)) => {
+            let Ok(serde_json::Value::Object(namespace)) = serde_json::from_str(json) else {
+                return Err(args.usage(format!(
+                    "--route-metadata {:?}: give the route's filter_metadata.jwt_guard as a JSON object, e.g. '{{\"rule\": \"admin\"}}'",
+                    shorten(json)
+                )));
+            };
+            let members: Vec<MetadataMember> = namespace
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str().map(str::as_bytes)))
+                .collect();
+            Ok(route_binding(Some(&members)).map(<[u8]>::to_vec))
+        }
     }
 }
 
@@ -422,7 +538,13 @@ impl Explained<'_> {
                 "peer: {}; route name: {}; route metadata rule: {}; now: {}",
                 input.peer.as_deref().unwrap_or("(not given)"),
                 input.route_name.as_deref().unwrap_or("(none)"),
-                input.route_rule.as_deref().unwrap_or("(none)"),
+                input
+                    .route_rule
+                    .as_deref()
+                    .map_or("(none)".into(), |rule| format!(
+                        "{:?}",
+                        String::from_utf8_lossy(rule)
+                    )),
                 input.now
             ),
         );
@@ -444,6 +566,10 @@ impl Explained<'_> {
                     "{}: bound by the route's metadata (filter_metadata.jwt_guard.rule = {name:?}), whatever its match",
                     rule_title(config, *index)
                 ),
+            ),
+            (_, Some("")) => lines.add(
+                1,
+                "the route's metadata (filter_metadata.jwt_guard) binds no rule: its one member `rule` is missing, empty, not text, or has other members beside it → 403 no_matching_rule (fail closed)",
             ),
             (_, Some(name)) => lines.add(
                 1,
