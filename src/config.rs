@@ -597,6 +597,10 @@ fn compile_provider(name: String, raw: RawProvider) -> Result<Provider, ConfigEr
 const DEFAULT_REFRESH_SECONDS: u64 = 300;
 const DEFAULT_TIMEOUT_MS: u64 = 2_000;
 const DEFAULT_MIN_REFETCH_SECONDS: u64 = 30;
+/// A day (or two refresh periods, if longer): fetched keys never outlive their last good fetch
+/// by more, so an IdP that revoked a key while unreachable is obeyed within a day of going
+/// down, and an outage of up to a day does not lock every caller out.
+const DEFAULT_MAX_STALE_SECONDS: u64 = 86_400;
 /// A week: keys refreshed less often than that are not "remote" in any useful sense.
 const MAX_REFRESH_SECONDS: u64 = 7 * 86_400;
 const MAX_TIMEOUT_MS: u64 = 60_000;
@@ -662,23 +666,35 @@ fn compile_remote(at: &str, raw: RawRemoteJwks, issuer: &str) -> Result<RemoteJw
             "must be between 1 and refresh_seconds",
         ));
     }
-    if let Some(max_stale) = raw.max_stale_seconds
-        && max_stale < refresh_seconds
-    {
-        return Err(ConfigError::new(
-            field("max_stale_seconds"),
-            "must be at least refresh_seconds (or the keys would be dropped between refreshes)",
-        ));
-    }
-    Ok(RemoteJwks {
+    let mut remote = RemoteJwks {
         cluster: raw.cluster,
         source,
         refresh_ms: refresh_seconds * 1_000,
         timeout_ms,
         min_refetch_ms: min_refetch_seconds * 1_000,
-        max_stale_ms: raw.max_stale_seconds.map(|s| s.saturating_mul(1_000)),
+        max_stale_ms: 0,
         issuer: issuer.to_string(),
-    })
+    };
+    // A healthy IdP must never see its keys dropped: the refresh that is due gets its whole
+    // time (the next tick, then discovery and the key set, each within timeout_ms) first.
+    let least = remote.refresh_ms + remote.refresh_time_ms();
+    let max_stale_ms = match raw.max_stale_seconds {
+        Some(seconds) if seconds.saturating_mul(1_000) < least => {
+            return Err(ConfigError::new(
+                field("max_stale_seconds"),
+                format!(
+                    "must be at least {} (refresh_seconds, plus the time a refresh may take: 2 x timeout_ms + 1.5 s), or a refresh that is due would find its keys dropped before a healthy IdP answers",
+                    least.div_ceil(1_000)
+                ),
+            ));
+        }
+        Some(seconds) => seconds.saturating_mul(1_000),
+        None => DEFAULT_MAX_STALE_SECONDS
+            .max(2 * refresh_seconds)
+            .saturating_mul(1_000),
+    };
+    remote.max_stale_ms = max_stale_ms;
+    Ok(remote)
 }
 
 /// Headers a claim must never be written to: hop-by-hop and framing headers, the ones Envoy
@@ -1266,6 +1282,36 @@ mod tests {
     }
 
     #[test]
+    fn keys_never_outlive_a_bounded_age_nor_a_healthy_refresh() {
+        let stale = |extra: Value| {
+            compile_with(|c| c["providers"]["corp"]["remote_jwks"] = remote_json(extra))
+                .map(|config| config.providers[0].remote.as_ref().unwrap().max_stale_ms)
+                .map_err(|err| err.to_string())
+        };
+        // The least: refresh_seconds + 2 x timeout_ms + 1.5 s, rounded up.
+        assert_eq!(stale(json!({"max_stale_seconds": 306})), Ok(306_000));
+        let err = stale(json!({"max_stale_seconds": 305})).unwrap_err();
+        assert!(err.contains("must be at least 306"), "{err}");
+        assert_eq!(
+            stale(
+                json!({"refresh_seconds": 10, "timeout_ms": 1000, "min_refetch_seconds": 5, "max_stale_seconds": 14})
+            ),
+            Ok(14_000)
+        );
+        assert!(
+            stale(json!({"refresh_seconds": 10, "timeout_ms": 1000, "min_refetch_seconds": 5, "max_stale_seconds": 13}))
+                .unwrap_err()
+                .contains("max_stale_seconds")
+        );
+        // Unset: a day, or two refresh periods when those are longer.
+        assert_eq!(stale(json!({})), Ok(86_400_000));
+        assert_eq!(
+            stale(json!({"refresh_seconds": 604_800})),
+            Ok(1_209_600_000)
+        );
+    }
+
+    #[test]
     fn remote_jwks_makes_jwks_optional() {
         let config = compile_with(|c| {
             c["providers"]["corp"]
@@ -1289,6 +1335,7 @@ mod tests {
             (remote.refresh_ms, remote.timeout_ms, remote.min_refetch_ms),
             (300_000, 2_000, 30_000)
         );
+        assert_eq!(remote.max_stale_ms, 86_400_000, "bounded by default");
         assert!(corp.token_rules.keys.current().is_empty());
         assert!(corp.inline_jwks.is_none());
         // Both: inline keys serve until the first fetch.
@@ -1330,6 +1377,8 @@ mod tests {
             (json!({"min_refetch_seconds": 0}), "min_refetch_seconds"),
             (json!({"min_refetch_seconds": 301}), "min_refetch_seconds"),
             (json!({"max_stale_seconds": 10}), "max_stale_seconds"),
+            (json!({"max_stale_seconds": 300}), "max_stale_seconds"),
+            (json!({"max_stale_seconds": 305}), "max_stale_seconds"),
             (json!({"refresh": 10}), "refresh"),
         ];
         for (extra, field) in cases {
@@ -1544,7 +1593,7 @@ mod tests {
             (remote.refresh_ms, remote.timeout_ms, remote.min_refetch_ms),
             (600_000, 1_500, 10_000)
         );
-        assert_eq!(remote.max_stale_ms, Some(3_600_000));
+        assert_eq!(remote.max_stale_ms, 3_600_000);
         // null is "not given", as for any optional field.
         let config = compile_with(|c| c["token_cache_size"] = Value::Null).unwrap();
         assert_eq!(config.token_cache_size, crate::cache::DEFAULT_CAPACITY);

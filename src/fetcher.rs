@@ -10,10 +10,12 @@ use std::collections::HashMap;
 use crate::config::{Config, Provider};
 use crate::host::{self, CAS_MISMATCH, HostError, LOG_INFO, LOG_WARN};
 use crate::jwks::{KeySet, MAX_FETCHED_JWKS_BYTES};
-use crate::remote::{MAX_DISCOVERY_BYTES, RemoteJwks, SharedState, Source, Uri, status_of};
+use crate::remote::{
+    MAX_DISCOVERY_BYTES, RemoteJwks, SCHEDULE_TICK_MS, SharedState, Source, Uri, status_of,
+};
 
-/// How often the root context looks at the schedule.
-pub const TICK_MS: u32 = 500;
+/// How often the root context looks at the schedule (the core's staleness bounds count on it).
+pub const TICK_MS: u32 = SCHEDULE_TICK_MS as u32;
 
 /// One remote provider, as this VM sees it.
 struct Slot {
@@ -29,6 +31,8 @@ struct Slot {
     dropped: bool,
     fetch_ok: Option<u32>,
     fetch_failed: Option<u32>,
+    /// Keys skipped in new documents (symmetric keys among them).
+    keys_skipped: Option<u32>,
     keys_gauge: Option<u32>,
     age_gauge: Option<u32>,
 }
@@ -77,6 +81,7 @@ impl Fetcher {
                     dropped: false,
                     fetch_ok: host::define_counter(&metric("fetch_ok")).ok(),
                     fetch_failed: host::define_counter(&metric("fetch_failed")).ok(),
+                    keys_skipped: host::define_counter(&metric("keys_skipped")).ok(),
                     keys_gauge: host::define_gauge(&metric("keys")).ok(),
                     age_gauge: host::define_gauge(&metric("age_seconds")).ok(),
                 })
@@ -244,13 +249,28 @@ impl Fetcher {
         if current.as_ref().is_none_or(|(doc, _)| doc != body) {
             // A new document: stored for every VM, and announced once (with its bad keys).
             let _ = host::set_shared_data(&slot.doc_key, body, 0);
-            log(
-                LOG_INFO,
-                &format!(
-                    "jwt-guard: JWKS for provider {}: {key_count} keys in use from a new key set",
-                    slot.name
-                ),
-            );
+            if key_count == 0 {
+                log(
+                    LOG_WARN,
+                    &format!(
+                        "jwt-guard: JWKS for provider {}: the new key set holds no usable key; the keys in use are dropped and its tokens are refused 401 keys_unavailable until the IdP serves one",
+                        slot.name
+                    ),
+                );
+            } else {
+                log(
+                    LOG_INFO,
+                    &format!(
+                        "jwt-guard: JWKS for provider {}: {key_count} keys in use from a new key set",
+                        slot.name
+                    ),
+                );
+            }
+            if let Some(counter) = slot.keys_skipped
+                && !skipped.is_empty()
+            {
+                host::add_counter(counter, skipped.len() as u64);
+            }
             for error in skipped {
                 log(
                     LOG_WARN,

@@ -240,8 +240,13 @@ pub fn define_counter(name: &str) -> Result<u32, HostError> {
 }
 
 pub fn increment_counter(id: u32) {
+    add_counter(id, 1);
+}
+
+pub fn add_counter(id: u32, by: u64) {
+    let by = i64::try_from(by).unwrap_or(i64::MAX);
     // SAFETY: plain values. A counter that cannot be incremented is not worth failing a request.
-    let _ = unsafe { proxy_increment_metric(id, 1) };
+    let _ = unsafe { proxy_increment_metric(id, by) };
 }
 
 /// Calls one of the host's foreign functions (Envoy's `verify_signature`, say); `Ok` with what

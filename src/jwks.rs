@@ -14,6 +14,9 @@ use serde_json::Value;
 
 use crate::jws::Algorithm;
 
+/// Why an `oct` key in a fetched key set is skipped.
+pub const SYMMETRIC_FETCHED: &str = "a symmetric (oct) key in a fetched key set: refused (anyone who reads the document could sign tokens)";
+
 /// Public (or, for `oct`, shared) key material in the form the signature check uses. jwt-simple
 /// validates each JWK (curve points, RSA sizes); the check itself runs on the primitives, over
 /// the JWS signing input, so no second token parser is involved.
@@ -203,8 +206,12 @@ impl KeySet {
 
     /// A key set fetched at run time (a remote JWKS): at most [`MAX_FETCHED_JWKS_BYTES`],
     /// compiled key by key — a key that cannot be used is skipped and reported (`keys[i]: why`),
-    /// the others are kept, as is the first of two keys with one `kid`. No usable key at all is
-    /// an error (the fetch failed; the keys in force stay).
+    /// the others are kept, as is the first of two keys with one `kid`. A symmetric (`oct`) key
+    /// is always skipped: a key set fetched over the network is a public document, and anyone
+    /// who reads it could sign tokens with a secret found there. A well-formed set with no
+    /// usable key is the IdP's word that no key is valid (an IdP emptying its set to revoke a
+    /// compromised key): it is put in force, empty. Only a document that is not a key set is an
+    /// error (the fetch failed; the keys in force stay).
     pub fn from_fetched(body: &[u8]) -> Result<(KeySet, Vec<JwksError>), String> {
         if body.len() > MAX_FETCHED_JWKS_BYTES {
             return Err(format!(
@@ -225,6 +232,10 @@ impl KeySet {
                 skipped.push(JwksError::at(field, "too many keys"));
                 continue;
             }
+            if entry.get("kty").and_then(Value::as_str) == Some("oct") {
+                skipped.push(JwksError::at(field + ".kty", SYMMETRIC_FETCHED));
+                continue;
+            }
             match compile_jwk(entry) {
                 Ok(Some(key)) if key.kid.is_some() && keys.iter().any(|k| k.kid == key.kid) => {
                     skipped.push(JwksError::at(field + ".kid", "duplicate kid"));
@@ -234,13 +245,11 @@ impl KeySet {
                 Err(message) => skipped.push(JwksError::at(field, message)),
             }
         }
-        if keys.is_empty() {
-            return Err("holds no usable signature verification key".into());
-        }
         Ok((KeySet { keys, version: 0 }, skipped))
     }
 
-    /// No keys: a remote key set before its first good fetch (inline key sets are never empty).
+    /// No keys: a remote key set before its first good fetch, or one its IdP emptied (inline
+    /// key sets are never empty).
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
@@ -450,6 +459,7 @@ mod tests {
     fn a_fetched_set_keeps_its_good_keys() {
         let mut jwks = testutil::jwks();
         let keys = jwks["keys"].as_array_mut().unwrap();
+        keys.retain(|k| k["kty"] != "oct");
         let good = keys.len();
         keys.insert(
             1,
@@ -464,9 +474,35 @@ mod tests {
     }
 
     #[test]
-    fn a_fetched_set_without_usable_keys_or_too_large_fails() {
-        let bad = json!({"keys": [{"kty": "EC", "crv": "P-521", "x": "a", "y": "b"}]});
-        assert!(KeySet::from_fetched(bad.to_string().as_bytes()).is_err());
+    fn a_fetched_set_never_supplies_a_symmetric_key() {
+        let mut jwks = testutil::jwks();
+        let keys = jwks["keys"].as_array_mut().unwrap();
+        let asymmetric = keys.iter().filter(|k| k["kty"] != "oct").count();
+        keys.push(json!({"kty": "oct", "k": testutil::HMAC_SECRET_B64, "kid": "fetched-h"}));
+        let body = serde_json::to_vec(&jwks).unwrap();
+        let (set, skipped) = KeySet::from_fetched(&body).unwrap();
+        assert_eq!(set.keys().len(), asymmetric);
+        assert!(set.keys().iter().all(|k| !k.alg.name().starts_with("HS")));
+        assert!(skipped.iter().any(|e| e.message == SYMMETRIC_FETCHED));
+        // The same key inline is the operator's own secret: allowed.
+        let inline = KeySet::from_value(&jwks).unwrap();
+        assert!(inline.by_kid("fetched-h").is_some());
+    }
+
+    #[test]
+    fn a_well_formed_set_without_usable_keys_is_empty_not_a_failure() {
+        for set in [
+            json!({"keys": []}),
+            json!({"keys": [{"kty": "EC", "crv": "P-521", "x": "a", "y": "b"}]}),
+            json!({"keys": [{"kty": "oct", "k": testutil::HMAC_SECRET_B64}]}),
+        ] {
+            let (keys, _) = KeySet::from_fetched(set.to_string().as_bytes()).unwrap();
+            assert!(keys.is_empty(), "{set}");
+        }
+    }
+
+    #[test]
+    fn a_fetched_document_that_is_not_a_key_set_or_too_large_fails() {
         assert!(KeySet::from_fetched(b"{\"keys\": [").is_err());
         assert!(KeySet::from_fetched(b"<html>").is_err());
         assert!(KeySet::from_fetched(b"{\"keys\": {}}").is_err());

@@ -10,6 +10,8 @@ use serde_json::Value;
 /// The first retry after a failed fetch; each further failure doubles it, up to
 /// `refresh_seconds`.
 pub const FIRST_RETRY_MS: u64 = 1_000;
+/// How often a host adapter looks at the schedule ([`RemoteJwks::due`], staleness).
+pub const SCHEDULE_TICK_MS: u64 = 500;
 /// The largest OIDC discovery document accepted.
 pub const MAX_DISCOVERY_BYTES: usize = 64 * 1024;
 
@@ -79,7 +81,8 @@ pub struct RemoteJwks {
     pub refresh_ms: u64,
     pub timeout_ms: u64,
     pub min_refetch_ms: u64,
-    pub max_stale_ms: Option<u64>,
+    /// Fetched keys are dropped when the last good fetch is older (`max_stale_seconds`).
+    pub max_stale_ms: u64,
     /// The provider's issuer (a discovery document must name it).
     pub issuer: String,
 }
@@ -146,6 +149,12 @@ impl RemoteJwks {
         self.timeout_ms.saturating_mul(2).saturating_add(1_000)
     }
 
+    /// The longest a due refresh may take with a healthy IdP: until the next tick, then the
+    /// lease (discovery and key set, each within `timeout_ms`).
+    pub fn refresh_time_ms(&self) -> u64 {
+        SCHEDULE_TICK_MS.saturating_add(self.lease_ms())
+    }
+
     /// The wait after `failures` failed attempts in a row: 1 s, 2 s, 4 s, … up to
     /// `refresh_seconds`.
     pub fn backoff_ms(&self, failures: u32) -> u64 {
@@ -210,14 +219,14 @@ impl RemoteJwks {
 
     /// Whether the fetched keys are older than `max_stale_seconds` (then they are dropped).
     pub fn is_stale(&self, state: &SharedState, now: u64) -> bool {
-        match (self.max_stale_ms, state.last_ok) {
-            (Some(max), Some(ok)) => now.saturating_sub(ok) > max,
-            _ => false,
-        }
+        state
+            .last_ok
+            .is_some_and(|ok| now.saturating_sub(ok) > self.max_stale_ms)
     }
 
-    /// The JWKS URI named by an OIDC discovery document, which must be this provider's
-    /// (`issuer`, when present, equal to it).
+    /// The JWKS URI named by an OIDC discovery document, which must be this provider's: OpenID
+    /// Connect Discovery 1.0 §4.3 requires `issuer`, identical to the issuer whose
+    /// `/.well-known/openid-configuration` was fetched; a document without it is a failed fetch.
     pub fn jwks_uri_from_discovery(&self, body: &[u8]) -> Result<(String, Uri), String> {
         if body.len() > MAX_DISCOVERY_BYTES {
             return Err(format!(
@@ -227,14 +236,16 @@ impl RemoteJwks {
         }
         let doc: Value = serde_json::from_slice(body)
             .map_err(|err| format!("the discovery document is not valid JSON: {err}"))?;
-        match doc.get("issuer").and_then(Value::as_str) {
-            Some(issuer) if issuer.trim_end_matches('/') != self.issuer.trim_end_matches('/') => {
+        match doc.get("issuer") {
+            Some(Value::String(issuer)) if *issuer == self.issuer => {}
+            Some(Value::String(issuer)) => {
                 return Err(format!(
                     "the discovery document is for issuer {issuer:?}, not {:?}",
                     self.issuer
                 ));
             }
-            _ => {}
+            Some(_) => return Err("the discovery document's issuer is not a string".into()),
+            None => return Err("the discovery document has no issuer".into()),
         }
         let text = doc
             .get("jwks_uri")
@@ -262,7 +273,7 @@ mod tests {
             refresh_ms: 300_000,
             timeout_ms: 2_000,
             min_refetch_ms: 30_000,
-            max_stale_ms: Some(3_600_000),
+            max_stale_ms: 3_600_000,
             issuer: "https://idp.example.com".into(),
         }
     }
@@ -362,13 +373,6 @@ mod tests {
         let state = r.succeeded(&SharedState::default(), 1_000, None);
         assert!(!r.is_stale(&state, 3_601_000));
         assert!(r.is_stale(&state, 3_601_001));
-        assert!(
-            !RemoteJwks {
-                max_stale_ms: None,
-                ..remote()
-            }
-            .is_stale(&state, u64::MAX)
-        );
         assert!(!r.is_stale(&SharedState::default(), u64::MAX));
     }
 
@@ -404,7 +408,7 @@ mod tests {
     #[test]
     fn discovery_finds_the_jwks_uri_of_this_issuer() {
         let r = remote();
-        let doc = br#"{"issuer": "https://idp.example.com/", "jwks_uri": "https://keys.example.com/certs"}"#;
+        let doc = br#"{"issuer": "https://idp.example.com", "jwks_uri": "https://keys.example.com/certs"}"#;
         let (text, uri) = r.jwks_uri_from_discovery(doc).unwrap();
         assert_eq!(text, "https://keys.example.com/certs");
         assert_eq!(uri.authority, "keys.example.com");
@@ -414,6 +418,37 @@ mod tests {
                 .unwrap_err()
                 .contains("issuer")
         );
+        // OpenID Connect Discovery: issuer required, a string, identical (no trailing-slash
+        // or case leniency).
+        for (doc, why) in [
+            (
+                &br#"{"jwks_uri": "https://keys.example.com/certs"}"#[..],
+                "no issuer",
+            ),
+            (
+                br#"{"issuer": null, "jwks_uri": "https://k/c"}"#,
+                "not a string",
+            ),
+            (
+                br#"{"issuer": 1, "jwks_uri": "https://k/c"}"#,
+                "not a string",
+            ),
+            (
+                br#"{"issuer": "https://idp.example.com/", "jwks_uri": "https://k/c"}"#,
+                "for issuer",
+            ),
+            (
+                br#"{"issuer": "https://IDP.example.com", "jwks_uri": "https://k/c"}"#,
+                "for issuer",
+            ),
+            (
+                br#"{"issuer": "https://idp.example.com/x", "jwks_uri": "https://k/c"}"#,
+                "for issuer",
+            ),
+        ] {
+            let err = r.jwks_uri_from_discovery(doc).unwrap_err();
+            assert!(err.contains(why), "{err}");
+        }
         assert!(r.jwks_uri_from_discovery(b"{}").is_err());
         assert!(r.jwks_uri_from_discovery(b"<html>").is_err());
         assert!(
