@@ -355,3 +355,123 @@ def test_the_readme_try_it_by_hand_commands_run_as_written(cli, demo_envoy):
                           cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 3, proc.stderr
     assert "decision: refused 403 missing_role\n" in proc.stdout, proc.stdout
+
+
+# --------------------------------------------------- explain against Envoy: the attack corpus
+
+def _attack_config(keys: KeySet) -> dict:
+    """Issue #15's attack classes in one configuration: an anonymous catch-all (where a lost
+    binding or an unfound credential would let a request through), a rule only routes reach,
+    every token location, identity headers."""
+    return {
+        "realm": "api",
+        "providers": {"corp": {
+            "issuer": ISSUER, "audiences": [AUDIENCE], "jwks": keys.jwks(["ES256"]),
+            "from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+            "from_params": ["access_token"], "from_cookies": ["session"],
+            "claim_to_headers": [{"claim": "sub", "header": "x-user-sub"}, {"claim": "roles", "header": "x-user-roles"}],
+            "forward_payload_header": "x-jwt-payload",
+        }},
+        "rules": [
+            {"name": "open", "match": {"prefix": "/"}, "provider": "corp", "allow_anonymous": True},
+            {"name": "admins", "provider": "corp", "roles": {"any": ["admin"]}},
+        ],
+    }
+
+
+ATTACK_BINDINGS = {
+    "/b-admins": {"rule": "admins"},
+    "/b-empty": {"rule": ""},
+    "/b-null": {"rule": None},
+    "/b-none": {},
+    "/b-misspelt": {"rules": "admins"},
+    "/b-extra": {"rule": "admins", "x": "y"},
+    "/b-unknown": {"rule": "nope"},
+}
+
+
+def _attack_corpus(keys: KeySet) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """(what, path, header lines in order)."""
+    good = keys.mint("ES256", sub="alice", roles=["user"])
+    admin = keys.mint("ES256", sub="root", roles=["admin"])
+    head, payload, signature = keys.mint("ES256").split(".")
+    bad = f"{head}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    cases: list[tuple[str, str, list[tuple[str, str]]]] = [
+        ("no token", "/x", []),
+        ("valid token", "/x", [("authorization", f"Bearer {good}")]),
+        ("two identical authorization lines", "/x",
+         [("authorization", f"Bearer {good}"), ("authorization", f"Bearer {good}")]),
+        ("basic then forged bearer, two lines", "/x",
+         [("authorization", "Basic eDp5"), ("authorization", f"Bearer {bad}")]),
+        ("basic then valid bearer, two lines", "/x",
+         [("authorization", "Basic eDp5"), ("authorization", f"Bearer {good}")]),
+        ("basic and forged bearer, one line", "/x", [("authorization", f"Basic eDp5, Bearer {bad}")]),
+        ("two bearer tokens, one line", "/x", [("authorization", f"Bearer {good},Bearer {admin}")]),
+        ("query twice, same token", f"/x?access_token={good}&access_token={good}", []),
+        ("query, valid and forged", f"/x?access_token={good}&access_token={bad}", []),
+        ("two cookie lines, valid and forged", "/x", [("cookie", f"session={good}"), ("cookie", f"session={bad}")]),
+        ("two cookie lines, same token", "/x", [("cookie", f"session={good}"), ("cookie", f"session={good}")]),
+        ("identity headers with underscores, anonymous", "/x",
+         [("x_user_sub", "root"), ("X_USER_ROLES", "admin"), ("x_jwt_payload", "e30"), ("x_jwt_guard_dry_run", "1")]),
+        ("identity headers with underscores, verified", "/x",
+         [("x_user_sub", "root"), ("x-user_roles", "admin"), ("authorization", f"Bearer {good}")]),
+        ("two user-agent lines (joined by Envoy)", "/x", [("user-agent", "a"), ("user-agent", "b")]),
+        ("array claim with a comma", "/x", [("authorization", f"Bearer {keys.mint('ES256', roles=['reader,admin'])}")]),
+    ]
+    for path in ATTACK_BINDINGS:
+        cases.append((f"route {path}, no token", f"{path}/x", []))
+        cases.append((f"route {path}, admin token", f"{path}/x", [("authorization", f"Bearer {admin}")]))
+    return cases
+
+
+@pytest.fixture(scope="module")
+def attack_envoy(request, upstream, keys, wasm, tmp_path_factory):
+    from harness import route
+    config = _attack_config(keys)
+    path = tmp_path_factory.mktemp("attack") / "attack.json"
+    path.write_text(json.dumps(config))
+    routes = [route(p, p.strip("/"), metadata={"filter_metadata": {"jwt_guard": ns}})
+              for p, ns in ATTACK_BINDINGS.items()] + [route("/", "default")]
+    stack = start_stack(request, upstream, "cli-attacks", [listener("main", 0, [wasm_filter(config)], routes=routes)])
+    return stack, path
+
+
+def test_explain_agrees_with_envoy_on_the_attack_corpus(cli, attack_envoy, keys, upstream: EchoUpstream):
+    """Issue #15 item 9: explain hands repeated header lines over as Envoy does (joined for
+    inline headers such as authorization, apart for cookie and the rest) and reads a route's
+    whole filter_metadata.jwt_guard as the filter does (--route-metadata), so its verdict is
+    Envoy's on every case of the corpus: status, reason, and what reached the upstream."""
+    stack, config_path = attack_envoy
+    for what, path, lines in _attack_corpus(keys):
+        now = int(time.time())
+        before = upstream.count
+        resp = stack.get("main", path, headers=lines)
+        reached = upstream.count > before
+        args = ["explain", str(config_path), "--json", "--now", str(now), "--path", path]
+        for name, value in lines:
+            args += ["--header", f"{name}: {value}"]
+        prefix = "/" + path.split("/")[1]
+        if prefix in ATTACK_BINDINGS:
+            args += ["--route-metadata", json.dumps(ATTACK_BINDINGS[prefix])]
+        proc = run_cli(cli, *args)
+        assert proc.returncode in (0, 3), (what, proc.stderr)
+        explained = json.loads(proc.stdout)
+        if explained["decision"] == "refused":
+            assert not reached, what
+            assert (resp.status, resp.json()["reason"]) == (explained["status"], explained["reason"]), (what, resp)
+        else:
+            assert reached and resp.status == 200, (what, resp, explained)
+            arrived = upstream.last().raw_headers
+            for change in explained["upstream"]:
+                if "remove" in change:
+                    assert all(name != change["remove"] for name, _ in arrived), (what, change, arrived)
+                elif change["set"] == ":path":
+                    assert upstream.last().path == change["value"], (what, change)
+                else:
+                    assert (change["set"], change["value"]) in arrived, (what, change, arrived)
+            # Nothing an upstream reads as an identity header but what explain says was set.
+            set_by_filter = {c["set"] for c in explained["upstream"] if "set" in c}
+            for name, _ in arrived:
+                canonical = name.lower().replace("_", "-")
+                if canonical in ("x-user-sub", "x-user-roles", "x-jwt-payload", "x-jwt-guard-dry-run"):
+                    assert name in set_by_filter, (what, name, arrived)

@@ -47,6 +47,17 @@ def _bad_configs(keys: KeySet) -> list[tuple[str, object, str]]:
          "rules[0].source_ips.allow[0]"),
         ("configuration not JSON", "{realm: api", ""),
         ("empty rules list", mut(lambda c: c.update(rules=[])), "rules"),
+        # Issue #15: a due refresh must have its whole time before the keys are dropped (keys
+        # were dropped at every refresh with max_stale_seconds equal to refresh_seconds).
+        ("max_stale_seconds equal to refresh_seconds",
+         mut(lambda c: c["providers"]["corp"].update(remote_jwks={
+             "cluster": "idp", "uri": "https://idp.example.com/jwks.json", "refresh_seconds": 10,
+             "min_refetch_seconds": 5, "max_stale_seconds": 10})),
+         "providers.corp.remote_jwks.max_stale_seconds"),
+        # An identity header with `_`: upstreams read it as the `-` spelling.
+        ("identity header with an underscore",
+         mut(lambda c: c["providers"]["corp"].update(claim_to_headers=[{"claim": "sub", "header": "x_user_sub"}])),
+         "providers.corp.claim_to_headers[0].header"),
     ]
 
 

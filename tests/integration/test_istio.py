@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import REPO_ROOT, WASM_PATH, WASM_TYPE, EchoUpstream, Envoy, for_this_envoy, request
+from harness import (REPO_ROOT, WASM_PATH, WASM_TYPE, EchoUpstream, Envoy, bootstrap, for_this_envoy, listener,
+                     request)
 from istio import (STRING_VALUE, TYPED_STRUCT, envoy_filter_configuration, envoy_filter_extension,
                    envoy_filter_http_filter, go_jsonpb, python_json_format, to_struct, wasm_plugin_filter)
 
@@ -142,6 +143,33 @@ def test_envoy_filter_resource_and_policy():
     assert http["patch"]["value"]["name"] == extension["name"], "the HTTP filter must name the extension config"
     assert http["patch"]["value"]["config_discovery"]["type_urls"] == [WASM_TYPE]
     assert envoy_filter_configuration(ef) == demo_policy()
+
+
+UNDERSCORES = REPO_ROOT / "envoy" / "istio" / "headers-with-underscores.yaml"
+
+
+@pytest.mark.parametrize("path", [UNDERSCORES, ENVOY_FILTER], ids=lambda p: p.name)
+def test_istio_files_refuse_header_names_with_underscores_as_envoy_yaml_does(path, upstream, wasm, tmp_path):
+    """The HCM patch in both Istio files (issue #15) is the shipped envoy.yaml's setting, and
+    merged into a connection manager it makes Envoy answer 400 to `x_jwt_sub`."""
+    (patch,) = [p for p in load(path)["spec"]["configPatches"] if p["applyTo"] == "NETWORK_FILTER"]
+    assert patch["patch"]["operation"] == "MERGE"
+    assert patch["match"]["listener"]["filterChain"]["filter"]["name"] == "envoy.filters.network.http_connection_manager"
+    typed = patch["patch"]["value"]["typed_config"]
+    assert typed["@type"].endswith("HttpConnectionManager")
+    options = typed["common_http_protocol_options"]
+    assert options == {"headers_with_underscores_action": "REJECT_REQUEST"}
+    assert "headers_with_underscores_action: REJECT_REQUEST" in (REPO_ROOT / "envoy" / "envoy.yaml").read_text()
+    lst = listener("main", 0, [])
+    lst["filter_chains"][0]["filters"][0]["typed_config"]["common_http_protocol_options"] = options
+    env = Envoy(bootstrap([lst], upstream.port), workdir=tmp_path, name="underscores")
+    try:
+        env.start()
+        port = env.listener_ports()["main"]
+        assert request(port, "/x", headers={"x_jwt_sub": "root"}).status == 400
+        assert request(port, "/x", headers={"x-jwt-sub": "root"}).status == 200
+    finally:
+        env.cleanup()
 
 
 # --------------------------------------------------------------------------- Istio's conversion

@@ -117,6 +117,18 @@ def test_identity_headers_upstream_in_the_shipped_config(shipped):
         assert not {"x-jwt-sub", "x-jwt-roles"} & set(echoed["headers"]), echoed
 
 
+@pytest.mark.parametrize("name", ["x_jwt_sub", "X_Jwt_Roles", "x_anything"])
+def test_the_shipped_config_refuses_header_names_with_underscores(shipped, upstream, name):
+    # Issue #15: common_http_protocol_options.headers_with_underscores_action REJECT_REQUEST;
+    # jwt-guard removes such spellings of its own headers anyway (test_hardening.py).
+    _, port = shipped
+    before = upstream.count
+    resp = request(port, "/public/o15", headers={name: "admin", "Authorization": f"Bearer {BOB}"})
+    assert resp.status == 400, resp
+    assert upstream.count == before
+    assert expect_upstream(request(port, "/public/o16", headers={name.replace("_", "-"): "x"}))
+
+
 def stat_deltas(envoy: Envoy, action) -> dict[str, int]:
     before = envoy.stats("jwt_guard")
     action()
