@@ -159,7 +159,8 @@ mod tests {
     #[test]
     fn a_route_metadata_namespace_always_binds() {
         let name: &[u8] = b"admins";
-        let cases: [(Option<&[MetadataMember]>, Option<&[u8]>); 9] = [
+        type Case<'c> = (Option<&'c [MetadataMember<'c>]>, Option<&'c [u8]>);
+        let cases: [Case; 9] = [
             (None, None),
             (Some(&[("rule", Some(name))]), Some(b"admins")),
             (Some(&[("rule", Some(b""))]), Some(b"")),

@@ -977,13 +977,20 @@ fn explain_takes_a_remote_providers_keys_from_a_file() {
         "{}",
         out.stdout
     );
+    // A well-formed set with no usable key is put in force, empty, as the filter does.
     let empty = write(&dir, "empty.json", r#"{"keys": []}"#);
+    let out = explain(&["--jwks", &format!("idp={empty}")]);
+    assert_eq!(out.code, 3, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("decision: refused 401 keys_unavailable\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("holds no usable key"), "{}", out.stdout);
+    let junk = write(&dir, "junk.json", r#"{"kes": []}"#);
     for (arg, code, message) in [
-        (
-            format!("idp={empty}"),
-            4,
-            "holds no usable signature verification key".to_string(),
-        ),
+        (format!("idp={junk}"), 4, "not a JWKS object".to_string()),
         (
             "nobody=x.json".to_string(),
             2,

@@ -385,6 +385,11 @@ fn load_jwks(config: &Config, args: &Args) -> Result<Vec<String>, Failure> {
                 skip.field, skip.message
             ));
         }
+        if keys.is_empty() {
+            notes.push(format!(
+                "--jwks {name}={file}: holds no usable key: put in force empty, as the filter does (its tokens get 401 keys_unavailable)"
+            ));
+        }
         provider.token_rules.keys.replace(keys);
     }
     Ok(notes)
