@@ -1,8 +1,9 @@
 """Remote JWKS (issue #8) in real Envoy against a real JWKS server (jwks_server.py) reached
 through an Envoy cluster: fetch at start, rotation picked up on an unknown kid without a
-restart, IdP down at start and later, slow IdP, malformed and oversized documents, an
-unknown-kid flood with a bounded number of fetches, two workers served by one fetch, and OIDC
-discovery. Each test starts its own Envoy (shared data lives as long as the Envoy process)."""
+restart (and a token cached under the retired key refused after it), IdP down at start and
+later, slow IdP, malformed and oversized documents, an unknown-kid flood with a bounded number
+of fetches, two workers served by one fetch, and OIDC discovery. Each test starts its own Envoy
+(shared data lives as long as the Envoy process)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,23 @@ def wait_until(what: Callable[[], Any], timeout: float = 10.0, step: float = 0.1
         time.sleep(step)
 
 
+# Every VM's root context ticks this often (src/fetcher.rs, TICK_MS): an unknown kid asks for a
+# refetch, and the next tick starts it.
+TICK_SECONDS = 0.5
+
+
+def wait_refetch_allowed(idp: JwksServer, min_refetch_seconds: float) -> None:
+    """Until min_refetch_seconds have passed since the last fetch reached the IdP, so an unknown
+    kid may start a refetch at once. The filter counts from when it started that fetch, which
+    is before the IdP saw it: by its clock at least as long has passed."""
+    wait_until(lambda: (idp.since_last() or 0) >= min_refetch_seconds, timeout=min_refetch_seconds + 10,
+               step=0.05)
+
+
+def cache_hits(stack) -> int:
+    return stack.envoy.stats("jwt_guard.token_cache").get("wasmcustom.jwt_guard.token_cache.hit", 0)
+
+
 def accepted(stack, token: str, name: str = "main") -> bool:
     resp = stack.get(name, "/x", headers=bearer(token))
     assert resp.status in (200, 401), resp
@@ -112,13 +130,25 @@ def test_keys_are_fetched_at_start_and_a_rotation_is_picked_up_without_a_restart
     assert idp.count() == 2
     assert stat(stack, "fetch_ok") == 2 and stat(stack, "fetch_failed") == 0
     assert stat(stack, "keys") == 2
-    # The old key is retired by the IdP: gone after the next fetch (here: the next unknown kid).
+    # A token of the old key, verified under this key set and so in the token cache (the second
+    # use is a cache hit).
+    cached = old.mint(sub="cached-before-retirement")
+    expect_upstream(stack.get("main", "/x", headers=bearer(cached)))
+    hits = cache_hits(stack)
+    expect_upstream(stack.get("main", "/x", headers=bearer(cached)))
+    assert cache_hits(stack) == hits + 1, "the token was not answered from the cache"
+    # The old key is retired by the IdP: gone after the next fetch (here: the next unknown kid,
+    # once min_refetch_seconds allows one).
     idp.set(jwks={"keys": [new.jwk]})
-    time.sleep(1.1)
+    wait_refetch_allowed(idp, 1)
     with refused():
         expect_401(stack.get("main", "/x", headers=bearer(RotKey("other").mint())), "unknown_key")
+    wait_until(lambda: idp.count() == 3)
     wait_until(lambda: not accepted(stack, old.mint()))
     expect_401(stack.get("main", "/x", headers=bearer(old.mint())), "unknown_key")
+    # The cached token of the retired key: its cache entry belongs to the old key set.
+    with refused():
+        expect_401(stack.get("main", "/x", headers=bearer(cached)), "unknown_key")
     expect_upstream(stack.get("main", "/x", headers=bearer(new.mint())))
 
 
