@@ -660,7 +660,8 @@ class Envoy:
         """Returns once every line logged before this call is in the log file: asks the admin to
         set the log level to the one Envoy runs at (changing nothing) and waits for the line it
         logs. Envoy's log sinks write in the order lines are logged (one lock), so a line that
-        was logged before the request (a worker's, too) is in the file before that one."""
+        was logged before the request (a worker's, too) is in the file before that one. It sets
+        every logger to `log_level`: levels given with --component-log-level are lost."""
         before = self.log().count(self.LOG_BARRIER_LINE)
         req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}/logging?level={self.log_level}",
                                      data=b"", method="POST")
