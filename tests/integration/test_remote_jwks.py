@@ -247,7 +247,7 @@ def test_another_issuers_unknown_kid_never_triggers_a_fetch_this_issuers_does(re
             sent += 1
             time.sleep(0.05)
     assert sent >= 10
-    assert idp.count() == fetched and stat(stack, "fetch_failed") == 0, "a token of another issuer made the filter fetch"
+    assert (idp.count(), stat(stack, "fetch_failed")) == (fetched, 0), "a token of another issuer made a fetch"
     # The control, in the same state (min_refetch_seconds long past): one token of this issuer
     # with an unknown kid, and its refetch reaches the IdP within the same window.
     began = time.monotonic()
