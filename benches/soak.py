@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import http.client
 import json
 import os
 import re
@@ -463,7 +464,7 @@ class Soak:
         start = time.monotonic()
         i = 0
         while time.monotonic() - start < timeout:
-            status, body, _ = self.send(PROBE, tokens[i % len(tokens)])
+            status, body, headers = self.send(PROBE, tokens[i % len(tokens)])
             i += 1
             with self.lock:
                 self.probes.sent += 1
@@ -473,10 +474,65 @@ class Soak:
                 if status == 401 and b'"reason":"unknown_key"' in body:
                     self.probes.unknown_key += 1
                 else:
-                    self.probes.wrong.append(f"probe: got {status} {body[:160]!r}")
+                    self.probes.wrong.append(f"probe: got {status} {headers} {body[:300]!r}")
+                    print(f"soak: unexpected probe answer: {status} {headers} {body[:300]!r}", flush=True)
                     return -1
             time.sleep(0.2)
         return -1
+
+    def keys_in_force_on_every_worker(self, key_file: Path, timeout: float) -> float:
+        """Waits until the VM of each of Envoy's workers accepts tokens of `key_file`'s key (the
+        fetched document adopted everywhere: a VM adopts it on its own next tick); returns the
+        seconds it took. One kept-alive connection per worker (the listener's exact balance puts
+        each new connection on the worker with the fewest, checked in Envoy's per-worker
+        counters) carries the probes. Until a VM has adopted the document, 401 keys_unavailable
+        (no keys yet) or unknown_key are right too; any other answer, or none in time, ends the
+        setup with every answer it got printed (status, headers, body)."""
+        tokens = key_file.read_text().split()
+        workers = 2
+        conns = [http.client.HTTPConnection("127.0.0.1", self.port, timeout=WRK_TIMEOUT_SECONDS)
+                 for _ in range(workers)]
+        # Per connection, each different answer (status, body) in order: how often, the last headers.
+        answers: list[dict[tuple[int, bytes], list[Any]]] = [{} for _ in range(workers)]
+        try:
+            for conn in conns:
+                conn.connect()
+            deadline = time.monotonic() + timeout
+            while True:  # until Envoy has accepted both (connect() returns on the kernel's accept)
+                active = self.envoy.stats(r"worker_\d+\.downstream_cx_active$")
+                if sum(active.values()) >= workers or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+            if sorted(active.values()) != [1] * workers:
+                raise SystemExit(f"soak: the {workers} probe connections are not one per worker: {active}")
+            start, pending, i = time.monotonic(), set(range(workers)), 0
+            while pending:
+                for w in sorted(pending):
+                    conns[w].request("GET", PROBE.path, headers={"Authorization": f"Bearer {tokens[i % len(tokens)]}"})
+                    i += 1
+                    resp = conns[w].getresponse()
+                    body = resp.read()
+                    seen = answers[w].setdefault((resp.status, body[:300]), [0, {}])
+                    seen[0] += 1
+                    seen[1] = dict(resp.getheaders())
+                    answer = f"{resp.status} {seen[1]} {body[:300]!r}"
+                    if resp.status == 200 and body == b"upstream probe":
+                        pending.discard(w)
+                    elif not (resp.status == 401 and (b'"reason":"keys_unavailable"' in body
+                                                       or b'"reason":"unknown_key"' in body)):
+                        raise SystemExit(f"soak: setup: worker connection {w} got an unexpected answer: {answer}")
+                if pending and time.monotonic() - start > timeout:
+                    shown = "\n".join(f"  connection {w}: " + "; then ".join(
+                        f"{n} x {status} {headers} {body!r}" for (status, body), (n, headers) in answers[w].items())
+                        for w in range(workers))
+                    raise SystemExit(f"soak: the first key set is not in force on every worker after {timeout} s; "
+                                     f"answers (status, headers, body):\n{shown}")
+                if pending:
+                    time.sleep(0.1)
+            return time.monotonic() - start
+        finally:
+            for conn in conns:
+                conn.close()
 
     # ----------------------------------------------------------------- IdP events
 
@@ -610,10 +666,11 @@ class Soak:
             if time.monotonic() > deadline:
                 raise SystemExit("soak: the first JWKS fetch did not succeed in 30 s")
             time.sleep(0.1)
-        # Both rotating keys of the first document in force on every VM before they are used.
-        if self.probe_until_accepted(self.rot_files[1], timeout=10) < 0:
-            raise SystemExit("soak: the first key set is not in force")
-        time.sleep(SETTLE_SECONDS)
+        # Both rotating keys of the first document in force on every VM before they are used:
+        # one document, so a key of it accepted by each worker's VM.
+        took = self.keys_in_force_on_every_worker(self.rot_files[1], timeout=10)
+        self.event("keys in force", f"every worker's VM accepts the first key set ({took:.1f} s after the first "
+                   "good fetch was counted)")
         self.check_every_class()
         self.probes = Probes()
         before = counters(self.envoy)

@@ -653,6 +653,26 @@ class Envoy:
                 raise AssertionError(f"no log line with {needle!r} after {timeout}s:\n{self.log_tail(20)}")
             time.sleep(0.05)
 
+    # What Envoy logs (at info, from the admin's thread) when asked to set every logger's level.
+    LOG_BARRIER_LINE = "change all log levels: level="
+
+    def log_barrier(self, timeout: float = 5.0) -> None:
+        """Returns once every line logged before this call is in the log file: asks the admin to
+        set the log level to the one Envoy runs at (changing nothing) and waits for the line it
+        logs. Envoy's log sinks write in the order lines are logged (one lock), so a line that
+        was logged before the request (a worker's, too) is in the file before that one. It sets
+        every logger to `log_level`: levels given with --component-log-level are lost."""
+        before = self.log().count(self.LOG_BARRIER_LINE)
+        req = urllib.request.Request(f"http://127.0.0.1:{self.admin_port}/logging?level={self.log_level}",
+                                     data=b"", method="POST")
+        with urllib.request.urlopen(req, timeout=5) as r:
+            r.read()
+        deadline = time.monotonic() + timeout
+        while self.log().count(self.LOG_BARRIER_LINE) == before:
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"no new {self.LOG_BARRIER_LINE!r} line after {timeout}s:\n{self.log_tail(20)}")
+            time.sleep(0.05)
+
     def log_size(self) -> int:
         """Characters in the log file so far (for wait_for_log's `since`)."""
         try:

@@ -6,6 +6,7 @@ runs, and counts the requests it sees.
     idp.jwks = {"keys": [...]}      # what GET /jwks.json answers
     idp.mode = "down"               # ok | down (503) | slow | malformed | oversized
     idp.count("/jwks.json")         # requests seen for that path
+    idp.since_last("/jwks.json")    # seconds since the last of them arrived (None: none yet)
     idp.unreachable()               # connections refused (and open ones dropped) ...
     idp.reachable()                 # ... until this: listening again on the same port
     idp.stop()
@@ -33,6 +34,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         with idp.lock:
             idp.hits[path] += 1
+            idp.last_hit[path] = time.monotonic()
             idp.authorities.append(self.headers.get("host", ""))
             mode, delay = idp.mode, idp.delay
             jwks, discovery = idp.jwks, idp.discovery
@@ -85,6 +87,7 @@ class JwksServer:
         self.mode = "ok"
         self.delay = 0.0
         self.hits: Counter[str] = Counter()
+        self.last_hit: dict[str, float] = {}
         self.authorities: list[str] = []
         self.port = port
         self._listen()
@@ -126,6 +129,13 @@ class JwksServer:
     def count(self, suffix: str = "/jwks.json") -> int:
         with self.lock:
             return sum(n for path, n in self.hits.items() if path.endswith(suffix))
+
+    def since_last(self, suffix: str = "/jwks.json") -> float | None:
+        """Seconds since the last request for a path ending in `suffix` arrived; None before
+        the first."""
+        with self.lock:
+            times = [t for path, t in self.last_hit.items() if path.endswith(suffix)]
+        return time.monotonic() - max(times) if times else None
 
     def set(self, **changes: Any) -> None:
         with self.lock:

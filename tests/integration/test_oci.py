@@ -26,6 +26,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import in_ci
 from harness import REPO_ROOT, WASM_PATH
 
 OCI_DIR = REPO_ROOT / "build" / "oci"
@@ -165,6 +166,8 @@ def test_docker_loads_the_archive(layout, tmp_path):
     """`docker load` of the tarball, then the file Docker put in the image. Needs a Docker
     engine: skipped without one (the archive format is checked above either way)."""
     if not docker_answers():
+        if in_ci():
+            pytest.fail("no Docker engine answers `docker info` and CI=true (.ci/run starts one)", pytrace=False)
         pytest.skip("no Docker engine answers `docker info`")
     tag = f"jwt-guard:{version()}"
     name = f"jwt-guard-oci-test-{os.getpid()}"
@@ -187,7 +190,10 @@ def test_docker_loads_the_archive(layout, tmp_path):
 def test_skopeo_reads_the_layout(layout, tmp_path):
     """skopeo (containers/image) copies the layout and the archive, checking every digest."""
     if not shutil.which("skopeo"):
-        pytest.skip("skopeo is not installed")
+        if in_ci():
+            pytest.fail("skopeo is not installed and CI=true (.ci/run installs it): the layout must be "
+                        "read by containers/image in CI", pytrace=False)
+        pytest.skip("skopeo is not installed (apt-get install skopeo; .ci/run installs it)")
     _, manifest, _, _ = image(layout)
     for source, dest in ((f"oci:{layout}:{version()}", tmp_path / "from-dir"),
                          (f"oci-archive:{ARCHIVE}:{version()}", tmp_path / "from-tar")):

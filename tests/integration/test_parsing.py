@@ -265,12 +265,28 @@ def test_forwarded_for_entry_that_is_not_an_address_is_no_address(stack, refused
     expect_upstream(get1(port, b"/ip", headers=[b"X-Forwarded-For: 192.0.2.1"]))
 
 
+H2_BASE = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"example.com")]
+
+
+@pytest.mark.parametrize("fields", [
+    [(b"authorization", b"Bearer \x80")],
+    [(b"cookie", b"a=\xff"), (b"cookie", b"session=\xfe")],
+], ids=["authorization Bearer 0x80", "cookie fields 0xff, session=0xfe"])
+def test_http2_a_token_that_is_not_text_is_malformed_on_an_anonymous_rule(stack, refused, fields):
+    """The HTTP/2 spelling of test_authorization_values_that_are_not_text_or_empty_are_malformed
+    and test_token_cookie_that_is_not_text_is_malformed: a value that is present but not UTF-8
+    is a malformed token, never an absent one (on this anonymous catch-all rule an absent token
+    would pass, and the bytes would reach the upstream unverified)."""
+    with refused():
+        expect_401(http2(stack.ports["main"], H2_BASE + fields), "malformed")
+
+
 def test_http2_header_fields_envoy_would_not_accept_never_trap_the_vm(stack, valid):
     """Oddities only HTTP/2 can carry: the VM must keep answering (the harness also fails the
     test on any Wasm trap in Envoy's log)."""
-    base = [(b":method", b"GET"), (b":scheme", b"http"), (b":path", b"/x"), (b":authority", b"example.com")]
-    for extra in ([(b"x-\xff", b"1")], [(b"cookie", b"a=\xff"), (b"cookie", b"session=\xfe")],
-                  [(b"authorization", b"Bearer \x80")], [(b"X-Upper", b"1")]):
+    base = H2_BASE
+    # (Tokens that are not text: test_http2_a_token_that_is_not_text_is_malformed_on_an_anonymous_rule.)
+    for extra in ([(b"x-\xff", b"1")], [(b"X-Upper", b"1")]):
         resp = http2(stack.ports["main"], base + extra)
         assert resp is None or resp.status in (400, 401, 200), resp
     # Still serving, and still right.

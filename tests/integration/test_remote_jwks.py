@@ -1,8 +1,10 @@
 """Remote JWKS (issue #8) in real Envoy against a real JWKS server (jwks_server.py) reached
 through an Envoy cluster: fetch at start, rotation picked up on an unknown kid without a
-restart, IdP down at start and later, slow IdP, malformed and oversized documents, an
-unknown-kid flood with a bounded number of fetches, two workers served by one fetch, and OIDC
-discovery. Each test starts its own Envoy (shared data lives as long as the Envoy process)."""
+restart (and a token cached under the retired key refused after it), IdP down at start and
+later, slow IdP, malformed and oversized documents, another issuer's unknown kid that must not
+fetch, an unknown-kid flood with a bounded number of fetches, two workers served by one fetch,
+and OIDC discovery. Each test starts its own Envoy (shared data lives as long as the Envoy
+process)."""
 
 from __future__ import annotations
 
@@ -81,6 +83,23 @@ def wait_until(what: Callable[[], Any], timeout: float = 10.0, step: float = 0.1
         time.sleep(step)
 
 
+# Every VM's root context ticks this often (src/fetcher.rs, TICK_MS): an unknown kid asks for a
+# refetch, and the next tick starts it.
+TICK_SECONDS = 0.5
+
+
+def wait_refetch_allowed(idp: JwksServer, min_refetch_seconds: float) -> None:
+    """Until min_refetch_seconds have passed since the last fetch reached the IdP, so an unknown
+    kid may start a refetch at once. The filter counts from when it started that fetch, which
+    is before the IdP saw it: by its clock at least as long has passed."""
+    wait_until(lambda: (idp.since_last() or 0) >= min_refetch_seconds, timeout=min_refetch_seconds + 10,
+               step=0.05)
+
+
+def cache_hits(stack) -> int:
+    return stack.envoy.stats("jwt_guard.token_cache").get("wasmcustom.jwt_guard.token_cache.hit", 0)
+
+
 def accepted(stack, token: str, name: str = "main") -> bool:
     resp = stack.get(name, "/x", headers=bearer(token))
     assert resp.status in (200, 401), resp
@@ -112,13 +131,25 @@ def test_keys_are_fetched_at_start_and_a_rotation_is_picked_up_without_a_restart
     assert idp.count() == 2
     assert stat(stack, "fetch_ok") == 2 and stat(stack, "fetch_failed") == 0
     assert stat(stack, "keys") == 2
-    # The old key is retired by the IdP: gone after the next fetch (here: the next unknown kid).
+    # A token of the old key, verified under this key set and so in the token cache (the second
+    # use is a cache hit).
+    cached = old.mint(sub="cached-before-retirement")
+    expect_upstream(stack.get("main", "/x", headers=bearer(cached)))
+    hits = cache_hits(stack)
+    expect_upstream(stack.get("main", "/x", headers=bearer(cached)))
+    assert cache_hits(stack) == hits + 1, "the token was not answered from the cache"
+    # The old key is retired by the IdP: gone after the next fetch (here: the next unknown kid,
+    # once min_refetch_seconds allows one).
     idp.set(jwks={"keys": [new.jwk]})
-    time.sleep(1.1)
+    wait_refetch_allowed(idp, 1)
     with refused():
         expect_401(stack.get("main", "/x", headers=bearer(RotKey("other").mint())), "unknown_key")
+    wait_until(lambda: idp.count() == 3)
     wait_until(lambda: not accepted(stack, old.mint()))
     expect_401(stack.get("main", "/x", headers=bearer(old.mint())), "unknown_key")
+    # The cached token of the retired key: its cache entry belongs to the old key set.
+    with refused():
+        expect_401(stack.get("main", "/x", headers=bearer(cached)), "unknown_key")
     expect_upstream(stack.get("main", "/x", headers=bearer(new.mint())))
 
 
@@ -196,20 +227,44 @@ def test_one_bad_key_is_skipped_and_reported_the_good_ones_serve(request, upstre
     assert len(lines) == 1 and "P-521" in lines[0], lines
 
 
+def test_another_issuers_unknown_kid_never_triggers_a_fetch_this_issuers_does(request, upstream, idp, refused):
+    key = RotKey("k")
+    idp.set(jwks={"keys": [key.jwk]})
+    stack = start(request, upstream, idp, {"main": config(remote(min_refetch_seconds=1, timeout_ms=1000))})
+    wait_until(lambda: accepted(stack, key.mint()))
+    wait_refetch_allowed(idp, 1)
+    fetched = idp.count()
+    # The window: a refetch asked for is started at the next tick (TICK_SECONDS) and reaches
+    # the IdP on loopback within timeout_ms (1 s), or is counted fetch_failed; 1.5 s to spare.
+    window = TICK_SECONDS + 1.0 + 1.5
+    # For the whole window (every tick in it sees them), another issuer's tokens with unknown kids.
+    sent = 0
+    with refused():
+        end = time.monotonic() + window
+        while time.monotonic() < end:
+            token = key.mint(kid=uuid.uuid4().hex, iss="https://attacker.example")
+            expect_401(stack.get("main", "/x", headers=bearer(token)), "unknown_key")
+            sent += 1
+            time.sleep(0.05)
+    assert sent >= 10
+    assert (idp.count(), stat(stack, "fetch_failed")) == (fetched, 0), "a token of another issuer made a fetch"
+    # The control, in the same state (min_refetch_seconds long past): one token of this issuer
+    # with an unknown kid, and its refetch reaches the IdP within the same window.
+    began = time.monotonic()
+    with refused():
+        expect_401(stack.get("main", "/x", headers=bearer(key.mint(kid=uuid.uuid4().hex))), "unknown_key")
+    wait_until(lambda: idp.count() == fetched + 1, timeout=window, step=0.02)
+    print(f"\nunknown kid of this issuer: refetch at the IdP after {time.monotonic() - began:.2f} s "
+          f"(window {window} s; {sent} tokens of another issuer in it: no fetch)")
+
+
 def test_an_unknown_kid_flood_makes_a_bounded_number_of_fetches(request, upstream, idp, refused):
     key = RotKey("k")
     idp.set(jwks={"keys": [key.jwk]})
-    stack = start(request, upstream, idp, {"main": config(remote(min_refetch_seconds=2))})
+    stack = start(request, upstream, idp, {"main": config(remote(min_refetch_seconds=2, timeout_ms=1000))})
     wait_until(lambda: accepted(stack, key.mint()))
-    time.sleep(1.0)
-    assert idp.count() == 1
-    # Another issuer's tokens with unknown kids trigger nothing.
-    with refused():
-        for _ in range(30):
-            token = key.mint(kid=uuid.uuid4().hex, iss="https://attacker.example")
-            expect_401(stack.get("main", "/x", headers=bearer(token)), "unknown_key")
-    time.sleep(1.0)
-    assert idp.count() == 1, "a token of another issuer made the filter fetch"
+    wait_refetch_allowed(idp, 2)
+    fetched = idp.count()
     # This issuer's tokens with random kids: at most one fetch per min_refetch_seconds.
     began, requests = time.monotonic(), 0
     with refused():
@@ -218,12 +273,17 @@ def test_an_unknown_kid_flood_makes_a_bounded_number_of_fetches(request, upstrea
             expect_401(stack.get("main", "/x", headers=bearer(token)), "unknown_key")
             requests += 1
     elapsed = time.monotonic() - began
-    time.sleep(1.0)
-    fetches = idp.count() - 1
+    # A fetch the last requests asked for starts at the next tick and reaches the IdP within
+    # timeout_ms (1 s) or fails: after that window, every fetch the flood caused has been seen
+    # (and each has been answered once the filter counted it).
+    time.sleep(TICK_SECONDS + 1.0 + 0.5)
+    wait_until(lambda: stat(stack, "fetch_ok") + stat(stack, "fetch_failed") == idp.count())
+    fetches = idp.count() - fetched
     print(f"\nunknown-kid flood: {requests} requests in {elapsed:.1f} s -> {fetches} JWKS fetches "
           f"(min_refetch_seconds=2)")
     assert requests >= 50
-    assert 1 <= fetches <= elapsed // 2 + 1, fetches
+    # Attempts start at least 2 s apart, the last one no later than a tick after the flood.
+    assert 1 <= fetches <= (elapsed + TICK_SECONDS) // 2 + 1, fetches
 
 
 def test_two_workers_are_served_by_one_fetch(request, upstream, idp):

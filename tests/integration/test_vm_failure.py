@@ -194,24 +194,40 @@ def test_a_different_configuration_replaces_the_failed_vm_the_same_one_does_not(
         def answers() -> list[int]:
             return [request(port, "/x").status, request(port, "/x", headers={"x-allow": "1"}).status]
 
-        def swap_and_wait(http_filter: dict) -> int:
-            """Writes the update, waits until Envoy processed it; returns the reloads it made."""
-            attempts, reloads = ecds_stat(env, "update_attempt", "trap"), ecds_stat(env, "config_reload", "trap")
+        def stat(name: str) -> int:
+            return ecds_stat(env, name, "trap")
+
+        def swap_and_wait(http_filter: dict) -> None:
+            """Writes the update and returns once Envoy has processed it: update_success counts
+            after the subscription's onConfigUpdate returned. A configuration whose hash equals
+            the one in force returns there without touching the workers; a different one is
+            posted to every worker, and config_reload counts once all of them have it."""
+            processed = stat("update_success") + stat("update_rejected") + stat("update_failure")
             ecds.swap(http_filter)
             deadline = time.monotonic() + 10
-            while ecds_stat(env, "update_attempt", "trap") == attempts:
-                assert time.monotonic() < deadline, "Envoy did not see the update in 10 s"
+            while stat("update_success") + stat("update_rejected") + stat("update_failure") == processed:
+                assert time.monotonic() < deadline, "Envoy did not process the update in 10 s"
                 time.sleep(0.05)
-            time.sleep(0.5)  # the workers get the new filter factory
-            return ecds_stat(env, "config_reload", "trap") - reloads
+            assert stat("update_rejected") + stat("update_failure") == 0
 
         assert answers() == [403, 200]
         assert request(port, "/x", headers={"x-trap": "1"}).status == 503
         assert answers() == [503, 503]
-        # The same configuration again (another version_info): not even a reload.
-        assert swap_and_wait(trap_filter(trap_wasm)) == 0
+        reloads = stat("config_reload")
+        # The same configuration again (another version_info): nothing reaches the workers, so
+        # the failed VM stays and these answers are final (the reload count below proves it).
+        swap_and_wait(trap_filter(trap_wasm))
         assert answers() == [503, 503]
-        assert swap_and_wait(trap_filter(trap_wasm, plugin_config="guard, version 2")) == 1
+        # A different one: wait until every worker has it (config_reload), then a new VM judges.
+        swap_and_wait(trap_filter(trap_wasm, plugin_config="guard, version 2"))
+        deadline = time.monotonic() + 10
+        while stat("config_reload") == reloads:
+            assert time.monotonic() < deadline, "the workers did not get the new configuration in 10 s"
+            time.sleep(0.05)
+        # One reload for the two updates: the same configuration made none. (Had it made one,
+        # its workers' updates were queued before this one's, so it would have been counted
+        # first.)
+        assert stat("config_reload") - reloads == 1
         assert answers() == [403, 200]
     finally:
         env.cleanup()
