@@ -23,7 +23,8 @@ both right) until one is accepted, which proves the new document is in shared da
 SETTLE_SECONDS later (every VM re-reads shared data every 0.5 s) "rot_retired" moves to R(k).
 Outages: the IdP answers 503 for OUTAGE_SECONDS, or stops listening and drops open
 connections; one rotation happens while it is unreachable. Nothing the wrk traffic expects
-depends on the IdP being up: keys in force stay in force (no max_stale_seconds).
+depends on the IdP being up: keys in force stay in force (max_stale_seconds is left at its
+default, a day, far longer than any outage here).
 
 Checks (the exit status is 1 if any fails): zero wrong answers and zero 5xx among all
 responses (wrk and probes), no socket errors or timeouts; per class, the upstream saw exactly

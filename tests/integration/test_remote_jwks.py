@@ -325,11 +325,12 @@ def test_stale_keys_return_to_the_vm_that_fetches_them_again(request, upstream, 
     force."""
     key = RotKey("k")
     idp.set(jwks={"keys": [key.jwk]})
-    r = remote(refresh_seconds=1, min_refetch_seconds=1, max_stale_seconds=2)
+    # The least max_stale_seconds the filter accepts here: 1 s + 2 x 1 s + 1.5 s, rounded up.
+    r = remote(refresh_seconds=1, min_refetch_seconds=1, max_stale_seconds=5)
     stack = start(request, upstream, idp, {"remote": config(r)})
     wait_until(lambda: accepted(stack, key.mint(), "remote"))
     idp.set(mode="down")
-    wait_until(lambda: stack.get("remote", "/x", headers=bearer(key.mint())).status == 401, timeout=8)
+    wait_until(lambda: stack.get("remote", "/x", headers=bearer(key.mint())).status == 401, timeout=12)
     with refused():
         expect_401(stack.get("remote", "/x", headers=bearer(key.mint())), "keys_unavailable")
     idp.set(mode="ok")
@@ -339,11 +340,12 @@ def test_stale_keys_return_to_the_vm_that_fetches_them_again(request, upstream, 
 def test_keys_older_than_max_stale_are_dropped(request, upstream, idp, refused):
     key, inline = RotKey("k"), RotKey("inline")
     idp.set(jwks={"keys": [key.jwk]})
-    r = remote(refresh_seconds=1, min_refetch_seconds=1, max_stale_seconds=2)
+    # The least max_stale_seconds the filter accepts here: 1 s + 2 x 1 s + 1.5 s, rounded up.
+    r = remote(refresh_seconds=1, min_refetch_seconds=1, max_stale_seconds=5)
     stack = start(request, upstream, idp, {"remote": config(r), "both": config(r, jwks={"keys": [inline.jwk]})})
     wait_until(lambda: accepted(stack, key.mint(), "remote"))
     idp.set(mode="down")
-    wait_until(lambda: stack.get("remote", "/x", headers=bearer(key.mint())).status == 401, timeout=8)
+    wait_until(lambda: stack.get("remote", "/x", headers=bearer(key.mint())).status == 401, timeout=12)
     with refused():
         expect_401(stack.get("remote", "/x", headers=bearer(key.mint())), "keys_unavailable")
     # The other VM drops its copy on its own next tick: back to its inline keys.
