@@ -551,4 +551,48 @@ mod tests {
         check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
         assert_eq!(verifier.0.get(), 2);
     }
+
+    /// A token cached before its key was retired is refused once the new key set is in force
+    /// (`unknown_key`, as a fresh check would say), and a key set that still holds its key
+    /// verifies it again once, then serves it from the cache. The version of the keys is part
+    /// of every hit; the time alone would let the cached token through.
+    #[test]
+    fn a_cached_token_whose_key_was_retired_is_refused() {
+        let config = config();
+        let token = testutil::token("valid_ES256");
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        assert_eq!(
+            check(&config, &[1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        assert_eq!(
+            check(&config, &[1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        assert_eq!(verifier.0.get(), 1, "the second answer came from the cache");
+        let mut without = testutil::jwks();
+        without["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|key| key["kid"] != "es256");
+        let keys = &config.providers[1].token_rules.keys;
+        keys.replace(KeySet::from_value(&without).unwrap());
+        for _ in 0..2 {
+            assert_eq!(
+                check(&config, &[1], &token, now, &verifier, &mut cache),
+                Err(AuthFailure::UnknownKey),
+                "retired key"
+            );
+        }
+        assert_eq!(verifier.0.get(), 1, "refused before any signature check");
+        keys.replace(KeySet::from_value(&testutil::jwks()).unwrap());
+        for _ in 0..2 {
+            assert_eq!(
+                check(&config, &[1], &token, now, &verifier, &mut cache),
+                Ok("b".into())
+            );
+        }
+        assert_eq!(verifier.0.get(), 2, "verified once under the restored keys");
+    }
 }
