@@ -392,8 +392,16 @@ mod tests {
         let mut rules = rules();
         rules.max_lifetime_seconds = Some(MAX);
         // (skew, exp, nbf, iat, now, expected)
+        type Case = (
+            u64,
+            Option<u64>,
+            Option<u64>,
+            Option<u64>,
+            u64,
+            Result<(), AuthFailure>,
+        );
         #[rustfmt::skip]
-        let cases: [(u64, Option<u64>, Option<u64>, Option<u64>, u64, Result<(), AuthFailure>); 22] = [
+        let cases: [Case; 22] = [
             // exp: accepted up to exp + skew − 1, refused at exp + skew.
             (0, Some(T), None, None, T - 1, Ok(())),
             (0, Some(T), None, None, T, Err(Expired)),
