@@ -71,7 +71,7 @@ def main():
     killed = read_notes(root / args.killed)
 
     rows, missed, outcome_of, versions, not_run, unused = [], [], {}, set(), [], []
-    commands = []
+    commands, timeouts = [], []
     totals = Counter()
     for file in args.files:
         name = Path(file).stem
@@ -97,6 +97,8 @@ def main():
             outcome_of.setdefault(key_of(mutant), []).append(kind)
             if kind == "missed":
                 missed.append(mutant)
+            elif kind == "timeout":
+                timeouts.append(mutant)
         tested = sum(counts.values())
         total = data.get("total_mutants", tested)
         untested = total - tested
@@ -126,6 +128,11 @@ def main():
         "failed; *missed*: every test passed; *timeout*: the tests ran longer than the time "
         "bound; *unviable*: the mutant does not compile (no test needed).",
         "",
+        "Outside `src/signature.rs` and `src/jws.rs` the Wycheproof vector tests (about three "
+        "quarters of the unit tests' time, exercising signature checks and key parsing only) are "
+        "skipped (`--skip wycheproof --skip vectors::`): that can only make a mutant look "
+        "missed, never caught.",
+        "",
         f"Tool: {', '.join(sorted(versions)) or 'none run'}. Surviving mutants are each either "
         "killed by a test added for them (listed below, with the run that shows them caught) or "
         "listed in `benches/mutants-equivalent.txt` with the reason no test can tell them from "
@@ -141,7 +148,8 @@ def main():
         "",
     ]
     for run in commands:
-        lines.append(f"- `{run['command']}` (exit {run['exit']}, started {run['started']})")
+        source = f", source {run['commit']}" if run.get("commit") else ""
+        lines.append(f"- `{run['command']}` (exit {run['exit']}, started {run['started']}{source})")
     if not_run:
         lines += ["", "Not yet run: " + ", ".join(f"`{f}`" for f in not_run)
                   + " (`make mutants MUTANTS_FILES=\"" + " ".join(not_run) + "\"`)."]
@@ -158,8 +166,15 @@ def main():
             unexplained += 1
             why = ""
             if key in killed:
-                why = f" ({' '.join(killed[key])} was meant to kill it, but it survived)"
+                why = (f" (benches/mutants-killed.txt: {' '.join(killed[key])}; this run "
+                       "predates that test, or the test does not kill it)")
             lines.append(f"- `{mutant}` — **not explained**{why}")
+
+    if timeouts:
+        lines += ["", "## Timeouts", "",
+                  "The unit tests did not finish within the time bound: the mutant makes them hang "
+                  "(the decoding loop never ends), which the tests detect — it is not a survivor.", ""]
+        lines += [f"- `{t}`" for t in timeouts]
 
     lines += ["", "## Killed by tests added for them", ""]
     if not killed:

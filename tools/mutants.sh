@@ -58,16 +58,19 @@ for file in $MUTANTS_FILES; do
     esac
     echo "== ${command[*]} (nice -n 19, at most ${left}s)"
     started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+    # The source tested: the commit, and whether files under src/ differed from it.
+    commit="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    [ -z "$(git status --porcelain -- src 2>/dev/null)" ] || commit="$commit + uncommitted changes in src/"
     rc=0
     # SIGINT on the deadline: cargo-mutants stops and writes what it has.
     CARGO_TARGET_DIR="$PWD/$OUT/target" timeout --signal=INT --kill-after=60 "$left" \
         nice -n 19 "$CARGO_MUTANTS" "${command[@]:1}" >"$dir/console.log" 2>&1 || rc=$?
     ended=$(date -u +%Y-%m-%dT%H:%M:%SZ)
     tail -3 "$dir/console.log"
-    python3 - "$dir/run.json" "$file" "$version" "$started" "$ended" "$rc" "$MUTANTS_TIMEOUT" "${command[@]}" <<'PY'
+    python3 - "$dir/run.json" "$file" "$version" "$started" "$ended" "$rc" "$MUTANTS_TIMEOUT" "$commit" "${command[@]}" <<'PY'
 import json, sys
-path, file, version, started, ended, rc, timeout, *command = sys.argv[1:]
-json.dump({"file": file, "version": version, "started": started, "ended": ended,
+path, file, version, started, ended, rc, timeout, commit, *command = sys.argv[1:]
+json.dump({"file": file, "version": version, "started": started, "ended": ended, "commit": commit,
            "exit": int(rc), "interrupted": int(rc) == 124, "timeout_seconds": int(timeout),
            "command": "nice -n 19 " + " ".join(command)}, open(path, "w"), indent=1)
 PY
