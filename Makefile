@@ -83,6 +83,8 @@ help:
 	@echo "make soak         SOAK_SECONDS (300) of mixed traffic at full rate, --concurrency 2, the IdP rotating"
 	@echo "                  keys and going down: zero wrong answers, counters add up, RSS flat (benches/SOAK.md)"
 	@echo "make fuzz         libFuzzer on the core (host): 5 targets, FUZZ_SECONDS (60) each; fails on a crash"
+	@echo "make mutants      cargo-mutants over the security core with the unit tests, MUTANTS_MINUTES (240)"
+	@echo "                  in all; writes benches/MUTANTS.md (MUTANTS_FILES picks files)"
 	@echo "make clean        remove target/, build/ and .venv/"
 	@echo "make images       Docker images FROM scratch, no registry: $(LOCAL_ENVOY_IMAGE), $(LOCAL_DEMO_IMAGE)"
 	@echo "make compose-test envoy/docker-compose.yml with those images: demo requests from client containers,"
@@ -225,6 +227,19 @@ wrk:
 FUZZ_SECONDS ?= 60
 fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash fuzz/run.sh
+
+# ---------------------------------------------------------------- mutants
+# Mutation testing of the security core (token parsing, verification, cache, authn, policy,
+# extraction, identity) with the unit tests: tools/mutants.sh installs the pinned cargo-mutants
+# into build/tools on first use, runs it file by file under `nice -n 19` with one job, at most
+# MUTANTS_TIMEOUT (120) s per test run and MUTANTS_MINUTES (240) in all, then
+# tools/mutants-report.py writes benches/MUTANTS.md from its output, with
+# benches/mutants-equivalent.txt and benches/mutants-killed.txt merged in. Fails when a
+# surviving mutant is neither. Not part of `make test` or CI (too slow).
+.PHONY: mutants
+export MUTANTS_FILES MUTANTS_MINUTES MUTANTS_TIMEOUT
+mutants:
+	bash tools/mutants.sh
 
 # ---------------------------------------------------------------- docker compose (issue #10)
 # make images: the Compose demo's images, FROM scratch, built locally (no registry, nothing

@@ -10,13 +10,15 @@
 #
 # The committed seeds (fuzz/seeds/<target>, regression inputs included) are read, never
 # written; what libFuzzer finds goes to build/fuzz/corpus/<target> (kept between runs),
-# crashes to build/fuzz/artifacts/<target>/, logs to build/fuzz/logs/<target>.log.
+# crashes to build/fuzz/artifacts/<target>/, logs to build/fuzz/logs/<target>.log. At the end
+# fuzz/report.py writes benches/FUZZ.md from this run (FUZZ_REPORT=0: not).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
 FUZZ_TARGETS=${FUZZ_TARGETS:-token request config jwks differential}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
+FUZZ_REPORT=${FUZZ_REPORT:-1}
 CARGO_FUZZ_VERSION=0.13.2
 CARGO_FUZZ=build/tools/bin/cargo-fuzz
 OUT=build/fuzz
@@ -53,12 +55,19 @@ echo "== cargo fuzz build ($(rustc --version))"
 "$CARGO_FUZZ" build --fuzz-dir fuzz -O -a
 
 mkdir -p "$OUT/logs"
+# One line per target for fuzz/report.py: target, executions, exec/s, corpus before and after,
+# status, seconds, artifact.
+results="$OUT/results.tsv"
+: >"$results"
+run_started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 summary=()
 failed=0
 for target in $FUZZ_TARGETS; do
     mkdir -p "$OUT/corpus/$target" "$OUT/artifacts/$target"
     log="$OUT/logs/$target.log"
     echo "== fuzz $target for ${FUZZ_SECONDS}s (log: $log)"
+    corpus_before=$(find "$OUT/corpus/$target" -type f | wc -l)
+    target_started=$(date +%s)
     status=0
     "$CARGO_FUZZ" run --fuzz-dir fuzz -O -a "$target" "$OUT/corpus/$target" "fuzz/seeds/$target" -- \
         -max_total_time="$FUZZ_SECONDS" -timeout="$FUZZ_TIMEOUT" -max_len="$(max_len "$target")" \
@@ -67,11 +76,13 @@ for target in $FUZZ_TARGETS; do
     runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
     corpus=$(find "$OUT/corpus/$target" -type f | wc -l)
+    artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$target" "${runs:-}" "${rate:-}" "$corpus_before" \
+        "$corpus" "$status" "$(( $(date +%s) - target_started ))" "$artifact" >>"$results"
     if [ "$status" -ne 0 ]; then
         failed=1
         summary+=("$(printf '%-13s %12s %8s %8s  FAILED (exit %s)' "$target" "${runs:-?}" "${rate:-?}" "$corpus" "$status")")
         grep -E 'WRONG DECISION|panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -20 || true
-        artifact=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
         if [ -n "$artifact" ]; then
             echo "   reproduce: RUSTUP_TOOLCHAIN=${RUSTUP_TOOLCHAIN:-} RUSTC_BOOTSTRAP=${RUSTC_BOOTSTRAP:-} $CARGO_FUZZ run --fuzz-dir fuzz -O -a $target $artifact"
         fi
@@ -84,4 +95,9 @@ echo
 echo "== fuzzing: ${FUZZ_SECONDS}s per target"
 printf '%-13s %12s %8s %8s  %s\n' target executions exec/s corpus result
 printf '%s\n' "${summary[@]}"
+if [ "$FUZZ_REPORT" = 1 ]; then
+    python3 fuzz/report.py --results "$results" --seconds "$FUZZ_SECONDS" --timeout "$FUZZ_TIMEOUT" \
+        --started "$run_started" --rustc "$(rustc --version)" \
+        --cargo-fuzz "$("$CARGO_FUZZ" --version)" --out benches/FUZZ.md
+fi
 exit "$failed"

@@ -551,4 +551,117 @@ mod tests {
         check(&config, &[1], &token, now, &verifier, &mut cache).unwrap();
         assert_eq!(verifier.0.get(), 2);
     }
+
+    /// A token cached before its key was retired is refused once the new key set is in force
+    /// (`unknown_key`, as a fresh check would say), and a key set that still holds its key
+    /// verifies it again once, then serves it from the cache. The version of the keys is part
+    /// of every hit; the time alone would let the cached token through.
+    #[test]
+    fn a_cached_token_whose_key_was_retired_is_refused() {
+        let config = config();
+        let token = testutil::token("valid_ES256");
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        assert_eq!(
+            check(&config, &[1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        assert_eq!(
+            check(&config, &[1], &token, now, &verifier, &mut cache),
+            Ok("b".into())
+        );
+        assert_eq!(verifier.0.get(), 1, "the second answer came from the cache");
+        let mut without = testutil::jwks();
+        without["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|key| key["kid"] != "es256");
+        let keys = &config.providers[1].token_rules.keys;
+        keys.replace(KeySet::from_value(&without).unwrap());
+        for _ in 0..2 {
+            assert_eq!(
+                check(&config, &[1], &token, now, &verifier, &mut cache),
+                Err(AuthFailure::UnknownKey),
+                "retired key"
+            );
+        }
+        assert_eq!(verifier.0.get(), 1, "refused before any signature check");
+        keys.replace(KeySet::from_value(&testutil::jwks()).unwrap());
+        for _ in 0..2 {
+            assert_eq!(
+                check(&config, &[1], &token, now, &verifier, &mut cache),
+                Ok("b".into())
+            );
+        }
+        assert_eq!(verifier.0.get(), 2, "verified once under the restored keys");
+    }
+
+    /// Two providers for one issuer and audience; the first lacks the ES256 key.
+    fn first_lacks_the_key() -> Config {
+        let mut without = testutil::jwks();
+        without["keys"]
+            .as_array_mut()
+            .unwrap()
+            .retain(|key| key["kid"] != "es256");
+        let json = json!({
+            "providers": {
+                "a": {"issuer": testutil::issuer(), "audiences": ["orders"], "jwks": without},
+                "b": {"issuer": testutil::issuer(), "audiences": ["orders"], "jwks": testutil::jwks()},
+            },
+            "rules": [{"match": {"prefix": "/"}}],
+        });
+        Config::from_json(json.to_string().as_bytes()).unwrap()
+    }
+
+    /// A token the second provider accepted after the first refused it for a reason that comes
+    /// before the claims (`unknown_key`): once expired, the cache answers as the full path
+    /// does, with the first provider's `unknown_key`, not its claims' `expired`; and once the
+    /// first provider's keys change (now holding the key), the cached refusal no longer counts
+    /// and the first provider accepts the token, as the full path says.
+    #[test]
+    fn a_cached_refusal_is_bound_to_its_reason_and_key_version() {
+        let config = first_lacks_the_key();
+        let token = testutil::token("valid_ES256");
+        let exp = crate::jws::numeric_date(&Jws::parse(&token).unwrap().claims["exp"]).unwrap();
+        let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+        let now = testutil::now();
+        let fresh = |at: u64| {
+            judge(
+                &config,
+                &token,
+                at,
+                &Counting::default(),
+                &mut TokenCache::new(0),
+            )
+        };
+        assert_eq!(
+            judge(&config, &token, now, &verifier, &mut cache),
+            (Ok("b".into()), Some(1))
+        );
+        assert_eq!(verifier.0.get(), 1);
+        // b (60 s of skew) still takes it at exp + 59; from exp + 60 on, a's unknown_key.
+        for (at, answer) in [
+            (exp + 59, (Ok("b".to_string()), Some(1))),
+            (exp + 60, (Err(AuthFailure::UnknownKey), Some(0))),
+            (exp + 1000, (Err(AuthFailure::UnknownKey), Some(0))),
+        ] {
+            let expected = fresh(at);
+            assert_eq!(expected, answer, "full path");
+            assert_eq!(
+                judge(&config, &token, at, &verifier, &mut cache),
+                expected,
+                "cache at exp{:+}",
+                at as i64 - exp as i64
+            );
+        }
+        assert_eq!(verifier.0.get(), 1, "the refusals came from the cache");
+        let keys = &config.providers[0].token_rules.keys;
+        keys.replace(KeySet::from_value(&testutil::jwks()).unwrap());
+        assert_eq!(fresh(now), (Ok("a".into()), Some(0)), "full path");
+        assert_eq!(
+            judge(&config, &token, now, &verifier, &mut cache),
+            (Ok("a".into()), Some(0)),
+            "cache after the first provider's keys changed"
+        );
+    }
 }

@@ -131,4 +131,23 @@ mod tests {
         assert!(cache.is_empty());
         assert!(cache.get("a").is_none());
     }
+
+    /// The hit and miss counters count every lookup, one each (they feed the cache counters
+    /// in Envoy's stats); a disabled cache counts nothing.
+    #[test]
+    fn lookups_count_hits_and_misses() {
+        let mut cache = TokenCache::new(2);
+        cache.insert("a", entry(1));
+        for expected in 1..=3 {
+            assert_eq!(cache.lookup("a").map(|e| e.provider), Some(1));
+            assert_eq!((cache.hits, cache.misses), (expected, 0));
+        }
+        for expected in 1..=2 {
+            assert!(cache.lookup("b").is_none());
+            assert_eq!((cache.hits, cache.misses), (3, expected));
+        }
+        let mut disabled = TokenCache::new(0);
+        assert!(disabled.lookup("a").is_none());
+        assert_eq!((disabled.hits, disabled.misses), (0, 0));
+    }
 }

@@ -96,4 +96,16 @@ mod tests {
             assert!(ClaimPath::parse(name).is_none(), "{name}");
         }
     }
+
+    /// The name is kept as configured (the command-line tool's `explain` prints it).
+    #[test]
+    fn keeps_the_configured_name() {
+        for name in [
+            "roles",
+            "resource_access.api.roles",
+            "https://example.com/roles",
+        ] {
+            assert_eq!(ClaimPath::parse(name).unwrap().name(), name);
+        }
+    }
 }

@@ -470,4 +470,42 @@ mod tests {
         assert_eq!(numeric_date(&serde_json::json!(-0.5)), None);
         assert_eq!(numeric_date(&serde_json::json!("10")), None);
     }
+
+    /// The top of the NumericDate range: the largest `f64` below 2^64 is a date, 2^64 itself
+    /// (what `18446744073709551616` parses to) is not, and `u64::MAX` written as an integer is.
+    #[test]
+    fn numeric_dates_at_the_end_of_the_range() {
+        let below = 18_446_744_073_709_549_568.0_f64;
+        assert_eq!(numeric_date(&serde_json::json!(below)), Some(below as u64));
+        let two_to_64: Value = serde_json::from_str("18446744073709551616").unwrap();
+        assert_eq!(numeric_date(&two_to_64), None);
+        assert_eq!(numeric_date(&serde_json::json!(u64::MAX)), Some(u64::MAX));
+    }
+
+    /// A token of exactly `MAX_TOKEN_BYTES` is parsed (here: refused as malformed, one part);
+    /// one byte more is too large.
+    #[test]
+    fn the_size_limit_is_inclusive() {
+        let at = "a".repeat(MAX_TOKEN_BYTES);
+        assert_eq!(Jws::parse(&at).err(), Some(AuthFailure::Malformed));
+        let over = "a".repeat(MAX_TOKEN_BYTES + 1);
+        assert_eq!(Jws::parse(&over).err(), Some(AuthFailure::TooLarge));
+    }
+
+    /// Non-canonical trailing bits are refused at any length, not only in short parts: the
+    /// tail's unused bits depend on the length modulo 4.
+    #[test]
+    fn non_canonical_tails_are_refused_at_any_length() {
+        for prefix in ["", "QUFB", "QUFBQUFBQUFBQUFBQUFB"] {
+            assert!(decode_part(&format!("{prefix}QQ")).is_ok(), "{prefix}QQ");
+            assert!(decode_part(&format!("{prefix}QUE")).is_ok(), "{prefix}QUE");
+            for tail in ["QR", "QUF"] {
+                assert_eq!(
+                    decode_part(&format!("{prefix}{tail}")),
+                    Err(AuthFailure::Malformed),
+                    "{prefix}{tail}"
+                );
+            }
+        }
+    }
 }

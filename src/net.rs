@@ -165,4 +165,12 @@ mod tests {
         assert!(parse_net("10.0.0.0/33").is_none());
         assert!(parse_net("nope").is_none());
     }
+
+    /// A set lists its networks as given (the command-line tool's `explain` prints them).
+    #[test]
+    fn a_set_lists_its_networks() {
+        let list = ["10.0.0.0/8", "2001:db8::/32"].map(|n| parse_net(n).unwrap());
+        assert_eq!(NetSet::new(list.to_vec()).nets(), list);
+        assert!(NetSet::new(Vec::new()).nets().is_empty());
+    }
 }

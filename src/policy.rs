@@ -407,4 +407,79 @@ mod tests {
             Err(Forbidden::CountryDenied)
         );
     }
+
+    /// Each token-only requirement alone makes a token necessary (401 without one, not 403);
+    /// addresses and countries alone do not. Each address requirement alone needs the client
+    /// address.
+    #[test]
+    fn each_requirement_alone_says_what_it_needs() {
+        let full = policy();
+        let requirement = || StringRequirement::new(vec!["x".into()], vec![]);
+        let bind = || Some(ClaimPath::parse("ip").unwrap());
+        let cases: [(&str, Policy, bool, bool); 7] = [
+            ("none", Policy::default(), false, false),
+            (
+                "roles",
+                Policy {
+                    roles: Some(requirement()),
+                    ..Policy::default()
+                },
+                true,
+                false,
+            ),
+            (
+                "scopes",
+                Policy {
+                    scopes: Some(requirement()),
+                    ..Policy::default()
+                },
+                true,
+                false,
+            ),
+            (
+                "claims",
+                Policy {
+                    claims: full.claims.clone(),
+                    ..Policy::default()
+                },
+                true,
+                false,
+            ),
+            (
+                "bind_ip_claim",
+                Policy {
+                    bind_ip_claim: bind(),
+                    ..Policy::default()
+                },
+                true,
+                true,
+            ),
+            (
+                "source_ips",
+                Policy {
+                    source_ips: full.source_ips.clone(),
+                    ..Policy::default()
+                },
+                false,
+                true,
+            ),
+            (
+                "countries",
+                Policy {
+                    countries: full.countries.clone(),
+                    ..Policy::default()
+                },
+                false,
+                false,
+            ),
+        ];
+        for (name, policy, token, client_ip) in cases {
+            assert_eq!(policy.needs_token(), token, "{name}: needs_token");
+            assert_eq!(
+                policy.needs_client_ip(),
+                client_ip,
+                "{name}: needs_client_ip"
+            );
+        }
+    }
 }

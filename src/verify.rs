@@ -364,4 +364,160 @@ mod tests {
             Some(AuthFailure::UnsupportedAlgorithm)
         );
     }
+
+    /// Claims for the boundary tables: `iss` the configured issuer, `aud` "orders", and the
+    /// given time claims (seconds since the epoch).
+    fn time_claims(exp: Option<u64>, nbf: Option<u64>, iat: Option<u64>) -> Claims {
+        let mut claims = Claims::new();
+        claims.insert("iss".into(), Value::from(testutil::issuer()));
+        claims.insert("aud".into(), Value::from("orders"));
+        for (name, value) in [("exp", exp), ("nbf", nbf), ("iat", iat)] {
+            if let Some(value) = value {
+                claims.insert(name.into(), Value::from(value));
+            }
+        }
+        claims
+    }
+
+    /// The last second each time claim is accepted and the first it is refused, with and
+    /// without clock skew, on a fixed clock: `exp` is refused from `exp + skew` on (RFC 7519
+    /// §4.1.4), `nbf` and `iat` until `now + skew` reaches them, and the lifetime (`exp − iat`,
+    /// or `exp − now` without `iat`) above `max_lifetime_seconds`. One second either way in
+    /// any comparison changes one row.
+    #[test]
+    fn time_claims_at_their_exact_boundaries() {
+        use AuthFailure::{Expired, IssuedInFuture, LifetimeExceeded, NotYetValid};
+        const T: u64 = 1_800_000_000;
+        const MAX: u64 = 3600;
+        let mut rules = rules();
+        rules.max_lifetime_seconds = Some(MAX);
+        // (skew, exp, nbf, iat, now, expected)
+        type Case = (
+            u64,
+            Option<u64>,
+            Option<u64>,
+            Option<u64>,
+            u64,
+            Result<(), AuthFailure>,
+        );
+        #[rustfmt::skip]
+        let cases: [Case; 22] = [
+            // exp: accepted up to exp + skew − 1, refused at exp + skew.
+            (0, Some(T), None, None, T - 1, Ok(())),
+            (0, Some(T), None, None, T, Err(Expired)),
+            (60, Some(T), None, None, T + 59, Ok(())),
+            (60, Some(T), None, None, T + 60, Err(Expired)),
+            // nbf: refused while nbf > now + skew.
+            (0, Some(T + 100), Some(T), None, T - 1, Err(NotYetValid)),
+            (0, Some(T + 100), Some(T), None, T, Ok(())),
+            (60, Some(T + 100), Some(T), None, T - 61, Err(NotYetValid)),
+            (60, Some(T + 100), Some(T), None, T - 60, Ok(())),
+            // iat in the future: the same boundary as nbf.
+            (0, Some(T + 100), None, Some(T), T - 1, Err(IssuedInFuture)),
+            (0, Some(T + 100), None, Some(T), T, Ok(())),
+            (60, Some(T + 100), None, Some(T), T - 61, Err(IssuedInFuture)),
+            (60, Some(T + 100), None, Some(T), T - 60, Ok(())),
+            // Lifetime exp − iat: MAX accepted, MAX + 1 refused, whatever the time.
+            (0, Some(T + MAX), None, Some(T), T, Ok(())),
+            (0, Some(T + MAX + 1), None, Some(T), T, Err(LifetimeExceeded)),
+            (60, Some(T + MAX), None, Some(T), T + 10, Ok(())),
+            (60, Some(T + MAX + 1), None, Some(T), T + 10, Err(LifetimeExceeded)),
+            // Without iat, the remaining lifetime exp − now.
+            (0, Some(T + MAX), None, None, T, Ok(())),
+            (0, Some(T + MAX + 1), None, None, T, Err(LifetimeExceeded)),
+            (0, Some(T + MAX + 1), None, None, T + 1, Ok(())),
+            // A token both expired and too long-lived is expired first (the order of checks).
+            (0, Some(T + MAX + 1), None, Some(T), T + MAX + 1, Err(Expired)),
+            // nbf and iat equal to now with no skew: in force.
+            (0, Some(T + 1), Some(T), Some(T), T, Ok(())),
+            // exp one second after nbf, judged at nbf: in force.
+            (0, Some(T + 1), Some(T), None, T, Ok(())),
+        ];
+        for (skew, exp, nbf, iat, now, expected) in cases {
+            rules.clock_skew_seconds = skew;
+            let claims = time_claims(exp, nbf, iat);
+            assert_eq!(
+                rules.check_claims(&claims, now),
+                expected,
+                "skew {skew}, exp {exp:?}, nbf {nbf:?}, iat {iat:?}, now T{:+}",
+                now as i64 - T as i64
+            );
+        }
+    }
+
+    /// With audiences configured, a token must name one of them: no `aud` at all, an empty
+    /// list, a non-string or a near miss is `bad_audience`. Without audiences, any goes.
+    #[test]
+    fn audience_must_be_present_and_exact_when_configured() {
+        const T: u64 = 1_800_000_000;
+        let mut rules = rules();
+        rules.audiences = vec!["orders".into(), "billing".into()];
+        let cases: [(Option<Value>, bool); 11] = [
+            (None, false),
+            (Some(Value::Null), false),
+            (Some(serde_json::json!([])), false),
+            (Some(serde_json::json!(7)), false),
+            (Some(serde_json::json!("order")), false),
+            (Some(serde_json::json!("orders ")), false),
+            (Some(serde_json::json!(["other", 1])), false),
+            (Some(serde_json::json!("orders")), true),
+            (Some(serde_json::json!("billing")), true),
+            (Some(serde_json::json!(["other", "billing"])), true),
+            (Some(serde_json::json!([1, "orders"])), true),
+        ];
+        for (aud, accepted) in &cases {
+            let mut claims = time_claims(Some(T + 60), None, None);
+            match aud {
+                Some(aud) => claims.insert("aud".into(), aud.clone()),
+                None => claims.remove("aud"),
+            };
+            let expected = if *accepted {
+                Ok(())
+            } else {
+                Err(AuthFailure::BadAudience)
+            };
+            assert_eq!(rules.check_claims(&claims, T), expected, "aud {aud:?}");
+        }
+        rules.audiences.clear();
+        for (aud, _) in cases {
+            let mut claims = time_claims(Some(T + 60), None, None);
+            match aud {
+                Some(aud) => claims.insert("aud".into(), aud),
+                None => claims.remove("aud"),
+            };
+            assert_eq!(rules.check_claims(&claims, T), Ok(()), "open audience");
+        }
+    }
+
+    /// The issuer is compared whole: a prefix, an extension, another case, a trailing slash,
+    /// a non-string or no `iss` at all is `bad_issuer`.
+    #[test]
+    fn issuer_must_match_exactly() {
+        const T: u64 = 1_800_000_000;
+        let rules = rules();
+        let issuer = testutil::issuer();
+        let refused = [
+            Some(Value::from(&issuer[..issuer.len() - 1])),
+            Some(Value::from(format!("{issuer}.evil.example"))),
+            Some(Value::from(format!("{issuer}/"))),
+            Some(Value::from(issuer.to_uppercase())),
+            Some(Value::from("")),
+            Some(serde_json::json!([issuer])),
+            None,
+        ];
+        for iss in refused {
+            let mut claims = time_claims(Some(T + 60), None, None);
+            match &iss {
+                Some(iss) => claims.insert("iss".into(), iss.clone()),
+                None => claims.remove("iss"),
+            };
+            assert_eq!(
+                rules.check_claims(&claims, T),
+                Err(AuthFailure::BadIssuer),
+                "iss {iss:?}"
+            );
+        }
+        let claims = time_claims(Some(T + 60), None, None);
+        assert_eq!(rules.check_claims(&claims, T), Ok(()));
+    }
 }
