@@ -230,7 +230,7 @@ fuzz:
 
 # ---------------------------------------------------------------- mutants
 # Mutation testing of the security core (token parsing, verification, cache, authn, policy,
-# extraction, identity) with the unit tests: tools/mutants.sh installs the pinned cargo-mutants
+# extraction, identity, route binding) with the unit tests: tools/mutants.sh installs the pinned cargo-mutants
 # into build/tools on first use, runs it file by file under `nice -n 19` with one job, at most
 # MUTANTS_TIMEOUT (120) s per test run and MUTANTS_MINUTES (240) in all, then
 # tools/mutants-report.py writes benches/MUTANTS.md from its output, with

@@ -22,7 +22,7 @@ from datetime import datetime
 from pathlib import Path
 
 CORE = ("src/jws.rs src/verify.rs src/signature.rs src/cache.rs src/authn.rs src/policy.rs "
-        "src/claims.rs src/net.rs src/extract.rs src/identity.rs").split()
+        "src/claims.rs src/net.rs src/extract.rs src/identity.rs src/request.rs").split()
 KINDS = {"CaughtMutant": "caught", "MissedMutant": "missed", "Timeout": "timeout",
          "Unviable": "unviable"}
 NAME = re.compile(r"^(?P<file>[^:]+):\d+:\d+: (?P<text>.*)$")

@@ -21,8 +21,9 @@ cd "$(dirname "$0")/.."
 
 CARGO_MUTANTS_VERSION=27.1.0
 CARGO_MUTANTS=build/tools/bin/cargo-mutants
-# The security core: token parsing, verification, cache, authn, policy, extraction, identity.
-MUTANTS_FILES=${MUTANTS_FILES:-src/jws.rs src/verify.rs src/signature.rs src/cache.rs src/authn.rs src/policy.rs src/claims.rs src/net.rs src/extract.rs src/identity.rs}
+# The security core: token parsing, verification, cache, authn, policy, extraction, identity,
+# and the route binding (request.rs).
+MUTANTS_FILES=${MUTANTS_FILES:-src/jws.rs src/verify.rs src/signature.rs src/cache.rs src/authn.rs src/policy.rs src/claims.rs src/net.rs src/extract.rs src/identity.rs src/request.rs}
 MUTANTS_MINUTES=${MUTANTS_MINUTES:-240}
 MUTANTS_TIMEOUT=${MUTANTS_TIMEOUT:-120}
 MUTANTS_REPORT=${MUTANTS_REPORT:-1}
