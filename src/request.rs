@@ -82,7 +82,7 @@ impl<'r> Request<'r> {
         let host = if let Some(rest) = authority.strip_prefix(b"[") {
             split_once(rest, b']').map_or(rest, |(inside, _)| inside)
         } else {
-            rsplit_once(authority, b':').map_or(authority, |(host, _)| host)
+            before_last(authority, b':').unwrap_or(authority)
         };
         host.strip_suffix(b".").unwrap_or(host)
     }
@@ -93,9 +93,10 @@ pub fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
     Some((bytes.get(..at)?, bytes.get(at + 1..)?))
 }
 
-fn rsplit_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
+/// `bytes` before the last `separator`, when there is one.
+fn before_last(bytes: &[u8], separator: u8) -> Option<&[u8]> {
     let at = bytes.iter().rposition(|b| *b == separator)?;
-    Some((bytes.get(..at)?, bytes.get(at + 1..)?))
+    bytes.get(..at)
 }
 
 #[cfg(test)]
@@ -154,6 +155,18 @@ mod tests {
             let h = vec![(":authority".to_string(), authority.to_vec())];
             assert_eq!(Request::bare(&h).host(), expected, "{authority:?}");
         }
+    }
+
+    #[test]
+    fn has_finds_a_header_by_its_exact_name() {
+        let h = headers(&[(":path", "/"), ("x-a", "1"), ("x-a", "2")]);
+        let request = Request::bare(&h);
+        assert!(request.has("x-a"));
+        assert!(request.has(":path"));
+        for absent in ["x-b", "x-", "x-aa", "X-A", ""] {
+            assert!(!request.has(absent), "{absent}");
+        }
+        assert!(!Request::bare(&[]).has("x-a"));
     }
 
     #[test]
