@@ -37,6 +37,8 @@ mod fetcher;
 mod filter;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod host;
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
+mod route_metadata;
 
 #[cfg(test)]
 mod testutil;

@@ -485,9 +485,9 @@ def test_explains_inline_headers_are_the_ones_this_envoy_joins(attack_envoy, ups
     stack, _ = attack_envoy
     line = stack.envoy.wait_for_log("request header map:")
     envoy_inline = {n for n in line.split("bytes: ", 1)[1].strip().split(",") if n and not n.startswith(":")}
-    source = (REPO_ROOT / "src" / "bin" / "jwt-guard" / "explain.rs").read_text()
-    block = re.search(r"const ENVOY_INLINE_REQUEST_HEADERS: &\[&str\] = &\[(.*?)\];", source, re.S)
-    assert block, "explain.rs: no ENVOY_INLINE_REQUEST_HEADERS"
+    source = (REPO_ROOT / "src" / "bin" / "jwt-guard" / "envoy_headers.rs").read_text()
+    block = re.search(r"pub const ENVOY_INLINE_REQUEST_HEADERS: &\[&str\] = &\[(.*?)\];", source, re.S)
+    assert block, "envoy_headers.rs: no ENVOY_INLINE_REQUEST_HEADERS"
     explain_inline = set(re.findall(r'"([^"]+)"', block.group(1)))
     from harness import envoy_version
     if envoy_version()[:2] == (1, 40):

@@ -9,6 +9,7 @@
 
 mod args;
 mod check;
+mod envoy_headers;
 mod explain;
 mod source;
 mod token;
