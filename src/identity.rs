@@ -4,10 +4,13 @@
 
 use serde_json::Value;
 
-use crate::claims::ClaimPath;
-use crate::extract::HeaderChange;
+/// Set on requests a dry run lets through; a client-sent copy is always removed first.
+pub const DRY_RUN_HEADER: &str = "x-jwt-guard-dry-run";
+
+use crate::authn::claims::ClaimPath;
+use crate::authn::claims::VerifiedClaims;
 use crate::request::Request;
-use crate::verify::Claims;
+use crate::token::extract::HeaderChange;
 
 /// One `claim_to_headers` entry, compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl IdentityHeaders {
 
     /// The headers to set for a token accepted with these `claims`. A missing claim (or a
     /// `null` one) sets no header; a value Envoy would refuse in a header sets none either.
-    pub fn changes(&self, claims: &Claims, token: &str) -> Vec<HeaderChange> {
+    pub fn changes(&self, claims: &VerifiedClaims, token: &str) -> Vec<HeaderChange> {
         let mut changes = Vec::new();
         for entry in &self.claims {
             if let Some(value) = entry.claim.lookup(claims).and_then(render)
@@ -135,19 +138,21 @@ mod tests {
     use crate::request::headers;
     use serde_json::json;
 
-    fn claims() -> Claims {
-        json!({
-            "sub": "alice",
-            "realm_access": {"roles": ["admin", "user"]},
-            "n": 42, "f": 1.5, "b": true, "nil": null,
-            "obj": {"a": 1, "b": [1, "x"]},
-            "mixed": ["a", 1, true, {"k": "v"}, null],
-            "bad": "line\r\nx-injected: 1",
-            "padded": " x ",
-        })
-        .as_object()
-        .unwrap()
-        .clone()
+    fn claims() -> VerifiedClaims {
+        VerifiedClaims::for_tests(
+            json!({
+                "sub": "alice",
+                "realm_access": {"roles": ["admin", "user"]},
+                "n": 42, "f": 1.5, "b": true, "nil": null,
+                "obj": {"a": 1, "b": [1, "x"]},
+                "mixed": ["a", 1, true, {"k": "v"}, null],
+                "bad": "line\r\nx-injected: 1",
+                "padded": " x ",
+            })
+            .as_object()
+            .unwrap()
+            .clone(),
+        )
     }
 
     fn config(pairs: &[(&str, &str)]) -> IdentityHeaders {
@@ -199,6 +204,7 @@ mod tests {
         let identity = config(&[("roles", "x-roles")]);
         let rendered = |roles: Value| {
             let claims = json!({ "roles": roles }).as_object().unwrap().clone();
+            let claims = VerifiedClaims::for_tests(claims);
             identity
                 .changes(&claims, "h.p.s")
                 .into_iter()

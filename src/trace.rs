@@ -9,11 +9,11 @@
 
 use std::net::IpAddr;
 
-use crate::decision::Selection;
-use crate::extract::TokenLocation;
-use crate::jws::Algorithm;
-use crate::policy::Country;
 use crate::reason::{AuthFailure, Forbidden};
+use crate::request::Country;
+use crate::request::Selection;
+use crate::token::extract::TokenLocation;
+use crate::token::jws::Algorithm;
 
 /// Receives the steps of one decision.
 pub trait Trace {

@@ -580,12 +580,12 @@ fn explain_shows_each_step() {
 
 fn payload(token: &str) -> Value {
     let part = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&jwt_guard::jws::decode_part(part).unwrap()).unwrap()
+    serde_json::from_slice(&jwt_guard::token::jws::decode_part(part).unwrap()).unwrap()
 }
 
 fn header(token: &str) -> Value {
     let part = token.split('.').next().unwrap();
-    serde_json::from_slice(&jwt_guard::jws::decode_part(part).unwrap()).unwrap()
+    serde_json::from_slice(&jwt_guard::token::jws::decode_part(part).unwrap()).unwrap()
 }
 
 /// Mints a token (trailing newline checked and removed).

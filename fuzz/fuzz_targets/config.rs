@@ -9,12 +9,12 @@
 #![no_main]
 
 use jwt_guard::authn::Authenticator;
-use jwt_guard::cache::TokenCache;
+use jwt_guard::authn::cache::TokenCache;
 use jwt_guard::config::Config;
 use jwt_guard::decision::decide;
-use jwt_guard::outcome;
+use jwt_guard::decision::outcome;
 use jwt_guard::request::Request;
-use jwt_guard::verify::PureRustVerifier;
+use jwt_guard::authn::verify::PureRustVerifier;
 use jwt_guard_fuzz::{fixture_tokens, now, wrong};
 use libfuzzer_sys::fuzz_target;
 

@@ -32,11 +32,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use jwt_guard::authn::Authenticator;
-use jwt_guard::cache::TokenCache;
+use jwt_guard::authn::cache::TokenCache;
 use jwt_guard::config::Config;
-use jwt_guard::jws::{decode_part, numeric_date};
+use jwt_guard::token::jws::{decode_part, numeric_date};
 use jwt_guard::request::Request;
-use jwt_guard::verify::PureRustVerifier;
+use jwt_guard::authn::verify::PureRustVerifier;
 use jwt_guard_fuzz::{SigningKey, b64, duplicate_members, mint, with_times, wrong};
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
@@ -83,8 +83,8 @@ fn guard(config: &Config, token: &str, now: u64) -> Result<Value, String> {
         clock: &clock,
         judged_by: None,
     };
-    match auth.authenticate(config, &[0], &request) {
-        Ok(Some(verified)) => Ok(Value::Object((*verified.claims).clone())),
+    match auth.authenticate(&config.providers, &[0], &request) {
+        Ok(Some(verified)) => Ok(Value::Object(serde_json::Map::clone(&verified.claims))),
         Ok(None) => Err("no token".into()),
         Err(failure) => Err(failure.code().into()),
     }
@@ -128,7 +128,7 @@ fn by_design(token: &str, now: u64, guard_accepted: bool) -> Vec<&'static str> {
     let header_value: Option<Value> = serde_json::from_slice(&header).ok();
     let claims_value: Option<Value> = serde_json::from_slice(&claims).ok();
     if !guard_accepted {
-        if token.len() > jwt_guard::jws::MAX_TOKEN_BYTES {
+        if token.len() > jwt_guard::token::jws::MAX_TOKEN_BYTES {
             reasons.push("size");
         }
         if duplicate_members(&header) == Some(true) || duplicate_members(&claims) == Some(true) {

@@ -17,13 +17,13 @@
 //! - the shared state survives its own encoding.
 #![no_main]
 
-use jwt_guard::host_signature;
-use jwt_guard::jwks::{
+use jwt_guard::adapters::proxy_wasm::verify_signature;
+use jwt_guard::authn::jwks::{
     KeySet, MAX_FETCHED_JWKS_BYTES, MAX_FETCHED_KEYS, SYMMETRIC_FETCHED, VerificationKey,
 };
-use jwt_guard::jws::Jws;
-use jwt_guard::remote::{RemoteJwks, SharedState, Source, Uri};
-use jwt_guard::verify::{PureRustVerifier, SignatureVerifier};
+use jwt_guard::token::jws::UnverifiedJws;
+use jwt_guard::authn::remote::{RemoteJwks, SharedState, Source, Uri};
+use jwt_guard::authn::verify::{PureRustVerifier, SignatureVerifier};
 use jwt_guard_fuzz::{fixture_jwks, fixture_tokens, wrong};
 use libfuzzer_sys::fuzz_target;
 
@@ -54,8 +54,8 @@ fn remote() -> RemoteJwks {
 
 fn exercise(key: &VerificationKey, tokens: &[String]) {
     for token in tokens {
-        let Ok(jws) = Jws::parse(token) else { continue };
-        let _ = host_signature::arguments(key, jws.signing_input().as_bytes(), &jws.signature);
+        let Ok(jws) = UnverifiedJws::parse(token) else { continue };
+        let _ = verify_signature::arguments(key, jws.signing_input().as_bytes(), &jws.signature);
         if jws.header.alg != Some(key.alg) {
             continue;
         }

@@ -20,12 +20,13 @@
 #![no_main]
 
 use jwt_guard::authn::Authenticator;
-use jwt_guard::cache::TokenCache;
+use jwt_guard::authn::cache::TokenCache;
 use jwt_guard::config::{Authentication, Config};
-use jwt_guard::decision::{DRY_RUN_HEADER, Decision, Verdict, decide};
-use jwt_guard::extract::{HeaderChange, find_token};
-use jwt_guard::outcome;
-use jwt_guard::verify::PureRustVerifier;
+use jwt_guard::decision::{Decision, Verdict, decide};
+use jwt_guard::identity::DRY_RUN_HEADER;
+use jwt_guard::token::extract::{HeaderChange, find_token};
+use jwt_guard::decision::outcome;
+use jwt_guard::authn::verify::PureRustVerifier;
 use jwt_guard_fuzz::{RequestInput, apply, boundaries, config_with_keys, now, wrong};
 use libfuzzer_sys::fuzz_target;
 
@@ -64,7 +65,7 @@ fn run(config: &Config, input: &RequestInput, cache: &mut TokenCache, at: u64) -
         claims: verdict
             .claims
             .as_ref()
-            .map(|c| serde_json::Value::Object((**c).clone())),
+            .map(|c| serde_json::Value::Object(serde_json::Map::clone(c))),
     };
     (verdict, seen)
 }

@@ -1,4 +1,4 @@
-//! Token parsing and verification: `Jws::parse`, then the provider, key, signature and claim
+//! Token parsing and verification: `UnverifiedJws::parse`, then the provider, key, signature and claim
 //! checks through the `Authenticator`, on the fixtures' clock, with a configuration holding the
 //! fixtures' real keys (RS*, PS*, ES*, EdDSA, HS*) and the harness's own.
 //!
@@ -23,14 +23,14 @@
 #![no_main]
 
 use jwt_guard::authn::Authenticator;
-use jwt_guard::cache::TokenCache;
+use jwt_guard::authn::cache::TokenCache;
 use jwt_guard::config::Config;
-use jwt_guard::host_signature;
-use jwt_guard::jwks::{KeyMaterial, VerificationKey};
-use jwt_guard::jws::{Jws, decode_part};
+use jwt_guard::adapters::proxy_wasm::verify_signature;
+use jwt_guard::authn::jwks::{KeyMaterial, VerificationKey};
+use jwt_guard::token::jws::{UnverifiedJws, decode_part};
 use jwt_guard::reason::AuthFailure;
 use jwt_guard::request::Request;
-use jwt_guard::verify::{PureRustVerifier, SignatureVerifier};
+use jwt_guard::authn::verify::{PureRustVerifier, SignatureVerifier};
 use jwt_guard_fuzz::{
     SigningKey, b64, boundaries, config_with_keys, fixture_tokens, mint, now, with_times, wrong,
 };
@@ -78,11 +78,11 @@ fn authenticate(config: &Config, cache: &mut TokenCache, token: &[u8], at: u64) 
         judged_by: None,
     };
     let providers: Vec<usize> = (0..config.providers.len()).collect();
-    let verified = auth.authenticate(config, &providers, &request)?;
+    let verified = auth.authenticate(&config.providers, &providers, &request)?;
     Ok(verified.map(|v| {
         let jws =
-            Jws::parse(&v.found.token).unwrap_or_else(|e| wrong!("accepted, unparsable: {e:?}"));
-        if jws.claims != *v.claims {
+            UnverifiedJws::parse(&v.found.token).unwrap_or_else(|e| wrong!("accepted, unparsable: {e:?}"));
+        if jws.claims != **v.claims {
             wrong!("verified claims differ from the payload");
         }
         if let Err(failure) = v.provider.token_rules.check_claims(&v.claims, at) {
@@ -99,11 +99,11 @@ fn authenticate(config: &Config, cache: &mut TokenCache, token: &[u8], at: u64) 
 struct Checking;
 
 impl SignatureVerifier for Checking {
-    fn verify(&self, key: &VerificationKey, jws: &Jws<'_>) -> Result<(), AuthFailure> {
+    fn verify(&self, key: &VerificationKey, jws: &UnverifiedJws<'_>) -> Result<(), AuthFailure> {
         let message = jws.signing_input().as_bytes();
-        let host_arguments = host_signature::arguments(key, message, &jws.signature);
+        let host_arguments = verify_signature::arguments(key, message, &jws.signature);
         if let (KeyMaterial::P256(_), Some(_)) = (&key.material, &host_arguments) {
-            let der = host_signature::p1363_to_der(&jws.signature, 32)
+            let der = verify_signature::p1363_to_der(&jws.signature, 32)
                 .unwrap_or_else(|| wrong!("arguments built, but no DER signature"));
             if let Ok(fixed) = p256::ecdsa::Signature::from_slice(&jws.signature) {
                 match p256::ecdsa::Signature::from_der(&der) {
@@ -200,7 +200,7 @@ fuzz_target!(|data: &[u8]| {
 
     // Canonical base64url: what parses re-encodes to itself, part by part.
     if let Ok(text) = std::str::from_utf8(&token)
-        && let Ok(jws) = Jws::parse(text)
+        && let Ok(jws) = UnverifiedJws::parse(text)
     {
         for part in text.split('.') {
             let decoded = decode_part(part).unwrap_or_else(|_| wrong!("parsed, part refused"));
@@ -234,7 +234,7 @@ fuzz_target!(|data: &[u8]| {
         // token (where answers change).
         let mut times = vec![now + later];
         if let Ok(Some(_)) = first
-            && let Ok(jws) = Jws::parse(std::str::from_utf8(&token).unwrap_or_default())
+            && let Ok(jws) = UnverifiedJws::parse(std::str::from_utf8(&token).unwrap_or_default())
         {
             times.extend(boundaries(&jws.claims, now));
         }

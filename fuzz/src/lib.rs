@@ -11,7 +11,7 @@ use std::fmt;
 
 use ct_codecs::{Base64UrlSafeNoPadding, Encoder};
 use jwt_guard::config::Config;
-use jwt_guard::extract::HeaderChange;
+use jwt_guard::token::extract::HeaderChange;
 use jwt_guard::request::Request;
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
@@ -344,7 +344,7 @@ pub fn with_times(text: &[u8], now: u64) -> Vec<u8> {
 pub fn boundaries(claims: &serde_json::Map<String, Value>, now: u64) -> Vec<u64> {
     let mut times = BTreeSet::new();
     for name in ["exp", "nbf", "iat"] {
-        let Some(at) = claims.get(name).and_then(jwt_guard::jws::numeric_date) else {
+        let Some(at) = claims.get(name).and_then(jwt_guard::token::jws::numeric_date) else {
             continue;
         };
         // `exp` refuses from `exp + skew` on; `nbf` and `iat` until `t - skew`.

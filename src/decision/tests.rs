@@ -2,12 +2,19 @@
 
 use serde_json::{Value, json};
 
-use super::*;
-use crate::cache::TokenCache;
+use super::decide::*;
+use super::select::host_matches;
+use super::verdict::*;
+use crate::authn::Authenticator;
+use crate::authn::cache::TokenCache;
+use crate::authn::verify::PureRustVerifier;
 use crate::config::Config;
+use crate::identity::DRY_RUN_HEADER;
+use crate::reason::{AuthFailure, Forbidden, Refusal};
+use crate::request::Request;
 use crate::request::headers;
-use crate::testutil;
-use crate::verify::PureRustVerifier;
+use crate::testing::testutil;
+use crate::token::extract::HeaderChange;
 
 /// Decides with the pure-Rust verifier at the fixtures' fixed time, without a token cache.
 fn run(config: &Config, request: &Request<'_>) -> Decision {

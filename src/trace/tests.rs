@@ -5,12 +5,12 @@ use serde_json::json;
 
 use super::*;
 use crate::authn::Authenticator;
-use crate::cache::TokenCache;
+use crate::authn::cache::TokenCache;
+use crate::authn::verify::PureRustVerifier;
 use crate::config::Config;
 use crate::decision::{Decision, Verdict, decide, decide_traced};
 use crate::request::{Request, headers};
-use crate::testutil;
-use crate::verify::PureRustVerifier;
+use crate::testing::testutil;
 
 fn config() -> Config {
     let json = json!({

@@ -10,18 +10,21 @@ use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use jwt_guard::authn::Authenticator;
-use jwt_guard::cache::TokenCache;
-use jwt_guard::config::{Authentication, Config, Matcher, PathMatch, Provider, Rule};
-use jwt_guard::decision::{Decision, MatchPart, Selection, Verdict, decide_traced};
-use jwt_guard::extract::{HeaderChange, TokenLocation};
-use jwt_guard::jwks::KeySet;
-use jwt_guard::jws::{Jws, decode_part, numeric_date};
-use jwt_guard::net::{ClientIpSource, parse_address};
-use jwt_guard::outcome;
-use jwt_guard::policy::Country;
+use jwt_guard::authn::cache::TokenCache;
+use jwt_guard::authn::jwks::KeySet;
+use jwt_guard::authn::provider::Provider;
+use jwt_guard::authn::verify::PureRustVerifier;
+use jwt_guard::authz::address::{ClientIpSource, parse_address};
+use jwt_guard::config::{Authentication, Config, Matcher, PathMatch, Rule};
+use jwt_guard::decision::outcome;
+use jwt_guard::decision::{Decision, MatchPart, Verdict, decide_traced};
+use jwt_guard::request::Country;
+use jwt_guard::request::Selection;
 use jwt_guard::request::{MetadataMember, ROUTE_RULE_MEMBER, Request, route_binding};
+use jwt_guard::token::extract::{HeaderChange, TokenLocation};
+use jwt_guard::token::jws::UnverifiedClaims;
+use jwt_guard::token::jws::{UnverifiedJws, decode_part, numeric_date};
 use jwt_guard::trace::{ClaimCheck, PolicyCheck, Step};
-use jwt_guard::verify::{Claims, PureRustVerifier};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
@@ -421,8 +424,10 @@ impl Explained<'_> {
     }
 
     /// The token's claims as parsed (verified or not), for showing the values checks used.
-    fn token_claims(&self) -> Option<Claims> {
-        Jws::parse(self.token()?).ok().map(|jws| jws.claims)
+    fn token_claims(&self) -> Option<UnverifiedClaims> {
+        UnverifiedJws::parse(self.token()?)
+            .ok()
+            .map(|jws| jws.claims)
     }
 
     fn rule(&self) -> Option<&Rule> {
@@ -657,7 +662,7 @@ impl Explained<'_> {
                     match failure {
                         jwt_guard::reason::AuthFailure::TooLarge => format!(
                             "the token is longer than {} bytes: not parsed → 401 too_large",
-                            jwt_guard::jws::MAX_TOKEN_BYTES
+                            jwt_guard::token::jws::MAX_TOKEN_BYTES
                         ),
                         other => format!(
                             "not a well-formed signed JWT (compact JWS, strict base64url, JSON header and claims, no crit/JWE) → 401 {}",
@@ -773,7 +778,7 @@ impl Explained<'_> {
     fn claim_line(
         &self,
         provider: &Provider,
-        claims: Option<&Claims>,
+        claims: Option<&UnverifiedClaims>,
         check: ClaimCheck,
         result: Result<(), jwt_guard::reason::AuthFailure>,
     ) -> String {

@@ -4,7 +4,7 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use ct_codecs::{Base64, Decoder};
-use jwt_guard::jws::Algorithm;
+use jwt_guard::token::jws::Algorithm;
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP384KeyPairLike, ES256KeyPair, ES384KeyPair, Ed25519KeyPair,
     EdDSAKeyPairLike, HS256Key, HS384Key, HS512Key, JWTClaims, MACLike, PS256KeyPair, PS384KeyPair,
@@ -378,7 +378,7 @@ impl KeyFile {
                     KeyFile::Jwk { jwk, .. } => jwk
                         .get("k")
                         .and_then(Value::as_str)
-                        .and_then(|k| jwt_guard::jws::decode_part(k).ok())
+                        .and_then(|k| jwt_guard::token::jws::decode_part(k).ok())
                         .ok_or("the oct JWK's k is not base64url")?,
                     KeyFile::Pem { .. } => return Err("a PEM file holds no HMAC secret".into()),
                 };

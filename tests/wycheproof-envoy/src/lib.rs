@@ -1,8 +1,8 @@
 //! Test-only proxy-wasm module: the Wycheproof vectors of every algorithm Envoy's
 //! `verify_signature` serves for jwt-guard (ECDSA P-256/SHA-256 and P-384/SHA-384 in P1363
 //! form; RSA PKCS #1 v1.5, 2048/3072/4096 bits, SHA-256/384/512), checked by the host inside a
-//! real Envoy through the production wire format ([`host_signature::arguments`] and
-//! [`host_signature::result`]), and by the pure-Rust backend ([`signature::is_valid`]) beside
+//! real Envoy through the production wire format ([`verify_signature::arguments`] and
+//! [`verify_signature::result`]), and by the pure-Rust backend ([`signature::is_valid`]) beside
 //! it. `tests/integration/test_host_backend.py` loads it as an HTTP Wasm filter, sends one
 //! request and reads the answer and the log.
 //!
@@ -12,7 +12,7 @@
 //! there already (the filter's start-up probe uses them): Envoy calls it once per VM it makes,
 //! three times for an HTTP filter with one worker, and the pure-Rust checks make one run take
 //! about 15 s. Vectors, keys, expectations and derived variants come from
-//! [`jwt_guard::vectors`], the code the unit tests run the pure-Rust backend with, so both
+//! [`jwt_guard::testing::vectors`], the code the unit tests run the pure-Rust backend with, so both
 //! backends pass the same tests. A check is wrong when the host's verdict differs from the
 //! vector's expectation; `arguments` returning `None` (the filter then refuses the token
 //! without asking the host) is the verdict "invalid", right for invalid vectors only. Beside
@@ -32,9 +32,10 @@
 use std::ptr::{null, null_mut};
 use std::rc::Rc;
 
-use jwt_guard::jwks::VerificationKey;
-use jwt_guard::vectors::{self, Case, HOST_SERVED_FILES, MIN_CHECKED, Tally};
-use jwt_guard::{host_signature, signature};
+use jwt_guard::adapters::proxy_wasm::verify_signature;
+use jwt_guard::authn::jwks::VerificationKey;
+use jwt_guard::authn::signature;
+use jwt_guard::testing::vectors::{self, Case, HOST_SERVED_FILES, MIN_CHECKED, Tally};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType};
 use serde_json::Value;
@@ -242,7 +243,7 @@ fn verify_signature(arguments: &[u8]) -> Result<Vec<u8>, u32> {
 struct Backends {
     /// Checks answered by `verify_signature`.
     by_host: usize,
-    /// Checks `host_signature::arguments` refused (an ECDSA signature of the wrong size).
+    /// Checks `verify_signature::arguments` refused (an ECDSA signature of the wrong size).
     refused: usize,
     /// Checks the host verdict accepted.
     accepted: usize,
@@ -255,7 +256,7 @@ struct Backends {
 impl Backends {
     fn check(&mut self, key: &VerificationKey, case: &Case<'_>) -> bool {
         let rust = signature::is_valid(key, case.msg, case.sig);
-        let host = match host_signature::arguments(key, case.msg, case.sig) {
+        let host = match verify_signature::arguments(key, case.msg, case.sig) {
             None => {
                 self.refused += 1;
                 false
@@ -264,7 +265,7 @@ impl Backends {
                 let answer = verify_signature(&arguments)
                     .map_err(|status| format!("status {status}"))
                     .and_then(|bytes| {
-                        host_signature::result(&bytes)
+                        verify_signature::result(&bytes)
                             .ok_or_else(|| format!("undecodable result {bytes:?}"))
                     });
                 match answer {

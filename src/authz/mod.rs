@@ -1,0 +1,5 @@
+//! Authorization (the 403 side): a rule's policy over a verified caller — roles, scopes, other
+//! claims, the client's address and country. It reads only [`crate::authn::VerifiedClaims`].
+
+pub mod address;
+pub mod policy;

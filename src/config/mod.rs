@@ -1,0 +1,20 @@
+//! Configuration: the JSON contract parsed strictly (unknown fields refused), then validated and
+//! compiled once into the form requests are evaluated against. Every error names its field.
+//!
+//! [`schema`] is the contract as written, [`compile`] (with [`provider`], [`remote_jwks`],
+//! [`rule`] and [`names`]) turns it into [`model`], which is all the rest of the filter reads.
+
+pub mod compile;
+pub mod error;
+pub mod model;
+pub mod names;
+pub mod provider;
+pub mod remote_jwks;
+pub mod rule;
+pub mod schema;
+
+pub use error::ConfigError;
+pub use model::{Authentication, Config, Matcher, PathMatch, Rule, SignatureBackend};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,128 @@
+//! Which rule judges a request: the one its route's metadata binds, or the first whose `match`
+//! fits its method, path, host and route name.
+
+use crate::config::{Config, Matcher, PathMatch};
+use crate::request::{Request, Selection};
+/// The route's metadata binds a rule by name, whatever the order and `match`; otherwise the
+/// first rule whose `match` fits.
+pub fn select_rule(config: &Config, request: &Request<'_>) -> Selection {
+    if let Some(bound) = request.route_rule {
+        return config
+            .rules
+            .iter()
+            .position(|rule| rule.name.as_deref().map(str::as_bytes) == Some(bound))
+            .map_or(Selection::UnknownRouteRule, Selection::Rule);
+    }
+    let target = Target::of(request);
+    // When rules match on hosts, a host that is not a plain name or address matches none of
+    // them: Envoy forwards `a,b` (its join of two `Host` lines; RFC 9112 §3.2 says 400),
+    // `user@admin.example.com` or `admin%2eexample.com`, and an upstream that builds a URL
+    // from it may well see `admin.example.com` where a rule saw something else.
+    if config.needs_host && !is_plain_host(target.host) {
+        return Selection::NoRule;
+    }
+    config
+        .rules
+        .iter()
+        .position(|rule| rule.matcher.as_ref().is_some_and(|m| m.matches(&target)))
+        .map_or(Selection::NoRule, Selection::Rule)
+}
+
+/// The parts of a request that rules match on, read from the headers once per request.
+struct Target<'r> {
+    method: &'r [u8],
+    path: &'r [u8],
+    host: &'r [u8],
+    route_name: Option<&'r str>,
+}
+
+impl<'r> Target<'r> {
+    fn of(request: &Request<'r>) -> Target<'r> {
+        Target {
+            method: request.method(),
+            path: request.path(),
+            host: request.host(),
+            route_name: request.route_name,
+        }
+    }
+}
+
+/// One part of a rule's `match`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MatchPart {
+    Path,
+    Method,
+    Host,
+    RouteName,
+}
+
+impl Matcher {
+    fn matches(&self, target: &Target<'_>) -> bool {
+        self.fits_path(target)
+            && self.fits_method(target)
+            && self.fits_host(target)
+            && self.fits_route_name(target)
+    }
+
+    /// The parts of this `match` that the request does not fit, in order (none: it matches).
+    /// Only for explaining a decision; `decide` never calls it.
+    pub fn mismatches(&self, request: &Request<'_>) -> Vec<MatchPart> {
+        let target = Target::of(request);
+        [
+            (MatchPart::Path, self.fits_path(&target)),
+            (MatchPart::Method, self.fits_method(&target)),
+            (MatchPart::Host, self.fits_host(&target)),
+            (MatchPart::RouteName, self.fits_route_name(&target)),
+        ]
+        .into_iter()
+        .filter_map(|(part, fits)| (!fits).then_some(part))
+        .collect()
+    }
+
+    fn fits_path(&self, target: &Target<'_>) -> bool {
+        match &self.path {
+            PathMatch::Any => true,
+            PathMatch::Prefix(prefix) => target.path.starts_with(prefix.as_bytes()),
+            PathMatch::Exact(path) => target.path == path.as_bytes(),
+        }
+    }
+
+    fn fits_method(&self, target: &Target<'_>) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m.as_bytes() == target.method)
+    }
+
+    fn fits_host(&self, target: &Target<'_>) -> bool {
+        self.hosts.is_empty()
+            || self
+                .hosts
+                .iter()
+                .any(|pattern| host_matches(pattern, target.host))
+    }
+
+    fn fits_route_name(&self, target: &Target<'_>) -> bool {
+        self.route_name
+            .as_deref()
+            .is_none_or(|name| target.route_name == Some(name))
+    }
+}
+
+/// Letters, digits, `-`, `.` and `_` (a DNS name), or `:` inside an IPv6 literal; nothing
+/// that a URL parser could read as userinfo, a list, an escape or a path.
+pub(super) fn is_plain_host(host: &[u8]) -> bool {
+    host.iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'))
+}
+
+/// `pattern` is lower-case (compiled so); the host is compared without regard to case.
+pub(super) fn host_matches(pattern: &str, host: &[u8]) -> bool {
+    let pattern = pattern.as_bytes();
+    match pattern.strip_prefix(b"*") {
+        Some(suffix) => {
+            host.len() > suffix.len()
+                && host
+                    .get(host.len() - suffix.len()..)
+                    .is_some_and(|tail| tail.eq_ignore_ascii_case(suffix))
+        }
+        None => pattern.eq_ignore_ascii_case(host),
+    }
+}

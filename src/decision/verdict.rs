@@ -1,0 +1,99 @@
+//! What the decision answers: let the request through with these changes, or refuse it with
+//! this response; and the facts beside it (rule, provider, verified claims) for counters,
+//! logs and outcomes.
+
+use std::rc::Rc;
+
+use crate::authn::claims::VerifiedClaims;
+use crate::reason::{AuthFailure, Refusal};
+use crate::token::extract::HeaderChange;
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Let the request through after applying `changes`. `dry_run` holds the refusal that a
+    /// dry run turned into an allow.
+    Allow {
+        changes: Vec<HeaderChange>,
+        dry_run: Option<Refusal>,
+    },
+    Refuse(Refused),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub refusal: Refusal,
+    /// The scopes a `missing_scope` refusal names in its challenge.
+    pub scope_hint: Option<String>,
+}
+
+/// A local reply for Envoy to send instead of forwarding the request.
+#[derive(Debug, PartialEq, Eq)]
+pub struct LocalResponse {
+    pub status: u32,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: String,
+}
+
+impl Refused {
+    pub(super) fn new(refusal: Refusal) -> Refused {
+        Refused {
+            refusal,
+            scope_hint: None,
+        }
+    }
+
+    pub fn response(&self, realm: &str) -> LocalResponse {
+        let (error, challenge) = match self.refusal {
+            Refusal::Unauthorized(AuthFailure::Missing) => {
+                ("invalid_token", Some(format!("Bearer realm=\"{realm}\"")))
+            }
+            Refusal::Unauthorized(failure) => (
+                "invalid_token",
+                Some(format!(
+                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                    failure.description()
+                )),
+            ),
+            Refusal::Forbidden(forbidden) if forbidden.is_about_token() => {
+                let mut challenge = format!(
+                    "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\"",
+                    forbidden.description()
+                );
+                if let Some(scope) = &self.scope_hint {
+                    challenge.push_str(&format!(", scope=\"{scope}\""));
+                }
+                (forbidden.error(), Some(challenge))
+            }
+            Refusal::Forbidden(forbidden) => (forbidden.error(), None),
+        };
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if let Some(challenge) = challenge {
+            headers.push(("www-authenticate", challenge));
+        }
+        let body = serde_json::json!({
+            "status": self.refusal.status(),
+            "error": error,
+            "reason": self.refusal.code(),
+        })
+        .to_string();
+        LocalResponse {
+            status: self.refusal.status(),
+            headers,
+            body,
+        }
+    }
+}
+
+/// What [`decide`] concluded, and what outcomes and counters report of it.
+#[derive(Debug)]
+pub struct Verdict {
+    pub decision: Decision,
+    /// The rule that decided (an index into `Config::rules`); `None` when none applied.
+    pub rule: Option<usize>,
+    /// The provider that accepted the token or, for a refused one, judged it (see
+    /// [`Authenticator::judged_by`]).
+    pub provider: Option<usize>,
+    /// The verified claims of an authenticated caller (never those of a refused token).
+    pub claims: Option<Rc<VerifiedClaims>>,
+    /// The route's metadata named a rule this configuration does not have.
+    pub unknown_route_rule: bool,
+}
