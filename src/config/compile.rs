@@ -24,13 +24,13 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
             "must be non-empty printable ASCII without '\"' or '\\'",
         ));
     }
-    let (providers, identity): (Vec<Provider>, Vec<IdentityHeaders>) = raw
-        .providers
-        .into_iter()
-        .map(|(name, provider)| compile_provider(name, provider))
-        .collect::<Result<Vec<_>, _>>()?
-        .into_iter()
-        .unzip();
+    let mut providers: Vec<Provider> = Vec::with_capacity(raw.providers.len());
+    let mut identity: Vec<IdentityHeaders> = Vec::with_capacity(raw.providers.len());
+    for (name, provider) in raw.providers {
+        let (provider, headers) = compile_provider(name, provider)?;
+        providers.push(provider);
+        identity.push(headers);
+    }
     let claim_path = |field: &str, value: Option<String>, default: &str| {
         let name = value.unwrap_or_else(|| default.to_string());
         ClaimPath::parse(&name).ok_or_else(|| ConfigError::new(field, "not a valid claim name"))
