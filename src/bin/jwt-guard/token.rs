@@ -13,7 +13,7 @@ use jwt_simple::prelude::{
 use serde_json::{Map, Value};
 
 use crate::args::{self, Args, Opt};
-use crate::{Failure, Report};
+use crate::report::{Failure, Report};
 
 pub const HELP: &str = "\
 Usage: jwt-guard token --key KEY [OPTIONS]
