@@ -1,7 +1,7 @@
 //! A small command-line parser: positional arguments, `--name VALUE` / `--name=VALUE` options
 //! (some repeatable), `--flag`s, `--` to end options, and `-h`/`--help` anywhere.
 
-use crate::Failure;
+use crate::report::Failure;
 
 /// An option a command accepts.
 pub struct Opt {

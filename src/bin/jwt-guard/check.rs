@@ -6,8 +6,9 @@ use std::fmt::Write;
 use jwt_guard::config::{Config, PathMatch, SignatureBackend};
 
 use crate::args::Args;
-use crate::explain::describe_match;
-use crate::{Failure, Report, exit, source};
+use crate::compiled::{compile, describe_match};
+use crate::report::{Failure, Report, exit};
+use crate::source;
 
 pub const HELP: &str = "\
 Usage: jwt-guard check CONFIG
@@ -28,12 +29,6 @@ for each invalid one the filter's line on stderr.
 Exit codes: 0 every configuration is valid; 1 one is not; 2 wrong command line; 4 CONFIG
 cannot be read or holds no configuration.
 ";
-
-/// Compiles a configuration; `Err` is the line the filter logs when it refuses it.
-pub fn compile(json: &str) -> Result<Config, String> {
-    Config::from_json(json.as_bytes())
-        .map_err(|err| format!("jwt-guard: invalid configuration: {err}"))
-}
 
 pub fn run(argv: &[String]) -> Result<Report, Failure> {
     let args = Args::parse("check", argv, &[])?;
@@ -86,7 +81,7 @@ fn summary(config: &Config) -> String {
 }
 
 /// What is worth knowing about a valid configuration.
-pub fn notes(config: &Config) -> Vec<String> {
+fn notes(config: &Config) -> Vec<String> {
     let mut notes = Vec::new();
     // A rule that matches every request hides the rules after it from ordered matching.
     let catch_all = config.rules.iter().position(|rule| {

@@ -16,7 +16,7 @@
 //! indented deeper than `value:`, or blank, with the first line's indentation removed). A file
 //! that writes the configuration otherwise (a quoted string) is reported as holding none.
 
-use crate::Failure;
+use crate::report::Failure;
 
 /// One configuration found in a file.
 pub struct Found {
