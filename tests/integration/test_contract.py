@@ -505,3 +505,47 @@ def test_descriptions_are_fixed_quotable_texts():
     for code, text in DESCRIPTIONS.items():
         assert text and all(0x20 <= ord(ch) <= 0x7E and ch not in '"\\' for ch in text), code
 
+
+# --------------------------------------------------------------------------- links between the docs
+# Every relative link of README.md, ARCHITECTURE.md and docs/*.md names a file that exists, and a
+# section of a Markdown file that it has (GitHub's anchors: lower case, punctuation dropped,
+# spaces as hyphens, -1, -2, ... for repeated headings).
+
+DOC_FILES = [p for p in [REPO_ROOT / "README.md", REPO_ROOT / "ARCHITECTURE.md"] if p.exists()] + \
+    sorted((REPO_ROOT / "docs").glob("*.md"))
+
+
+def _without_fences(text: str) -> str:
+    return re.sub(r"^```.*?^```[^\n]*$", "", text, flags=re.M | re.S)
+
+
+def _prose(text: str) -> str:
+    """The Markdown outside fenced code blocks and inline code spans."""
+    return re.sub(r"`[^`\n]*`", "", _without_fences(text))
+
+
+def _anchors(path) -> set[str]:
+    anchors: set[str] = set()
+    count: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6} (.+)$", _without_fences(path.read_text()), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(f"{slug}-{count[slug]}" if slug in count else slug)
+        count[slug] = count.get(slug, 0) + 1
+    return anchors
+
+
+def test_relative_links_in_the_docs_resolve():
+    assert any(p.parent.name == "docs" for p in DOC_FILES), "docs/*.md are gone"
+    broken = []
+    for path in DOC_FILES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _prose(path.read_text())):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):
+                continue  # https:, mailto:
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            where = f"{path.relative_to(REPO_ROOT)}: ({target})"
+            if not dest.exists():
+                broken.append(f"{where}: no such file")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                broken.append(f"{where}: no such section")
+    assert not broken, "\n".join(broken)
