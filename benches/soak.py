@@ -853,7 +853,7 @@ def markdown(soak: Soak, result: dict[str, Any], info: dict[str, Any]) -> str:
     lines = [
         "# Soak results",
         "",
-        f"One `make soak` run ({info['date']}); written by `benches/soak.py` (see README, *Soak*). "
+        f"One `make soak` run ({info['date']}); written by `benches/soak.py` (see docs/benchmarks.md, *Soak*). "
         f"Verdict: **{'PASS' if ok else 'FAIL'}**.",
         "",
         "| | |",

@@ -78,7 +78,7 @@ def main():
                        "no `WRONG DECISION`."]),
         "",
         "Findings of earlier runs, and how they were fixed: `fuzz/FINDINGS.md`. What each target "
-        "checks: README, *Fuzzing*.",
+        "checks: docs/benchmarks.md, *Fuzzing*.",
         "",
     ]
     (ROOT / args.out).write_text("\n".join(text))

@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (fuzz/seeds/<target>/) and dictionaries (fuzz/dict/)
 from what the repository already holds: the PyJWT-minted unit-test tokens
-(tests/fixtures/tokens.json), the shipped configurations (envoy/*.yaml), the README's examples,
-and the attack corpus's ideas (tests/integration/test_attacks.py), written as the targets'
-input formats. Standard library only; deterministic, so the committed seeds are its output:
+(tests/fixtures/tokens.json), the shipped configurations (envoy/*.yaml), the examples of
+docs/configuration.md, and the attack corpus's ideas (tests/integration/test_attacks.py), written
+as the targets' input formats. Standard library only; deterministic, so the committed seeds are
+its output:
 
     python3 fuzz/seeds.py
 
@@ -197,7 +198,8 @@ def yaml_json_blocks(path: Path) -> list[str]:
 
 
 def readme_configs() -> list[str]:
-    text = (ROOT / "README.md").read_text()
+    """The configurations of docs/configuration.md (once the README's: the seeds keep that name)."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
     found = []
     for block in re.findall(r"```json\n(.*?)```", text, flags=re.S):
         if '"rules"' in block:

@@ -220,8 +220,8 @@ def demo_checks() -> list[Check]:
         if r.expect[0] != 200:
             pass
         elif r.path.startswith("/healthz") or r.expect[1].startswith("(dry run"):
-            # A disabled rule touches nothing; a dry run changes nothing but its header (README):
-            # the token stays, and no identity headers are added.
+            # A disabled rule touches nothing; a dry run changes nothing but its header
+            # (docs/configuration.md, *Dry run*): the token stays, and no identity headers are added.
             upstream["authorization"] = f"Bearer {r.token}"
             upstream.update(identity(None))
         else:

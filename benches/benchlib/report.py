@@ -220,8 +220,8 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
     parts = [
         "# jwt-guard benchmark results" + (" (quick run)" if info.quick else ""),
         "",
-        "Written by `make bench` (`benches/bench.py`); README.md's *Benchmarks* section says how the",
-        "rows, workloads and targets are defined and how to read them.",
+        "Written by `make bench` (`benches/bench.py`); docs/benchmarks.md's *Benchmarks* section says how",
+        "the rows, workloads and targets are defined and how to read them.",
         "",
     ]
     if info.quick:

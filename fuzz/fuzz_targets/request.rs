@@ -30,7 +30,7 @@ use jwt_guard::authn::verify::PureRustVerifier;
 use jwt_guard_fuzz::{RequestInput, apply, boundaries, config_with_keys, now, wrong};
 use libfuzzer_sys::fuzz_target;
 
-/// Every kind of rule and location: the README's example grown to cover them all.
+/// Every kind of rule and location: the example of docs/configuration.md grown to cover them all.
 pub const CONFIG: &str = include_str!("../configs/request.json");
 
 thread_local! {

@@ -19,7 +19,7 @@ REALM = "api"
 
 # --------------------------------------------------------------------------- reason codes
 # Parsed from src/reason.rs, the code that writes them into responses and counter names, so the
-# tests can never drift from it; test_contract.py checks the README against the same lists.
+# tests can never drift from it; test_contract.py checks docs/evaluation.md against the same lists.
 REASON_RS = REPO_ROOT / "src" / "reason.rs"
 
 

@@ -1,6 +1,6 @@
-"""Promises of the README (the contract) that the other test files did not pin yet, in real Envoy
-with tokens from PyJWT. Every refusal is checked for its exact status, WWW-Authenticate
-and JSON body, and for never reaching the upstream.
+"""Promises of the documentation (README.md and docs/, the contract) that the other test files
+did not pin yet, in real Envoy with tokens from PyJWT. Every refusal is checked for its exact
+status, WWW-Authenticate and JSON body, and for never reaching the upstream.
 
 One Envoy, started with `--component-log-level wasm:debug` (for the refusal log line), three
 listeners:
@@ -127,7 +127,7 @@ def get(stack) -> Callable[..., Any]:
 
 
 # --------------------------------------------------------------------------- order of checks
-# README "Evaluation order" step 3: size, structure (malformed), alg (unsupported_algorithm), key
+# docs/evaluation.md "Evaluation order" step 3: size, structure (malformed), alg (unsupported_algorithm), key
 # (unknown_key), signature (bad_signature), exp (missing_expiration, expired), nbf, iat, iss,
 # aud, lifetime. A token with two faults gets the reason of the earlier check (src/jws.rs parse,
 # then src/verify.rs check_signature, then check_claims in exactly this order).
@@ -174,7 +174,7 @@ def test_two_faults_get_the_earlier_reason(get, keys, refused):
 
 
 # --------------------------------------------------------------------------- algorithm from a JWK without alg
-# README "Keys": RSA -> RS256 only, EC P-256 -> ES256, oct -> HS256 only. The token names the key
+# docs/configuration.md "Keys": RSA -> RS256 only, EC P-256 -> ES256, oct -> HS256 only. The token names the key
 # by kid, so only the algorithm can be the problem.
 
 
@@ -201,8 +201,9 @@ def test_key_algorithm_is_inferred_from_a_jwk_without_alg(get, keys, refused):
 
 
 # --------------------------------------------------------------------------- anonymous rules needing a token
-# README step 2: allow_anonymous with roles, scopes, claims or bind_ip_claim answers 401 missing
-# without a token (roles: test_policy.py). A token that meets the requirement still passes.
+# docs/evaluation.md "Evaluation order" step 2: allow_anonymous with roles, scopes, claims or
+# bind_ip_claim answers 401 missing without a token (roles: test_policy.py). A token that meets
+# the requirement still passes.
 
 
 @pytest.mark.parametrize("path, good_claims", [
@@ -286,7 +287,7 @@ def test_paths_match_case_sensitively(get, keys, refused):
 
 
 # --------------------------------------------------------------------------- unknown client address
-# README "Client address": an address that cannot be determined never passes an address check.
+# docs/configuration.md "Client address": an address that cannot be determined never passes an address check.
 
 
 def test_unknown_client_address_never_passes(stack, keys, refused):
@@ -304,7 +305,7 @@ def test_unknown_client_address_never_passes(stack, keys, refused):
 
 
 # --------------------------------------------------------------------------- counters
-# README "Logs and stats": wasmcustom.jwt_guard.allowed, .dry_run, .refused.<status>.<reason>,
+# docs/operations.md "Logs and stats": wasmcustom.jwt_guard.allowed, .dry_run, .refused.<status>.<reason>,
 # overall, per rule and per provider.
 
 
@@ -383,7 +384,7 @@ def test_one_request_moves_one_counter_by_one(stack, keys, cid):
 
 
 # --------------------------------------------------------------------------- log lines
-# README "Logs and stats": dry-run refusals at info; every refusal at debug with the wasm log
+# docs/operations.md "Logs and stats": dry-run refusals at info; every refusal at debug with the wasm log
 # component at debug. Only the path is logged, never the query string (tokens can be there).
 
 
@@ -453,22 +454,23 @@ def test_signed_huge_numeric_date(get, keys, refused):
 
 
 # --------------------------------------------------------------------------- one source for reason codes
-# conftest.py reads the codes and descriptions from src/reason.rs; the README must list the same.
+# conftest.py reads the codes and descriptions from src/reason.rs; docs/evaluation.md (where the
+# responses and the evaluation order are documented) must list the same.
 
-README = (REPO_ROOT / "README.md").read_text()
+EVALUATION = (REPO_ROOT / "docs" / "evaluation.md").read_text()
 
 
 def _section(start: str, end: str) -> str:
-    a = README.index(start)
-    return README[a:README.index(end, a)]
+    a = EVALUATION.index(start)
+    return EVALUATION[a:EVALUATION.index(end, a)]
 
 
-def test_readme_401_reason_list_matches_the_code():
+def test_docs_401_reason_list_matches_the_code():
     text = _section("`reason` ∈", "Descriptions are fixed texts")
     assert re.findall(r"`([a-z_]+)`", text)[1:] == REASONS_401  # [0] is `reason` itself
 
 
-def test_readme_403_table_matches_the_code():
+def test_docs_403_table_matches_the_code():
     table = _section("| reason | error | `WWW-Authenticate` |", "A refused request never reaches")
     rows = [ln for ln in table.splitlines()[2:] if ln.startswith("|")]
     seen: dict[str, tuple[str, str]] = {}
@@ -484,14 +486,14 @@ def test_readme_403_table_matches_the_code():
         assert challenge.startswith("none") != about_token, (code, challenge)
 
 
-def test_readme_evaluation_order_names_every_reason():
+def test_docs_evaluation_order_names_every_reason():
     text = _section("## Evaluation order", "## Responses")
     named = set(re.findall(r"`([a-z_]+)`", text))
     missing = set(REASONS_401 + REASONS_403) - named
-    assert not missing, f"README 'Evaluation order' never names: {sorted(missing)}"
+    assert not missing, f"docs/evaluation.md 'Evaluation order' never names: {sorted(missing)}"
 
 
-def test_readme_example_description_matches_the_code():
+def test_docs_example_description_matches_the_code():
     example = _section("Any other authentication failure:", "`reason` ∈")
     desc = re.search(r'error_description="([^"]*)"', example).group(1)
     reason = re.search(r'"reason":"([a-z_]+)"', example).group(1)
@@ -502,3 +504,48 @@ def test_descriptions_are_fixed_quotable_texts():
     # RFC 6750 §3: error_description is %x20-21 / %x23-5B / %x5D-7E (no '"', no '\\').
     for code, text in DESCRIPTIONS.items():
         assert text and all(0x20 <= ord(ch) <= 0x7E and ch not in '"\\' for ch in text), code
+
+
+# --------------------------------------------------------------------------- links between the docs
+# Every relative link of README.md, ARCHITECTURE.md and docs/*.md names a file that exists, and a
+# section of a Markdown file that it has (GitHub's anchors: lower case, punctuation dropped,
+# spaces as hyphens, -1, -2, ... for repeated headings).
+
+DOC_FILES = [p for p in [REPO_ROOT / "README.md", REPO_ROOT / "ARCHITECTURE.md"] if p.exists()] + \
+    sorted((REPO_ROOT / "docs").glob("*.md"))
+
+
+def _without_fences(text: str) -> str:
+    return re.sub(r"^```.*?^```[^\n]*$", "", text, flags=re.M | re.S)
+
+
+def _prose(text: str) -> str:
+    """The Markdown outside fenced code blocks and inline code spans."""
+    return re.sub(r"`[^`\n]*`", "", _without_fences(text))
+
+
+def _anchors(path) -> set[str]:
+    anchors: set[str] = set()
+    count: dict[str, int] = {}
+    for heading in re.findall(r"^#{1,6} (.+)$", _without_fences(path.read_text()), re.M):
+        slug = re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+        anchors.add(f"{slug}-{count[slug]}" if slug in count else slug)
+        count[slug] = count.get(slug, 0) + 1
+    return anchors
+
+
+def test_relative_links_in_the_docs_resolve():
+    assert any(p.parent.name == "docs" for p in DOC_FILES), "docs/*.md are gone"
+    broken = []
+    for path in DOC_FILES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", _prose(path.read_text())):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):
+                continue  # https:, mailto:
+            file, _, anchor = target.partition("#")
+            dest = (path.parent / file).resolve() if file else path
+            where = f"{path.relative_to(REPO_ROOT)}: ({target})"
+            if not dest.exists():
+                broken.append(f"{where}: no such file")
+            elif anchor and dest.suffix == ".md" and anchor not in _anchors(dest):
+                broken.append(f"{where}: no such section")
+    assert not broken, "\n".join(broken)

@@ -1,4 +1,5 @@
-"""The Envoy recipes README's Security section gives around jwt-guard, run for real.
+"""The Envoy recipes docs/security.md gives around jwt-guard ("Configuring Envoy around the
+filter"), run for real.
 
 CORS preflights: browsers send them without credentials, so they must be answered before
 jwt-guard -- by Envoy's own `cors` filter, for origins the route allows -- instead of a rule

@@ -8,7 +8,8 @@ configuration the repository ships.
 - schema/cases.json: the schema's verdict on every case is the one the file gives; the Rust
   parser gives its own verdict on the same file in tests/schema_cases.rs (`make unit`).
 - Every shipped jwt-guard configuration validates: envoy/*.yaml, envoy/istio/*.yaml
-  (pluginConfig and the EnvoyFilter's configuration) and the README's JSON examples.
+  (pluginConfig and the EnvoyFilter's configuration) and the JSON examples of README.md and
+  docs/*.md; README.md's example is envoy/envoy.yaml's configuration.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ SCHEMA_PATH = REPO_ROOT / "schema" / "jwt-guard.schema.json"
 CASES_PATH = REPO_ROOT / "schema" / "cases.json"
 CONFIG_RS = REPO_ROOT / "src" / "config.rs"
 README = REPO_ROOT / "README.md"
+DOCS = [README, *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text())
 VALIDATOR = jsonschema.Draft202012Validator(SCHEMA)
@@ -237,28 +239,42 @@ def test_shipped_configuration_validates(name, config):
     assert not errors(config), "\n".join(errors(config))
 
 
-def readme_json_blocks() -> list[tuple[int, str]]:
-    text = README.read_text()
-    return [(text[:m.start()].count("\n") + 1, m.group(1))
-            for m in re.finditer(r"^```json\n(.*?)^```", text, re.M | re.S)]
+def json_blocks(path: Path) -> list[tuple[str, str]]:
+    """("file:line", text) of each ```json block of a Markdown file."""
+    text = path.read_text()
+    where = path.relative_to(REPO_ROOT)
+    found = []
+    for m in re.finditer(r"^```json\n(.*?)^```", text, re.M | re.S):
+        line = text[:m.start()].count("\n") + 1
+        found.append((f"{where}:{line}", m.group(1)))
+    return found
 
 
-def test_readme_json_examples_validate():
-    """Each README ```json block is a whole configuration, or `"member": value` pairs of one
-    (checked against the schema of those top-level members)."""
-    blocks = readme_json_blocks()
-    assert len(blocks) >= 2, "the README's configuration examples are gone"
+def test_docs_json_examples_validate():
+    """Each ```json block of README.md and docs/*.md is a whole configuration, or `"member": value`
+    pairs of one (checked against the schema of those top-level members)."""
+    blocks = [block for path in DOCS for block in json_blocks(path)]
+    assert len(blocks) >= 2, "the documentation's configuration examples are gone"
     problems = []
-    for line, text in blocks:
+    for where, text in blocks:
         try:
             config = json.loads(text)
-            problems += [f"README.md:{line}: {e}" for e in errors(config)]
+            problems += [f"{where}: {e}" for e in errors(config)]
             continue
         except json.JSONDecodeError:
             pass
         members = json.loads("{" + text + "}")  # a fragment: members of the top level
         for name, value in members.items():
-            assert name in SCHEMA["properties"], f"README.md:{line}: {name!r} is not a top-level member"
+            assert name in SCHEMA["properties"], f"{where}: {name!r} is not a top-level member"
             sub = jsonschema.Draft202012Validator({**SCHEMA["properties"][name], "$defs": SCHEMA["$defs"]})
-            problems += [f"README.md:{line}: {name}: {e.message}" for e in sub.iter_errors(value)]
+            problems += [f"{where}: {name}: {e.message}" for e in sub.iter_errors(value)]
     assert not problems, "\n".join(problems)
+
+
+def test_readme_example_is_the_demo_configuration():
+    """The landing page's example policy is the one envoy/envoy.yaml runs (make demo, make run and
+    the README's curl session, which test_cli.py runs against it)."""
+    examples = [json.loads(text) for _, text in json_blocks(README) if '"rules"' in text]
+    demo = list(jwt_guard_configurations(yaml.safe_load((REPO_ROOT / "envoy" / "envoy.yaml").read_text())))
+    assert len(examples) == 1 and len(demo) == 1
+    assert examples[0] == demo[0], "README.md's example policy differs from envoy/envoy.yaml's"

@@ -11,7 +11,7 @@ filter judged the token at second N exactly. If a second boundary was crossed it
 request takes milliseconds; it starts early in a second). An off-by-one comparison in the
 filter (`>` for `>=`, a skew one second short) turns one of each pair of answers around.
 
-The rules (RFC 7519 and README *Configuration*), at second `now` with skew S:
+The rules (RFC 7519 and docs/evaluation.md *Evaluation order*), at second `now` with skew S:
 - `exp`: refused `expired` from `now >= exp + S` on: last accepted exp = now - S + 1.
 - `nbf`: refused `not_yet_valid` while `nbf > now + S`: last accepted nbf = now + S.
 - `iat`: refused `issued_in_future` while `iat > now + S`: last accepted iat = now + S.

@@ -7,7 +7,7 @@ request carries `x-allow`) and fails on demand: a trap on a request with `x-trap
 `on_vm_start` or `on_configure`. A VM that cannot start is also shown with jwt-guard's own .wasm,
 truncated.
 
-What the README's *Failure modes* section says, checked here:
+What the *Failure modes* section of docs/operations.md says, checked here:
 - `fail_open: false` (jwt-guard's setting, Envoy's FAIL_CLOSED): after a trap, every request the
   failed VM would have handled is answered 503 by Envoy (empty body, response code details
   `wasm_fail_stream`) and never reaches the upstream, until Envoy restarts or the filter gets a
