@@ -21,8 +21,9 @@ from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
-CORE = ("src/jws.rs src/verify.rs src/signature.rs src/cache.rs src/authn.rs src/policy.rs "
-        "src/claims.rs src/net.rs src/extract.rs src/identity.rs src/request.rs").split()
+CORE = ("src/token/jws.rs src/authn/verify.rs src/authn/signature.rs src/authn/cache.rs src/authn/authenticator.rs src/authz/policy.rs "
+        "src/authn/claims.rs src/authz/address.rs src/token/extract.rs src/identity.rs src/request/mod.rs "
+        "src/request/route.rs").split()
 KINDS = {"CaughtMutant": "caught", "MissedMutant": "missed", "Timeout": "timeout",
          "Unviable": "unviable"}
 NAME = re.compile(r"^(?P<file>[^:]+):\d+:\d+: (?P<text>.*)$")
@@ -74,7 +75,7 @@ def main():
     commands, timeouts = [], []
     totals = Counter()
     for file in args.files:
-        name = Path(file).stem
+        name = file.removeprefix("src/").removesuffix(".rs").replace("/", "_")
         run_path = runs / name / "run.json"
         outcomes_path = runs / name / "mutants.out" / "outcomes.json"
         if not run_path.exists() or not outcomes_path.exists():
@@ -128,7 +129,7 @@ def main():
         "failed; *missed*: every test passed; *timeout*: the tests ran longer than the time "
         "bound; *unviable*: the mutant does not compile (no test needed).",
         "",
-        "Outside `src/signature.rs` and `src/jws.rs` the Wycheproof vector tests (about three "
+        "Outside `src/authn/signature.rs` and `src/token/jws.rs` the Wycheproof vector tests (about three "
         "quarters of the unit tests' time, exercising signature checks and key parsing only) are "
         "skipped (`--skip wycheproof --skip vectors::`): that can only make a mutant look "
         "missed, never caught.",

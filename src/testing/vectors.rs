@@ -525,7 +525,7 @@ fn fixed(value: &BigUint, width: usize) -> Option<Vec<u8>> {
 ///
 /// ECDSA (r || s, each as wide as the order n):
 /// - `s_negated`, (r, n - s): the same signature's other valid form. Accepted: JWS has no low-S
-///   rule, and neither BoringSSL nor the `p256`/`p384` crates have one (README, Security).
+///   rule, and neither BoringSSL nor the `p256`/`p384` crates have one (docs/security.md).
 /// - `r_plus_n`, `s_plus_n`, when they fit the width: a scalar is below n. Rejected.
 /// - `zero_prefixed` (0x00 || r || s) and `truncated` (the last byte dropped): r || s has
 ///   exactly twice the width (RFC 7518 §3.4). Rejected.

@@ -521,7 +521,7 @@ CASES: list[tuple[str, str, C]] = [
     ("claim-exp-float", OK, lambda w: valid(w, exp=int(time.time()) + 300.5)),
     ("claim-exp-1e20-beyond-u64", "malformed", lambda w: valid(w, exp=10**20)),
     ("claim-exp-1e17-far-future", OK, lambda w: valid(w, exp=10**17)),
-    # NumericDate: the u64 range however the number is written (src/jws.rs numeric_date).
+    # NumericDate: the u64 range however the number is written (src/token/jws.rs numeric_date).
     ("claim-exp-u64-max", OK, lambda w: valid(w, exp=2**64 - 1)),
     ("claim-exp-1e18-as-float", OK, lambda w: valid(w, exp=1e18)),
     ("claim-iat-negative", "malformed", lambda w: valid(w, iat=-1)),

@@ -129,8 +129,8 @@ def get(stack) -> Callable[..., Any]:
 # --------------------------------------------------------------------------- order of checks
 # docs/evaluation.md "Evaluation order" step 3: size, structure (malformed), alg (unsupported_algorithm), key
 # (unknown_key), signature (bad_signature), exp (missing_expiration, expired), nbf, iat, iss,
-# aud, lifetime. A token with two faults gets the reason of the earlier check (src/jws.rs parse,
-# then src/verify.rs check_signature, then check_claims in exactly this order).
+# aud, lifetime. A token with two faults gets the reason of the earlier check (src/token/jws.rs parse,
+# then src/authn/verify.rs check_signature, then check_claims in exactly this order).
 
 
 def _two_faults(keys: KeySet) -> list[tuple[str, str, str]]:
@@ -442,7 +442,7 @@ def test_signed_deeply_nested_claims(get, keys, refused):
 
 def test_signed_huge_numeric_date(get, keys, refused):
     """exp = 123456789012345678901234567890: valid JSON, but no u64 holds it; serde_json reads it
-    as the float 1.2e29 and src/jws.rs numeric_date refuses floats from 1e18 on -> malformed.
+    as the float 1.2e29 and src/token/jws.rs numeric_date refuses floats from 1e18 on -> malformed.
     (exp = 1e400 cannot be made with json.dumps, which writes Infinity, not JSON.)"""
     raw = _claims_json('"exp":123456789012345678901234567890')
     token = resign_with(keys.mint("ES256"), keys, "ES256", claims_raw=raw)

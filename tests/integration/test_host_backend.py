@@ -5,7 +5,7 @@
    and P-384/SHA-384 in P1363 form; RSA PKCS #1 v1.5, 2048/3072/4096 bits, SHA-256/384/512)
    through the production wire format (`host_signature::arguments`, the foreign function,
    `host_signature::result`), with the keys, expectations and derived variants the pure-Rust
-   unit tests use (src/vectors.rs), and through the pure-Rust `is_valid` beside it, in wasm32.
+   unit tests use (src/testing/vectors.rs), and through the pure-Rust `is_valid` beside it, in wasm32.
    It runs when it gets a request, and answers (and logs) one line per file and a summary.
 2. Cases made here with `cryptography`, which no Wycheproof file is sure to hold: valid
    signatures whose encoding starts with zero bytes (an RSA signature whose first octet is 0,
@@ -38,7 +38,7 @@ from tokens import AUDIENCE, ISSUER, KeySet, b64url, b64url_json
 
 WYCHEPROOF_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "wycheproof-envoy" / "wycheproof_envoy.wasm"
 
-# The Wycheproof files of the host-served algorithms (src/vectors.rs, HOST_SERVED_FILES), each
+# The Wycheproof files of the host-served algorithms (src/testing/vectors.rs, HOST_SERVED_FILES), each
 # with at least MIN_CHECKED vectors checked by their result (its MIN_CHECKED).
 FILES = [
     "ecdsa_secp256r1_sha256_p1363",

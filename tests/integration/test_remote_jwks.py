@@ -83,7 +83,7 @@ def wait_until(what: Callable[[], Any], timeout: float = 10.0, step: float = 0.1
         time.sleep(step)
 
 
-# Every VM's root context ticks this often (src/fetcher.rs, TICK_MS): an unknown kid asks for a
+# Every VM's root context ticks this often (src/adapters/proxy_wasm/fetcher.rs, TICK_MS): an unknown kid asks for a
 # refetch, and the next tick starts it.
 TICK_SECONDS = 0.5
 

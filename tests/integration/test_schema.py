@@ -1,7 +1,7 @@
 """schema/jwt-guard.schema.json (JSON Schema draft 2020-12) against jwt-guard's parser and every
 configuration the repository ships.
 
-- The schema's objects have exactly the members of the serde structs in src/config.rs (Raw*,
+- The schema's objects have exactly the members of the serde structs in src/config/schema.rs (Raw*,
   read from the source as conftest.py reads src/reason.rs), with the same required members,
   unknown members refused, and matching JSON types: a field added to the parser and not to the
   schema (or the reverse) fails here, naming it.
@@ -27,7 +27,7 @@ from harness import REPO_ROOT
 
 SCHEMA_PATH = REPO_ROOT / "schema" / "jwt-guard.schema.json"
 CASES_PATH = REPO_ROOT / "schema" / "cases.json"
-CONFIG_RS = REPO_ROOT / "src" / "config.rs"
+CONFIG_RS = REPO_ROOT / "src" / "config" / "schema.rs"
 README = REPO_ROOT / "README.md"
 DOCS = [README, *sorted((REPO_ROOT / "docs").glob("*.md"))]
 
@@ -44,9 +44,9 @@ def test_schema_is_a_valid_draft_2020_12_schema():
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
 
 
-# --------------------------------------------------------------------------- src/config.rs
+# --------------------------------------------------------------------------- src/config/schema.rs
 
-# Which schema object each serde struct of src/config.rs is ("#" is the root). RawAllowDeny is
+# Which schema object each serde struct of src/config/schema.rs is ("#" is the root). RawAllowDeny is
 # two: its entries are addresses for source_ips and country codes for countries.
 STRUCT_DEFS = {
     "RawConfig": ["#"], "RawProvider": ["provider"], "RawClaimHeader": ["claim_header"],
@@ -59,10 +59,10 @@ SCALARS = {"bool": "boolean", "String": "string", "u64": "integer", "usize": "in
 
 def rust_structs() -> dict[str, dict]:
     """{struct: {"deny_unknown": bool, "fields": {json name: (rust type, required)}}} of the
-    `struct Raw*` definitions in src/config.rs (rustfmt layout)."""
+    `struct Raw*` definitions in src/config/schema.rs (rustfmt layout)."""
     source = CONFIG_RS.read_text()
     structs = {}
-    for m in re.finditer(r"^((?:#\[[^\n]*\]\n)*)struct (Raw\w+) \{\n(.*?)^\}", source, re.M | re.S):
+    for m in re.finditer(r"^((?:#\[[^\n]*\]\n)*)(?:pub(?:\(\w+\))? )?struct (Raw\w+) \{\n(.*?)^\}", source, re.M | re.S):
         attrs, name, body = m.groups()
         fields, pending = {}, []
         for line in body.splitlines():
@@ -72,7 +72,7 @@ def rust_structs() -> dict[str, dict]:
             if line.startswith("#["):
                 pending.append(line)
                 continue
-            fm = re.fullmatch(r"(\w+): (.+),", line)
+            fm = re.fullmatch(r"(?:pub(?:\(\w+\))? )?(\w+): (.+),", line)
             assert fm, f"{CONFIG_RS}: struct {name}: cannot read the line {line!r}"
             rust_name, rust_type = fm.groups()
             serde = " ".join(a for a in pending if a.startswith("#[serde("))
@@ -147,7 +147,7 @@ def test_schema_has_the_parsers_fields():
             for field, (rust_type, _) in rust["fields"].items():
                 if field in props:
                     problems += type_problems(f"{where}.{field}", rust_type, props[field], structs)
-    assert not problems, "schema/jwt-guard.schema.json and src/config.rs differ:\n" + "\n".join(problems)
+    assert not problems, "schema/jwt-guard.schema.json and src/config/schema.rs differ:\n" + "\n".join(problems)
 
 
 # --------------------------------------------------------------------------- schema/cases.json

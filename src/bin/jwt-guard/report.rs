@@ -1,7 +1,7 @@
 //! What a command hands back to `main`: its exit code and output (`Report`), or why it stopped
 //! (`Failure`). Every command module returns these; `main` prints them.
 
-/// Exit codes (also in `jwt-guard --help` and the README).
+/// Exit codes (also in `jwt-guard --help` and docs/cli.md).
 pub mod exit {
     /// Done: the configuration is valid, the request would be let through, the token is minted.
     pub const OK: u8 = 0;

@@ -2,7 +2,7 @@
 //! carries it.
 //!
 //! No YAML parser: the filter's configuration is a `google.protobuf.StringValue`, and the way
-//! to write one in Envoy YAML (the README's and `envoy/envoy.yaml`'s) is a literal block
+//! to write one in Envoy YAML (docs/deploy.md's and `envoy/envoy.yaml`'s) is a literal block
 //! scalar next to the `@type`:
 //!
 //! ```yaml
