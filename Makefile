@@ -192,11 +192,17 @@ run: setup build
 # Prints the tables and target verdicts, writes build/bench/results.json and benches/RESULTS.md.
 # BENCH_SECONDS, BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_POOL come from the environment or the
 # make command line (`make bench BENCH_ROUNDS=5`).
+# BENCH_BASELINE=<other jwt_guard.wasm> (bench.py --baseline): every jwt-guard row also runs with
+# that .wasm in the same Envoy and rounds (own listener, same configuration); the run ends with the
+# table "this build vs baseline" (req/s, ratio, p50/p99, both .wasm sizes), written to
+# build/bench/baseline.md; benches/RESULTS.md is then not written. Works with bench-quick too.
+BENCH_BASELINE_ARG = $(if $(BENCH_BASELINE),--baseline '$(BENCH_BASELINE)')
+
 bench: setup build wrk
-	$(VPY) benches/bench.py
+	$(VPY) benches/bench.py $(BENCH_BASELINE_ARG)
 
 bench-quick: setup build wrk
-	BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2 $(VPY) benches/bench.py
+	BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2 $(VPY) benches/bench.py $(BENCH_BASELINE_ARG)
 
 # ---------------------------------------------------------------- OCI image (Istio)
 # scripts/oci.py (standard library only): the Wasm image spec's "compat" variant, reproducible

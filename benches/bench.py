@@ -36,6 +36,15 @@ measured run fails the bench. Envoy is always stopped (also on Ctrl-C, SIGTERM o
 Writes build/bench/results.json and benches/RESULTS.md; keys, token pools, wrk scripts and
 Envoy configs/logs go under build/bench/. Exit status: 0 when every run was clean (whatever
 the verdicts), 1 if a check failed or Envoy did not start, 130 on Ctrl-C.
+
+Against another build: `--baseline PATH` (env BENCH_BASELINE; `make bench BENCH_BASELINE=PATH`)
+gives every jwt-guard row a twin: a listener `<name>_basewasm` in the same Envoy with the same
+configuration (only the .wasm file differs), checked like the others, measured next to its row in
+every round (which of the two goes first alternates by round) and paced at the same rate. The run
+ends with the table "this build vs baseline" (req/s of each, this/baseline as the median over
+rounds of the same-round ratios, p50/p99 of each; the ratios' geometric mean) and both .wasm
+sizes, written to build/bench/baseline.md (and results.json's "baseline") instead of
+benches/RESULTS.md. RSS is measured for this build only.
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ from harness import WASM_PATH, EnvoyStartError, envoy_binary  # noqa: E402
 from benchlib import plan, report, wrk  # noqa: E402
 from benchlib.envoys import (BenchEnvoy, CheckFailed, check_guard_settings, check_listener,  # noqa: E402
                              envoy_version, prime, start_envoy)
-from benchlib.filters import KINDS, NATIVE_POLICY_NOTES, Listener  # noqa: E402
+from benchlib.filters import BASELINE_SUFFIX, KINDS, NATIVE_POLICY_NOTES, Listener  # noqa: E402
 from benchlib.plan import CYCLED, NONE, Row, Series, Table  # noqa: E402
 from benchlib.tokens import ALGORITHMS, CheckTokens, SigningKey, TokenPool, check_tokens, load_or_create_key, \
     load_or_mint_pool  # noqa: E402
@@ -87,6 +96,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per listener first")
     ap.add_argument("--rss-seconds", type=int, default=3, help="seconds of traffic before reading the RSS")
+    ap.add_argument("--baseline", type=Path, default=os.environ.get("BENCH_BASELINE") or None, metavar="WASM",
+                    help="another jwt_guard.wasm: its jwt-guard rows measured alongside, compared in build/bench/"
+                         "baseline.md; benches/RESULTS.md is left alone (env BENCH_BASELINE)")
     args = ap.parse_args()
     if min(args.seconds, args.rounds, args.latency_seconds, args.rss_seconds) < 1:
         ap.error("--seconds, --rounds, --latency-seconds and --rss-seconds must be ≥ 1")
@@ -97,7 +109,8 @@ def parse_args() -> argparse.Namespace:
 
 def command_line(args: argparse.Namespace) -> str:
     return (f"make bench BENCH_SECONDS={args.seconds} BENCH_ROUNDS={args.rounds} "
-            f"BENCH_LATENCY_SECONDS={args.latency_seconds} BENCH_POOL={args.pool}")
+            f"BENCH_LATENCY_SECONDS={args.latency_seconds} BENCH_POOL={args.pool}"
+            + (f" BENCH_BASELINE={args.baseline}" if args.baseline else ""))
 
 
 def is_quick(args: argparse.Namespace) -> bool:
@@ -112,8 +125,9 @@ def unique_listeners(tables: list[Table]) -> list[Listener]:
     return list(seen.values())
 
 
-def estimate_seconds(tables: list[Table], listeners: list[Listener], args: argparse.Namespace) -> int:
-    rows = sum(len(t.rows) for t in tables)
+def estimate_seconds(tables: list[Table], listeners: list[Listener], args: argparse.Namespace,
+                     twins: int = 0) -> int:
+    rows = sum(len(t.rows) for t in tables) + twins
     load = rows * (args.rounds * args.seconds + args.latency_seconds) + len(listeners) * args.warmup
     return int(load + len(plan.RSS_KINDS) * (args.rss_seconds + 3) + rows * args.rounds * 0.3)
 
@@ -179,12 +193,24 @@ def warm_up(bench: Bench, listeners: list[Listener]) -> None:
         bench.run(Row(l, plan.Workload(plan.NEW, alg)), bench.args.warmup)
 
 
-def saturation_rounds(bench: Bench, rows: list[Row], series: dict[str, Series]) -> None:
+def with_twins(rows: list[Row], twins: dict[str, Row], twin_first: bool = False) -> list[Row]:
+    """The rows, each followed (or preceded) by its `--baseline` twin if it has one."""
+    out: list[Row] = []
+    for r in rows:
+        pair = [r, twins[r.key]] if r.key in twins else [r]
+        out += pair[::-1] if twin_first else pair
+    return out
+
+
+def saturation_rounds(bench: Bench, rows: list[Row], series: dict[str, Series],
+                      twins: dict[str, Row] | None = None) -> None:
     rounds = bench.args.rounds
     for rnd in range(rounds):
+        # A row and its twin side by side, which goes first alternating by round.
+        order = with_twins(rows, twins or {}, twin_first=rnd % 2 == 1)
         # Each round starts elsewhere in the list, so no row is always measured first or last.
-        shift = rnd * len(rows) // rounds
-        for row in rows[shift:] + rows[:shift]:
+        shift = rnd * len(order) // rounds
+        for row in order[shift:] + order[:shift]:
             result, hits, misses = bench.run(row, bench.args.seconds)
             s = series[row.key]
             s.samples.append(result)
@@ -194,7 +220,8 @@ def saturation_rounds(bench: Bench, rows: list[Row], series: dict[str, Series]) 
                   f"({result.requests:,} requests)", flush=True)
 
 
-def latency_runs(bench: Bench, tables: list[Table], series: dict[str, Series]) -> None:
+def latency_runs(bench: Bench, tables: list[Table], series: dict[str, Series],
+                 twins: dict[str, Row] | None = None) -> None:
     for t in tables:
         rate = plan.latency_rate(t, series)
         for row in t.rows:
@@ -202,9 +229,13 @@ def latency_runs(bench: Bench, tables: list[Table], series: dict[str, Series]) -
             # A row too slow for the table's rate (a diagnostic) is paced at half its own.
             s.latency_own_rate = s.median_rps() * 0.8 < rate
             s.latency_rate = 0.5 * s.median_rps() if s.latency_own_rate else rate
-            s.latency, _, _ = bench.run(row, bench.args.latency_seconds, s.latency_rate)
-            print(f"  {row.key:<44} paced at {s.latency_rate:>7,.0f} req/s: got {s.latency.rps:>7,.0f}, "
-                  f"p50 {s.latency.p50_ms:.2f} ms, p99 {s.latency.p99_ms:.2f} ms", flush=True)
+            # A `--baseline` twin right after its row, at the row's rate.
+            for r in with_twins([row], twins or {}):
+                rs = series[r.key]
+                rs.latency_own_rate, rs.latency_rate = s.latency_own_rate, s.latency_rate
+                rs.latency, _, _ = bench.run(r, bench.args.latency_seconds, rs.latency_rate)
+                print(f"  {r.key:<44} paced at {rs.latency_rate:>7,.0f} req/s: got {rs.latency.rps:>7,.0f}, "
+                      f"p50 {rs.latency.p50_ms:.2f} ms, p99 {rs.latency.p99_ms:.2f} ms", flush=True)
 
 
 # --------------------------------------------------------------------------- RSS
@@ -263,19 +294,25 @@ def run(args: argparse.Namespace) -> int:
         wasm_path=str(WASM_PATH.relative_to(REPO_ROOT)), wasm_bytes=wasm_bytes, **report.machine(),
         loadavg_start=os.getloadavg())
     tables = plan.build_tables()
-    listeners = unique_listeners(tables)
+    base_wasm = args.baseline.resolve() if args.baseline else None
+    twins = plan.twins(tables, str(base_wasm)) if base_wasm else {}
+    listeners = unique_listeners(tables) + list({r.listener.name: r.listener for r in twins.values()}.values())
     rows = [r for t in tables for r in t.rows]
     print(f"Envoy {info.envoy_version} ({envoy_binary()}); {info.wasm_path} {wasm_bytes:,} bytes; "
           f"{info.nproc} cores, {info.cpu_model}")
-    print(f"{len(listeners)} listeners, {len(rows)} rows × {args.rounds} rounds × {args.seconds}s "
-          f"+ {len(rows)} paced runs × {args.latency_seconds}s + RSS of {len(plan.RSS_KINDS)} filters: "
-          f"about {estimate_seconds(tables, listeners, args) / 60:.0f} min")
+    if base_wasm:
+        print(f"baseline: {base_wasm} {base_wasm.stat().st_size:,} bytes: the {len(twins)} jwt-guard rows again "
+              f"with it (listeners *{BASELINE_SUFFIX}, same configuration); the comparison comes last, "
+              f"in build/bench/baseline.md; benches/RESULTS.md is not written")
+    print(f"{len(listeners)} listeners, {len(rows) + len(twins)} rows × {args.rounds} rounds × {args.seconds}s "
+          f"+ {len(rows) + len(twins)} paced runs × {args.latency_seconds}s + RSS of {len(plan.RSS_KINDS)} filters: "
+          f"about {estimate_seconds(tables, listeners, args, len(twins)) / 60:.0f} min")
     print("keys and tokens (build/bench/keys, build/bench/tokens):")
     keys, pools, checks = prepare_tokens(args)
 
     envoy_dir = OUT_DIR / "envoy"
     shutil.rmtree(envoy_dir, ignore_errors=True)
-    series = {r.key: Series(r) for r in rows}
+    series = {r.key: Series(r) for r in with_twins(rows, twins)}
     envoy, ports = start_envoy(listeners, keys, envoy_dir / "throughput", "bench", concurrency=1)
     try:
         bench = Bench(envoy, ports, pools, args, OUT_DIR / "wrk")
@@ -285,10 +322,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"\nwrk per run: {' '.join(example[:-3])} http://127.0.0.1:<port>/ -- <first token index>")
         print(f"warm-up: {args.warmup}s per listener")
         warm_up(bench, listeners)
-        print(f"saturation: {args.rounds} interleaved round(s) of {len(rows)} runs")
-        saturation_rounds(bench, rows, series)
+        print(f"saturation: {args.rounds} interleaved round(s) of {len(rows) + len(twins)} runs")
+        saturation_rounds(bench, rows, series, twins)
         print("latency: paced runs")
-        latency_runs(bench, tables, series)
+        latency_runs(bench, tables, series, twins)
     except CheckFailed as e:
         raise CheckFailed(f"{e}\n--- Envoy log (last lines) ---\n{envoy.log_tail(20)}") from None
     finally:
@@ -307,9 +344,18 @@ def run(args: argparse.Namespace) -> int:
     info.loadavg_end = os.getloadavg()
     info.wall_seconds = round(time.monotonic() - started, 1)
     notes = report.notes(NATIVE_POLICY_NOTES)
-    report.write_json(OUT_DIR / "results.json", info, tables, series, outcomes, rss, verdicts, notes)
-    report.write_markdown(RESULTS_MD, info, tables, series, outcomes, rss, verdicts, notes)
-    print(f"\nwrote build/bench/results.json and benches/RESULTS.md; wall time {info.wall_seconds:.0f}s; "
+    if base_wasm:
+        base = report.Baseline(str(base_wasm), base_wasm.stat().st_size, plan.versus(tables, twins, series))
+        report.print_versus(info, base, series)
+        report.write_json(OUT_DIR / "results.json", info, tables, series, outcomes, rss, verdicts, notes,
+                          report.versus_json(base, series))
+        report.write_versus_markdown(OUT_DIR / "baseline.md", info, base, series)
+        written = "build/bench/results.json and build/bench/baseline.md (benches/RESULTS.md left as it was)"
+    else:
+        report.write_json(OUT_DIR / "results.json", info, tables, series, outcomes, rss, verdicts, notes)
+        report.write_markdown(RESULTS_MD, info, tables, series, outcomes, rss, verdicts, notes)
+        written = "build/bench/results.json and benches/RESULTS.md"
+    print(f"\nwrote {written}; wall time {info.wall_seconds:.0f}s; "
           f"load average now {', '.join(f'{x:.2f}' for x in info.loadavg_end)}")
     return 0
 
@@ -321,6 +367,9 @@ def main() -> int:
         return 1
     if not WASM_PATH.exists():
         print(f"{WASM_PATH} is missing: run `make build` (make bench does)", file=sys.stderr)
+        return 1
+    if args.baseline and not args.baseline.is_file():
+        print(f"--baseline / BENCH_BASELINE: {args.baseline} is not a file", file=sys.stderr)
         return 1
 
     # SIGTERM behaves like Ctrl-C: unwind, so every `finally` stops its Envoy.

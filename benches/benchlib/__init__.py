@@ -5,5 +5,6 @@
     wrk      wrk's Lua scripts (token rotation, pacing, answer checks) and its output
     envoys   Envoy processes for the bench (any --concurrency) and the answer checks
     plan     workloads, tables, rows, comparisons and the issue's targets
-    report   tables, ratios, target verdicts, results.json and benches/RESULTS.md
+    report   tables, ratios, target verdicts, results.json and benches/RESULTS.md (--baseline:
+             "this build vs baseline", build/bench/baseline.md)
 """

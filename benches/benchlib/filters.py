@@ -159,6 +159,11 @@ class Kind:
     native: bool = False  # jwt_authn: its jwt_cache_hit/miss counters are read
     diagnostic: bool = False
 
+    @property
+    def guard(self) -> bool:
+        """A jwt-guard row: measured with the other .wasm too under `--baseline`."""
+        return self.name.startswith("jwt_guard")
+
 
 def _guard(**kw: Any) -> Callable[[SigningKey | None, str], list[dict]]:
     return lambda key, name: [wasm_filter(guard_config(key, **kw), name=name)]
@@ -190,18 +195,32 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
 class Listener:
     kind: Kind
     alg: str | None  # the algorithm of the key in its configuration; None when not kind.keyed
+    wasm: str | None = None  # `--baseline`: another jwt_guard.wasm (absolute path); None: this build's
 
     @classmethod
     def of(cls, kind: Kind, alg: str) -> "Listener":
         """The listener of `kind` for `alg`'s tokens: one per algorithm, or one for all."""
         return cls(kind, alg if kind.keyed else None)
 
+    def with_wasm(self, wasm: str) -> "Listener":
+        """The same listener (same jwt-guard configuration) running another .wasm."""
+        return Listener(self.kind, self.alg, wasm)
+
     @property
     def name(self) -> str:
-        return f"{self.alg.lower()}_{self.kind.name}" if self.alg else self.kind.name
+        name = f"{self.alg.lower()}_{self.kind.name}" if self.alg else self.kind.name
+        return f"{name}{BASELINE_SUFFIX}" if self.wasm else name
 
     def config(self, key: SigningKey | None, routes: list[dict]) -> dict:
-        return listener(self.name, 0, self.kind.chain(key, self.name), routes=routes)
+        chain = self.kind.chain(key, self.name)
+        if self.wasm:  # the chain as built for this build; only the file of the Wasm code changes
+            for f in chain:
+                if f["name"] == "envoy.filters.http.wasm":
+                    f["typed_config"]["config"]["vm_config"]["code"]["local"]["filename"] = self.wasm
+        return listener(self.name, 0, chain, routes=routes)
+
+
+BASELINE_SUFFIX = "_basewasm"  # the name of a listener running the `--baseline` .wasm
 
 
 def direct_200() -> list[dict]:

@@ -219,6 +219,38 @@ def latency_rate(table: Table, series: dict[str, Series]) -> float:
     return 0.5 * min(series[r.key].median_rps() for r in table.rows if not r.kind.diagnostic)
 
 
+# --------------------------------------------------------------------------- another build (--baseline)
+
+
+def twins(tables: list[Table], wasm: str) -> dict[str, Row]:
+    """Each jwt-guard row's twin, by the row's key: the same listener configuration running
+    `wasm` (another jwt_guard.wasm), under the same workload."""
+    return {r.key: Row(r.listener.with_wasm(wasm), r.workload) for t in tables for r in t.rows if r.kind.guard}
+
+
+@dataclass
+class Versus:
+    """A jwt-guard row against its twin: the median over rounds of req/s (this build) ÷ req/s
+    (baseline) of the runs of the same round, as the comparisons do."""
+
+    table: Table
+    this: Row
+    base: Row
+    value: float
+    per_round: list[float]
+
+
+def versus(tables: list[Table], twins: dict[str, Row], series: dict[str, Series]) -> list[Versus]:
+    out = []
+    for t in tables:
+        for r in t.rows:
+            if r.key in twins:
+                a, b = series[r.key], series[twins[r.key].key]
+                per_round = [x.rps / y.rps for x, y in zip(a.samples, b.samples)]
+                out.append(Versus(t, r, twins[r.key], statistics.median(per_round), per_round))
+    return out
+
+
 # --------------------------------------------------------------------------- memory and size
 
 RSS_CONCURRENCY = 2

@@ -1,16 +1,19 @@
 """The tables (console and markdown), the target verdicts, build/bench/results.json and
-benches/RESULTS.md. Cells are made once (table_cells) and laid out twice."""
+benches/RESULTS.md; with `--baseline`, the table "this build vs baseline" and build/bench/baseline.md
+instead of RESULTS.md. Cells are made once (table_cells, versus_cells) and laid out twice."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import re
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .plan import RSS_CONCURRENCY, RSS_PAIRS, Outcome, Rss, Series, Table, Verdict
+from .plan import RSS_CONCURRENCY, RSS_PAIRS, Outcome, Rss, Series, Table, Verdict, Versus
 from .filters import KINDS
 
 
@@ -176,7 +179,8 @@ def print_verdicts(vs: list[Verdict]) -> None:
 
 
 def write_json(path: Path, info: RunInfo, tables: list[Table], series: dict[str, Series],
-               outcomes: list[Outcome], rss: dict[str, Rss], vs: list[Verdict], notes: dict) -> None:
+               outcomes: list[Outcome], rss: dict[str, Rss], vs: list[Verdict], notes: dict,
+               extra: dict | None = None) -> None:
     def sample(x) -> dict:
         d = asdict(x)
         d.pop("raw")
@@ -210,6 +214,7 @@ def write_json(path: Path, info: RunInfo, tables: list[Table], series: dict[str,
         "verdicts": [asdict(v) | {"verdict": v.word} for v in vs],
         "ok": True,
         "notes": notes,
+        **(extra or {}),
     }
     path.write_text(json.dumps(data, indent=2) + "\n")
 
@@ -285,3 +290,108 @@ def notes(native_policy: str) -> dict:
                "so each worker's token cache is full).",
         "native policy": native_policy,
     }
+
+
+# --------------------------------------------------------------------------- this build vs baseline (--baseline)
+
+
+@dataclass
+class Baseline:
+    """The other jwt_guard.wasm and how its twins of the jwt-guard rows fared."""
+
+    wasm_path: str
+    wasm_bytes: int
+    versus: list[Versus]
+
+    def geomean(self) -> float:
+        return math.exp(statistics.fmean(math.log(v.value) for v in self.versus))
+
+
+VERSUS_HEADER = ["workload", "filter", "req/s", "baseline req/s", "this/baseline", "per round", "p50 ms",
+                 "baseline p50", "p99 ms", "baseline p99", "paced at"]
+
+
+def versus_cells(b: Baseline, series: dict[str, Series]) -> list[list[str]]:
+    rows = []
+    for v in b.versus:
+        this, base = series[v.this.key], series[v.base.key]
+        rows.append([
+            v.table.workload.short,
+            v.this.kind.name + (" ◦" if v.this.kind.diagnostic else ""),
+            _rate(this.median_rps()),
+            _rate(base.median_rps()),
+            f"{v.value:.3f}",
+            ", ".join(f"{x:.3f}" for x in v.per_round),
+            _ms(this.latency.p50_ms if this.latency else None),
+            _ms(base.latency.p50_ms if base.latency else None),
+            _ms(this.latency.p99_ms if this.latency else None),
+            _ms(base.latency.p99_ms if base.latency else None),
+            _rate(this.latency_rate) + (" (own ½)" if this.latency_own_rate else ""),
+        ])
+    return rows
+
+
+def versus_lines(info: RunInfo, b: Baseline) -> list[str]:
+    return [
+        f"jwt_guard.wasm: this build {info.wasm_bytes:,} bytes ({info.wasm_path}), baseline {b.wasm_bytes:,} "
+        f"bytes ({b.wasm_path}): {info.wasm_bytes - b.wasm_bytes:+,} bytes",
+        f"geometric mean of this/baseline over the {len(b.versus)} rows: {b.geomean():.3f}",
+    ]
+
+
+def print_versus(info: RunInfo, b: Baseline, series: dict[str, Series]) -> None:
+    print("\n== this build vs baseline (each jwt-guard row again with the baseline .wasm, the same "
+          "configuration, in the same Envoy and rounds)")
+    print(console(VERSUS_HEADER, versus_cells(b, series)))
+    print()
+    print("\n".join(versus_lines(info, b)))
+
+
+def versus_json(b: Baseline, series: dict[str, Series]) -> dict:
+    def latency(s: Series) -> dict | None:
+        return {"p50_ms": s.latency.p50_ms, "p99_ms": s.latency.p99_ms, "rps": s.latency.rps} if s.latency else None
+
+    return {"baseline": {
+        "wasm_path": b.wasm_path, "wasm_bytes": b.wasm_bytes, "geomean": round(b.geomean(), 4),
+        "rows": [{
+            "workload": v.table.workload.key, "kind": v.this.kind.name,
+            "listener": v.this.listener.name, "baseline_listener": v.base.listener.name,
+            "median_rps": round(series[v.this.key].median_rps(), 1),
+            "baseline_median_rps": round(series[v.base.key].median_rps(), 1),
+            "baseline_samples_rps": [round(x.rps, 1) for x in series[v.base.key].samples],
+            "ratio": round(v.value, 4), "per_round": [round(x, 4) for x in v.per_round],
+            "latency_rate": series[v.this.key].latency_rate,
+            "latency": latency(series[v.this.key]), "baseline_latency": latency(series[v.base.key]),
+        } for v in b.versus],
+    }}
+
+
+def write_versus_markdown(path: Path, info: RunInfo, b: Baseline, series: dict[str, Series]) -> None:
+    la = lambda t: ", ".join(f"{x:.2f}" for x in t) if t else "-"  # noqa: E731
+    parts = [
+        "# jwt-guard: this build vs baseline" + (" (quick run)" if info.quick else ""),
+        "",
+        "Written by `make bench BENCH_BASELINE=…` (`benches/bench.py --baseline`). Every jwt-guard row of the",
+        "bench ran twice in the same Envoy: with this build's .wasm and, on a listener of its own with the",
+        "same jwt-guard configuration, with the baseline .wasm; the twins were measured next to each other",
+        "in every round (which goes first alternates by round) and paced at the same rate.",
+        "`this/baseline` is the median over rounds of the ratio of the runs of the same round.",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| date | {info.date} |",
+        f"| command | `{info.command}` |",
+        f"| machine | {info.nproc} cores (`nproc`), {info.cpu_model}, Linux {info.kernel} |",
+        f"| load average | {la(info.loadavg_start)} at start, {la(info.loadavg_end)} at end |",
+        f"| Envoy | {info.envoy_version}, `--concurrency 1`, V8 |",
+        f"| wrk | {info.wrk_version}, `-t1 -c{info.connections}`, {info.seconds} s per run, "
+        f"{info.rounds} interleaved round(s); paced runs of {info.latency_seconds} s |",
+        f"| this build | `{info.wasm_path}`, {info.wasm_bytes:,} bytes |",
+        f"| baseline | `{b.wasm_path}`, {b.wasm_bytes:,} bytes |",
+        f"| size | {info.wasm_bytes - b.wasm_bytes:+,} bytes |",
+        f"| geometric mean of this/baseline | {b.geomean():.3f} over {len(b.versus)} rows |",
+        "",
+        markdown(VERSUS_HEADER, versus_cells(b, series)),
+        "",
+    ]
+    path.write_text("\n".join(parts))
