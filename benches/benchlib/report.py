@@ -219,9 +219,21 @@ def write_json(path: Path, info: RunInfo, tables: list[Table], series: dict[str,
     path.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def run_rows(info: RunInfo) -> list[str]:
+    """The first rows of a results table: when, how and where the run was made."""
+    la = lambda t: ", ".join(f"{x:.2f}" for x in t) if t else "-"  # noqa: E731
+    return [
+        "| | |",
+        "|---|---|",
+        f"| date | {info.date} |",
+        f"| command | `{info.command}` |",
+        f"| machine | {info.nproc} cores (`nproc`), {info.cpu_model}, Linux {info.kernel} |",
+        f"| load average | {la(info.loadavg_start)} at start, {la(info.loadavg_end)} at end |",
+    ]
+
+
 def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[str, Series],
                    outcomes: list[Outcome], rss: dict[str, Rss], vs: list[Verdict], notes: dict) -> None:
-    la = lambda t: ", ".join(f"{x:.2f}" for x in t) if t else "-"  # noqa: E731
     parts = [
         "# jwt-guard benchmark results" + (" (quick run)" if info.quick else ""),
         "",
@@ -237,12 +249,7 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
             "",
         ]
     parts += [
-        "| | |",
-        "|---|---|",
-        f"| date | {info.date} |",
-        f"| command | `{info.command}` |",
-        f"| machine | {info.nproc} cores (`nproc`), {info.cpu_model}, Linux {info.kernel} |",
-        f"| load average | {la(info.loadavg_start)} at start, {la(info.loadavg_end)} at end |",
+        *run_rows(info),
         f"| Envoy | {info.envoy_version}, `--concurrency 1` (RSS: `--concurrency {RSS_CONCURRENCY}`), V8 |",
         f"| jwt_guard.wasm | {info.wasm_bytes:,} bytes ({info.wasm_bytes / 2**20:.3f} MiB) |",
         f"| wrk | {info.wrk_version}, `-t1 -c{info.connections}`, {info.seconds} s per run, "
@@ -367,7 +374,6 @@ def versus_json(b: Baseline, series: dict[str, Series]) -> dict:
 
 
 def write_versus_markdown(path: Path, info: RunInfo, b: Baseline, series: dict[str, Series]) -> None:
-    la = lambda t: ", ".join(f"{x:.2f}" for x in t) if t else "-"  # noqa: E731
     parts = [
         "# jwt-guard: this build vs baseline" + (" (quick run)" if info.quick else ""),
         "",
@@ -377,12 +383,7 @@ def write_versus_markdown(path: Path, info: RunInfo, b: Baseline, series: dict[s
         "in every round (which goes first alternates by round) and paced at the same rate.",
         "`this/baseline` is the median over rounds of the ratio of the runs of the same round.",
         "",
-        "| | |",
-        "|---|---|",
-        f"| date | {info.date} |",
-        f"| command | `{info.command}` |",
-        f"| machine | {info.nproc} cores (`nproc`), {info.cpu_model}, Linux {info.kernel} |",
-        f"| load average | {la(info.loadavg_start)} at start, {la(info.loadavg_end)} at end |",
+        *run_rows(info),
         f"| Envoy | {info.envoy_version}, `--concurrency 1`, V8 |",
         f"| wrk | {info.wrk_version}, `-t1 -c{info.connections}`, {info.seconds} s per run, "
         f"{info.rounds} interleaved round(s); paced runs of {info.latency_seconds} s |",

@@ -1,6 +1,6 @@
 //! Remote JWKS (`remote_jwks`): where a provider's keys are fetched from, and when. Host
 //! independent: times are milliseconds on the host's clock, passed in, so the schedule is
-//! unit-tested with a fixed clock. The glue (`filter.rs`) does the HTTP callouts and keeps the
+//! unit-tested with a fixed clock. The host adapter (`src/adapters/proxy_wasm/fetcher.rs`) does the HTTP callouts and keeps the
 //! [`SharedState`] in proxy-wasm shared data, where every Envoy worker's VM sees it: one VM at
 //! a time holds the lease and fetches, the others adopt the document it stores.
 

@@ -5,7 +5,7 @@
 //! [`Tally`] in which every vector lands in exactly one bucket.
 //!
 //! Two users, so that both signature backends pass the same tests:
-//! - the unit tests in `src/signature/wycheproof_vectors.rs`, through
+//! - the unit tests in `src/testing/wycheproof.rs`, through
 //!   [`crate::authn::signature::is_valid`] (the pure-Rust backend);
 //! - `tests/wycheproof-envoy`, a test-only proxy-wasm module that runs [`HOST_SERVED_FILES`]
 //!   through [`crate::adapters::proxy_wasm::verify_signature`] and Envoy's `verify_signature` inside a real Envoy (the

@@ -3,8 +3,8 @@
 1. tests/wycheproof-envoy, a test-only proxy-wasm module linked with jwt-guard's core, runs the
    Wycheproof files of every algorithm Envoy's `verify_signature` serves (ECDSA P-256/SHA-256
    and P-384/SHA-384 in P1363 form; RSA PKCS #1 v1.5, 2048/3072/4096 bits, SHA-256/384/512)
-   through the production wire format (`host_signature::arguments`, the foreign function,
-   `host_signature::result`), with the keys, expectations and derived variants the pure-Rust
+   through the production wire format (`verify_signature::arguments`, the foreign function,
+   `verify_signature::result`), with the keys, expectations and derived variants the pure-Rust
    unit tests use (src/testing/vectors.rs), and through the pure-Rust `is_valid` beside it, in wasm32.
    It runs when it gets a request, and answers (and logs) one line per file and a summary.
 2. Cases made here with `cryptography`, which no Wycheproof file is sure to hold: valid

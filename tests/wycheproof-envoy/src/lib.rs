@@ -238,7 +238,7 @@ fn verify_signature(arguments: &[u8]) -> Result<Vec<u8>, u32> {
 // The checks.
 
 /// Both backends on each case, as the filter would run the host one (`HostVerifier` in
-/// src/filter.rs): no arguments means a refused token, without a host call.
+/// src/adapters/proxy_wasm/host_verifier.rs): no arguments means a refused token, without a host call.
 #[derive(Default)]
 struct Backends {
     /// Checks answered by `verify_signature`.
