@@ -156,7 +156,7 @@ test: unit integration integration-envoys compose-test-if-docker
 
 # ---------------------------------------------------------------- lint
 # The last clippy checks the test module and, with it, the core as that links it (without the
-# `filter` feature, with `wycheproof`).
+# `filter` feature, with `wycheproof`). `cargo doc` refuses a doc link to an item that moved.
 lint: $(STAMPS)/rust-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
@@ -164,6 +164,7 @@ lint: $(STAMPS)/rust-target
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p jwtg-demo --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --no-deps --lib --quiet
 	$(MAKE) --no-print-directory validate
 
 fmt:

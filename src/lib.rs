@@ -9,7 +9,7 @@
 //!
 //! Features: `filter` (default) adds the proxy-wasm glue ([`adapters::proxy_wasm`]) to a wasm32
 //! build; without it the crate is the core alone, for modules that bring their own glue
-//! (tests/wycheproof-envoy). `wycheproof` adds [`testing::vectors`], for tests only.
+//! (tests/wycheproof-envoy). `wycheproof` adds `testing::vectors`, for tests only.
 
 pub mod adapters;
 pub mod authn;

@@ -1,5 +1,5 @@
 //! The decision for one request: the rule ([`select`], by route binding or in order),
-//! authentication, authorization and what changes upstream ([`decide`]), and the answer with
+//! authentication, authorization and what changes upstream ([`decide`](mod@decide)), and the answer with
 //! its facts ([`verdict`]; [`outcome`] renders it for access logs).
 
 pub mod decide;

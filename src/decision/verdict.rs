@@ -83,14 +83,14 @@ impl Refused {
     }
 }
 
-/// What [`decide`] concluded, and what outcomes and counters report of it.
+/// What [`decide`](crate::decision::decide()) concluded, and what outcomes and counters report of it.
 #[derive(Debug)]
 pub struct Verdict {
     pub decision: Decision,
     /// The rule that decided (an index into `Config::rules`); `None` when none applied.
     pub rule: Option<usize>,
     /// The provider that accepted the token or, for a refused one, judged it (see
-    /// [`Authenticator::judged_by`]).
+    /// [`crate::authn::Authenticator::judged_by`]).
     pub provider: Option<usize>,
     /// The verified claims of an authenticated caller (never those of a refused token).
     pub claims: Option<Rc<VerifiedClaims>>,

@@ -41,20 +41,28 @@ def module_of(path: Path) -> tuple[str, ...]:
     return parts[:-1] if parts[-1] == "mod" else parts
 
 
-def file_of(module: tuple[str, ...]) -> Path | None:
+CLI = SRC / "bin" / "jwt-guard"
+
+
+def file_of(module: tuple[str, ...], root: Path = SRC) -> Path | None:
     """The file that defines `crate::<module>` or the longest prefix of it that is a file."""
     for n in range(len(module), 0, -1):
-        for candidate in (SRC.joinpath(*module[:n]).with_suffix(".rs"), SRC.joinpath(*module[:n], "mod.rs")):
+        for candidate in (root.joinpath(*module[:n]).with_suffix(".rs"), root.joinpath(*module[:n], "mod.rs")):
             if candidate.exists():
                 return candidate
     return None
 
 
-def imports(path: Path) -> set[Path]:
-    """Files of the crate that `path` names through `crate::` paths (in `use` or inline)."""
+def imports(path: Path, root: Path = SRC) -> set[Path]:
+    """Files of the crate that `path` names through `crate::` paths (in `use` or inline), and the
+    modules it names in `use crate::{a, b}` lists."""
+    code = product_code(path)
+    names = [m.group(1) for m in re.finditer(r"crate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)", code)]
+    for group in re.findall(r"crate::\{([^}]*)\}", code):
+        names += [item.strip() for item in group.split(",") if re.fullmatch(r"[a-z_][a-z0-9_]*", item.strip())]
     found = set()
-    for m in re.finditer(r"crate::((?:[a-z_][a-z0-9_]*::)*[a-z_][a-z0-9_]*)", product_code(path)):
-        target = file_of(tuple(m.group(1).split("::")))
+    for name in names:
+        target = file_of(tuple(name.split("::")), root)
         if target is not None and target != path:
             found.add(target)
     return found
@@ -77,8 +85,15 @@ def test_no_module_imports_one_above_it():
     assert not upward, "imports that run back up:\n" + "\n".join(sorted(upward))
 
 
-def test_no_import_circle_between_files():
-    graph = {p: {t for t in imports(p) if not is_test_file(t)} for p in library_files()}
+@pytest.mark.parametrize("crate", ["lib", "cli"])
+def test_no_import_circle_between_files(crate):
+    if crate == "lib":
+        graph = {p: {t for t in imports(p) if not is_test_file(t)} for p in library_files()}
+    else:
+        graph = {p: imports(p, CLI) for p in sorted(CLI.rglob("*.rs"))}
+        assert len(graph) > 10, "the command-line tool's sources were not found"
+        into_main = [str(p.relative_to(REPO_ROOT)) for p, targets in graph.items() if CLI / "main.rs" in targets]
+        assert not into_main, f"main.rs is the top of the tool; these import it: {into_main}"
     state: dict[Path, int] = {}
     circles = []
 
