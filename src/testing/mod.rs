@@ -3,6 +3,7 @@
 
 #[cfg(test)]
 pub mod testutil;
+pub mod variants;
 pub mod vectors;
 
 #[cfg(test)]

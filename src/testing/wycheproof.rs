@@ -16,7 +16,7 @@
 //!   `acceptable` function (below; ECDSA's and PKCS #1 v1.5's in `crate::testing::vectors`); a flag
 //!   without a decision fails the test rather than passing.
 //! - Other spellings of each valid ECDSA and PKCS #1 v1.5 signature are derived and checked too
-//!   (`crate::testing::vectors::variants`: (r, n - s), s + n, a zero byte more or less, ...).
+//!   (`crate::testing::variants`: (r, n - s), s + n, a zero byte more or less, ...).
 //! - Keys the configuration refuses are not skipped: the test computes, independently, whether
 //!   jwt-guard's key policy must refuse the key (RSA: modulus 2048..=4096 bits and e = 65537,
 //!   jwt-simple's rule; HMAC: a secret at least as long as the hash output, RFC 7518 §3.2), and
