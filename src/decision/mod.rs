@@ -2,6 +2,7 @@
 //! authentication, authorization and what changes upstream ([`decide`](mod@decide)), and the answer with
 //! its facts ([`verdict`]; [`outcome`] renders it for access logs).
 
+pub mod counters;
 pub mod decide;
 pub mod outcome;
 pub mod select;

@@ -22,6 +22,20 @@ pub fn route_binding<'m>(namespace: Option<&[MetadataMember<'m>]>) -> Option<&'m
     })
 }
 
+/// The log line for a route bound to a rule the configuration lacks (`name` empty: a namespace
+/// that binds no rule). Hosts log it once per name; every such request is refused.
+pub fn unknown_binding_warning(name: &[u8]) -> String {
+    let what = if name.is_empty() {
+        "route metadata filter_metadata.jwt_guard binds no rule (its one member `rule` must be a rule's name; it is missing, empty, null, not text, or has other members beside it)".to_string()
+    } else {
+        format!(
+            "route metadata names rule {:?}, which this configuration does not have",
+            String::from_utf8_lossy(name)
+        )
+    };
+    format!("jwt-guard: {what}; its requests are refused (403 no_matching_rule)")
+}
+
 /// How the rule for a request is found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Selection {

@@ -8,6 +8,7 @@ use crate::adapters::proxy_wasm::host_verifier::HostVerifier;
 use crate::adapters::proxy_wasm::outcomes::Outcomes;
 use crate::authn::cache::TokenCache;
 use crate::config::Config;
+use crate::request::unknown_binding_warning;
 
 /// Everything a request needs, built once per configuration and shared by its HTTP contexts.
 pub(super) struct Running {
@@ -32,18 +33,7 @@ impl Running {
             return;
         }
         warned.push(name.to_vec());
-        let what = if name.is_empty() {
-            "route metadata filter_metadata.jwt_guard binds no rule (its one member `rule` must be a rule's name; it is missing, empty, null, not text, or has other members beside it)".to_string()
-        } else {
-            format!(
-                "route metadata names rule {:?}, which this configuration does not have",
-                String::from_utf8_lossy(name)
-            )
-        };
-        host::log(
-            LOG_WARN,
-            &format!("jwt-guard: {what}; its requests are refused (403 no_matching_rule)"),
-        );
+        host::log(LOG_WARN, &unknown_binding_warning(name));
     }
 }
 
