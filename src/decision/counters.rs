@@ -165,9 +165,7 @@ mod tests {
     }
 
     fn names_of(plan: &CounterPlan, verdict: &Verdict) -> Vec<String> {
-        plan.of(verdict)
-            .map(|i| plan.names()[i].clone())
-            .collect()
+        plan.of(verdict).map(|i| plan.names()[i].clone()).collect()
     }
 
     #[test]
@@ -233,11 +231,16 @@ mod tests {
         sorted.sort();
         sorted.dedup();
         assert_eq!(sorted.len(), plan.names().len());
-        assert!(plan
-            .names()
-            .contains(&"jwt_guard.refused.403.no_matching_rule".to_string()));
-        assert!(!plan.names().iter().any(|n| n.starts_with("jwt_guard.rule.")
-            && n.ends_with("no_matching_rule")));
+        assert!(
+            plan.names()
+                .contains(&"jwt_guard.refused.403.no_matching_rule".to_string())
+        );
+        assert!(
+            !plan
+                .names()
+                .iter()
+                .any(|n| n.starts_with("jwt_guard.rule.") && n.ends_with("no_matching_rule"))
+        );
         assert_eq!(
             plan.cache(true, false).map(|i| plan.names()[i].as_str()),
             Some("jwt_guard.token_cache.hit")

@@ -8,7 +8,9 @@ pub mod country;
 pub mod route;
 
 pub use country::Country;
-pub use route::{MetadataMember, ROUTE_RULE_MEMBER, Selection, route_binding, unknown_binding_warning};
+pub use route::{
+    MetadataMember, ROUTE_RULE_MEMBER, Selection, route_binding, unknown_binding_warning,
+};
 
 pub struct Request<'r> {
     pub headers: &'r [(String, Vec<u8>)],

@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 import pytest
 
-from harness import (REPO_ROOT, WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap, ipv6_available,
-                     stop_all_envoys)
+from harness import (NATIVE_LIB_PATH, REPO_ROOT, WASM_PATH, EchoUpstream, Envoy, Response, Stack, bootstrap,
+                     ipv6_available, runtime, stop_all_envoys)
 from tokens import KeySet
 
 REALM = "api"
@@ -72,6 +72,8 @@ def in_ci() -> bool:
 def wasm() -> str:
     if not WASM_PATH.exists():
         pytest.fail(f"{WASM_PATH} is missing: run `make build` (make integration does it)", pytrace=False)
+    if runtime() == "native" and not NATIVE_LIB_PATH.exists():
+        pytest.fail(f"JWTG_RUNTIME=native but {NATIVE_LIB_PATH} is missing: run `make native`", pytrace=False)
     return str(WASM_PATH)
 
 
@@ -202,3 +204,24 @@ class NotForwarded:
 def refused(upstream: EchoUpstream) -> Callable[[], NotForwarded]:
     return lambda: NotForwarded(upstream)
 
+
+
+# ----------------------------------------------------------------------- runtimes
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "wasm_only(reason): a test of the Wasm runtime itself (its VM, its foreign functions, its "
+        "packaging); under JWTG_RUNTIME=native it is skipped with the reason (docs/runtimes.md lists them)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under JWTG_RUNTIME=native, the tests marked wasm_only are skipped, with their reason;
+    every other test runs against the dynamic module."""
+    if runtime() != "native":
+        return
+    for item in items:
+        marker = item.get_closest_marker("wasm_only")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(pytest.mark.skip(reason=f"Wasm runtime only: {reason}"))

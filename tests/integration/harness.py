@@ -34,6 +34,19 @@ GEO_DB_PATH = REPO_ROOT / "build" / "geo" / "GeoIP2-Country-Test.mmdb"
 GEO_CITY_DB_PATH = REPO_ROOT / "build" / "geo" / "GeoIP2-City-Test.mmdb"
 
 WASM_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm"
+DYNAMIC_MODULE_TYPE = "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter"
+# `make native`'s library, found by Envoy through ENVOY_DYNAMIC_MODULES_SEARCH_PATH.
+NATIVE_LIB_DIR = REPO_ROOT / "target" / "native"
+NATIVE_LIB_PATH = NATIVE_LIB_DIR / "libjwt_guard.so"
+
+
+def runtime() -> str:
+    """Which jwt-guard the suite runs: `wasm` (the .wasm in Envoy's V8, the default) or `native`
+    (the dynamic module), from JWTG_RUNTIME. `make integration` runs the suite once per runtime."""
+    value = os.environ.get("JWTG_RUNTIME", "wasm").strip().lower() or "wasm"
+    if value not in ("wasm", "native"):
+        raise ValueError(f"JWTG_RUNTIME={value!r}: expected wasm or native")
+    return value
 HCM_TYPE = (
     "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager"
 )
@@ -287,9 +300,19 @@ def request_h2(
 # --------------------------------------------------------------------------- bootstrap builders
 
 
+def filter_log_component() -> str:
+    """Envoy's logger for jwt-guard's lines: `wasm` for the Wasm filter, `dynamic_modules` for
+    the module (for --component-log-level)."""
+    return "dynamic_modules" if runtime() == "native" else "wasm"
+
+
 def wasm_filter(config: dict | str, wasm_path: Path | str = WASM_PATH, name: str = "jwt_guard") -> dict:
-    """The jwt-guard HTTP filter entry. `config` is JSON-encoded into the StringValue."""
+    """The jwt-guard HTTP filter entry. `config` is JSON-encoded into the StringValue. Under
+    JWTG_RUNTIME=native the default module becomes the dynamic module, with the same JSON
+    (another .wasm, a test module, stays a Wasm filter)."""
     value = config if isinstance(config, str) else json.dumps(config)
+    if runtime() == "native" and Path(wasm_path).resolve() == WASM_PATH.resolve():
+        return native_filter(value, name)
     return {
         "name": "envoy.filters.http.wasm",
         "typed_config": {
@@ -305,6 +328,22 @@ def wasm_filter(config: dict | str, wasm_path: Path | str = WASM_PATH, name: str
                 },
                 "fail_open": False,
             },
+        },
+    }
+
+
+def native_filter(config: dict | str, name: str = "jwt_guard") -> dict:
+    """jwt-guard as Envoy 1.40's dynamic module (libjwt_guard.so). Its counters go under the
+    Wasm filter's stats prefix (`metrics_namespace: wasmcustom`), so both runtimes report the
+    same stat names."""
+    value = config if isinstance(config, str) else json.dumps(config)
+    return {
+        "name": "jwt_guard",
+        "typed_config": {
+            "@type": DYNAMIC_MODULE_TYPE,
+            "dynamic_module_config": {"name": "jwt_guard", "metrics_namespace": "wasmcustom"},
+            "filter_name": name,
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": value},
         },
     }
 
@@ -563,8 +602,10 @@ class Envoy:
         with contextlib.suppress(FileNotFoundError):
             self.admin_address_path.unlink()  # never read a previous run's address
         self._log_file = open(self.workdir / f"{self.name}.stdio.log", "wb")
+        env = dict(os.environ)
+        env.setdefault("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", str(NATIVE_LIB_DIR))
         self.proc = subprocess.Popen(
-            args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            args, stdout=self._log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             cwd=str(cwd or REPO_ROOT), start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
         )
         _RUNNING.add(self)

@@ -49,6 +49,7 @@ def configured_lines(stack) -> list[str]:
         time.sleep(0.1)
 
 
+@pytest.mark.wasm_only(reason="the start-up line names the Wasm signature backends (verify_signature or Rust); the module's is in test_native.py")
 def test_start_up_log_says_who_checks_which_algorithm(stack):
     lines = configured_lines(stack)
     host = "signatures by the host (verify_signature): [RS256, RS384, RS512, ES256, ES384], " \

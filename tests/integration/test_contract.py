@@ -21,7 +21,7 @@ import pytest
 
 from conftest import (DESCRIPTIONS, REASONS_401, REASONS_403, TOKEN_403, expect_401, expect_403, expect_upstream,
                       start_stack)
-from harness import REPO_ROOT, listener, wasm_filter
+from harness import REPO_ROOT, filter_log_component, listener, wasm_filter
 from tokens import AUDIENCE, DROP, ISSUER, KeySet, resign_with, unsigned
 
 NOALG_ISSUER = "https://noalg.example.com"
@@ -108,7 +108,7 @@ def stack(request, upstream, keys, wasm):
         listener("main", 0, [wasm_filter(main_config(keys))]),
         listener("norealm", 0, [wasm_filter(norealm_config(keys))]),
         listener("xff", 0, [wasm_filter(xff_config(keys))]),
-    ], envoy_args=["--component-log-level", "wasm:debug"])
+    ], envoy_args=["--component-log-level", f"{filter_log_component()}:debug"])
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -36,6 +36,8 @@ from conftest import expect_401, expect_upstream, start_stack
 from harness import REPO_ROOT, listener, wasm_filter
 from tokens import AUDIENCE, ISSUER, KeySet, b64url, b64url_json
 
+pytestmark = pytest.mark.wasm_only(reason="Envoy's verify_signature is a Wasm foreign function; the module checks signatures with ring, whose Wycheproof runs are unit tests (make unit)")
+
 WYCHEPROOF_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "wycheproof-envoy" / "wycheproof_envoy.wasm"
 
 # The Wycheproof files of the host-served algorithms (src/testing/vectors.rs, HOST_SERVED_FILES), each

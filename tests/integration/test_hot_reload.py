@@ -30,7 +30,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from harness import WASM_TYPE, Envoy, bootstrap, listener, wasm_filter
+from harness import WASM_TYPE, Envoy, bootstrap, listener, native_filter, runtime, wasm_filter
 from tokens import AUDIENCE, ISSUER
 
 SWAP_SETTLE_SECONDS = 2.0  # a request sent this long after the swap must get the new answer
@@ -140,10 +140,13 @@ class EcdsFile:
         self.name = name
         self.path = directory / f"{name}.json"
         self.version = 0
+        self.type_url = WASM_TYPE
 
     def swap(self, http_filter: dict) -> None:
         """`http_filter`: an http_filters entry (harness.wasm_filter); its typed_config is used."""
         self.version += 1
+        # The filter's type: the Wasm filter, or the dynamic module under JWTG_RUNTIME=native.
+        self.type_url = http_filter["typed_config"]["@type"]
         doc = {"version_info": str(self.version), "resources": [{
             "@type": "type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig",
             "name": self.name, "typed_config": http_filter["typed_config"]}]}
@@ -156,7 +159,7 @@ class EcdsFile:
         return {"name": self.name, "config_discovery": {
             "config_source": {"path_config_source": {"path": str(self.path), "watched_directory": {"path": str(self.dir)}},
                               "resource_api_version": "V3"},
-            "type_urls": [WASM_TYPE]}}
+            "type_urls": [self.type_url]}}
 
     def bootstrap(self, upstream_port: int, **listener_fields: Any) -> dict:
         """A bootstrap with one listener `main` whose only filter before the router is this one."""
@@ -229,7 +232,13 @@ def test_a_new_policy_and_key_apply_under_load_and_bad_updates_are_rejected(relo
             assert time.monotonic() < deadline, "the refused configuration was not rejected in 10 s"
             time.sleep(0.05)
         time.sleep(1.0)
-        ecds.swap(wasm_filter(new, bad_wasm))
+        if runtime() == "native":
+            # The module's counterpart of a broken .wasm: a library that is not there.
+            broken = native_filter(new)
+            broken["typed_config"]["dynamic_module_config"]["name"] = "jwt_guard_not_built"
+            ecds.swap(broken)
+        else:
+            ecds.swap(wasm_filter(new, bad_wasm))
         deadline = time.monotonic() + 10
         while ecds_stat(envoy, "config_fail") == fails + 1:
             assert time.monotonic() < deadline, "the bad .wasm was not rejected in 10 s"
@@ -269,7 +278,12 @@ def test_a_new_policy_and_key_apply_under_load_and_bad_updates_are_rejected(relo
     assert all(a.verdict in ("new", "both") for a in answers if a.sent >= rejected_from)
     assert ecds_stat(envoy, "config_fail") == 2
     assert ecds_stat(envoy, "update_rejected") == 2
-    assert envoy.wait_for_log("Filesystem config update rejected: Unable to create Wasm plugin jwt_guard")
+    if runtime() == "native":
+        assert envoy.wait_for_log("Filesystem config update rejected: Failed to create filter config: "
+                                  "Failed to initialize dynamic module")
+        assert envoy.wait_for_log("libjwt_guard_not_built.so not found")
+    else:
+        assert envoy.wait_for_log("Filesystem config update rejected: Unable to create Wasm plugin jwt_guard")
     log = envoy.log()
     assert "jwt-guard: invalid configuration: rules[0].provider: unknown provider" in log
     assert "Function: proxy_on_" not in log and "panicked" not in log, "a VM failed while serving"
