@@ -152,15 +152,20 @@ unit:
 	cargo test --lib --features native
 	cargo test -p jwtg-demo
 
-integration: setup build test-wasm oci cli
-	@echo "== integration tests against Envoy $$("$$($(VPY) scripts/envoy_path.py)" --version | grep -o '[0-9.]*/Clean/[A-Z]*')"
-	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
+# The suite once per runtime in RUNTIMES: the .wasm in V8, then the dynamic module (JWTG_RUNTIME,
+# see docs/runtimes.md). The module targets Envoy 1.40's ABI, so other Envoys run the Wasm one.
+RUNTIMES ?= wasm native
+integration: setup build test-wasm oci cli $(if $(filter native,$(RUNTIMES)),native)
+	@for r in $(RUNTIMES); do \
+	    echo "== integration tests ($$r) against Envoy $$("$$($(VPY) scripts/envoy_path.py)" --version | grep -o '[0-9.]*/Clean/[A-Z]*')"; \
+	    JWTG_RUNTIME=$$r $(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS) || exit 1; \
+	done
 
 # The suite against every tested Envoy version but ENVOY_VERSION (which `integration` covers).
 integration-envoys:
 	@for v in $(filter-out $(ENVOY_VERSION),$(ENVOY_VERSIONS)); do \
 	    echo "== make integration ENVOY_VERSION=$$v"; \
-	    $(MAKE) --no-print-directory integration ENVOY_VERSION=$$v || exit 1; \
+	    $(MAKE) --no-print-directory integration ENVOY_VERSION=$$v RUNTIMES=wasm || exit 1; \
 	done
 
 test: unit integration integration-envoys compose-test-if-docker
