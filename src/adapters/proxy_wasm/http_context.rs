@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::adapters::proxy_wasm::host::{self, LOG_DEBUG, LOG_ERROR, LOG_INFO};
+use crate::adapters::proxy_wasm::host_calls;
 use crate::adapters::proxy_wasm::outcomes::Outcomes;
 use crate::adapters::proxy_wasm::outcomes::PreparedResponse;
 use crate::adapters::proxy_wasm::route_metadata::RouteMetadata;
@@ -35,6 +36,16 @@ impl Context for Guard {}
 
 impl HttpContext for Guard {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        host_calls::reset();
+        let action = self.judge();
+        host_calls::report();
+        action
+    }
+}
+
+impl Guard {
+    /// Reads the request, decides, and acts on the decision.
+    fn judge(&self) -> Action {
         let headers = match host::request_headers() {
             Ok(headers) => headers,
             Err(status) => {
@@ -127,9 +138,7 @@ impl HttpContext for Guard {
             }
         }
     }
-}
 
-impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
         self.running
             .outcomes
