@@ -167,7 +167,11 @@ pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     }
 }
 
-pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
+/// The request headers, decoded into `pairs` (see [`header_map::decode_into`]); the number of
+/// bytes the host handed over.
+///
+/// [`header_map::decode_into`]: crate::adapters::proxy_wasm::header_map::decode_into
+pub fn request_headers_into(pairs: &mut Vec<(String, Vec<u8>)>) -> Result<usize, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: valid out-pointers; the returned memory is taken over by `owned`.
     let code = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
@@ -176,7 +180,9 @@ pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
     // SAFETY: filled by the host through the module's allocator.
     let bytes = unsafe { owned(data, size) }.unwrap_or_default();
     // An undecodable map is reported like a failed call: the filter refuses the request.
-    crate::adapters::proxy_wasm::header_map::decode(&bytes).ok_or(HostError(u32::MAX))
+    crate::adapters::proxy_wasm::header_map::decode_into(&bytes, pairs)
+        .ok_or(HostError(u32::MAX))?;
+    Ok(bytes.len())
 }
 
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
@@ -199,14 +205,10 @@ pub fn set_request_header(name: &str, value: &[u8]) -> Result<(), HostError> {
     })
 }
 
-/// A property such as `source.address`; `Ok(None)` when the host has none.
-pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    // The ABI's property path: each segment followed by a NUL.
-    let mut serialized = Vec::new();
-    for segment in path {
-        serialized.extend_from_slice(segment.as_bytes());
-        serialized.push(0);
-    }
+/// A property such as `source.address`; `Ok(None)` when the host has none. `serialized` is the
+/// ABI's property path, each segment followed by a NUL (`b"source\0address\0"`), written out
+/// by the callers so that a request builds no path.
+pub fn property(serialized: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: valid pointers; the returned memory is taken over by `owned`.
     let code =
