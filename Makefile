@@ -62,7 +62,7 @@ ENVOY_STAMP    := $(STAMPS)/envoy-$(ENVOY_VERSION)
 export ENVOY_BIN := $(CURDIR)/build/envoy/$(ENVOY_VERSION)/envoy/_bin/envoy
 endif
 
-.PHONY: help setup build native test-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
+.PHONY: help setup build native test-wasm host-calls-wasm unit integration integration-envoys test lint fmt validate demo run bench bench-quick wrk oci clean cli soak
 
 NATIVE_LIB := target/native/libjwt_guard.so
 
@@ -72,7 +72,10 @@ help:
 	@echo "make cli          $(CLI): jwt-guard check | explain | token (see docs/cli.md)"
 	@echo "make unit         cargo test (host)"
 	@echo "make test-wasm    $(TEST_WASM) and $(TRAP_WASM) (test-only)"
-	@echo "make integration  build + test-wasm + oci + pytest tests/integration in real Envoy"
+	@echo "make host-calls-wasm  $(HOST_CALLS_WASM) (test-only: counts its host calls)"
+	@echo "make native       $(NATIVE_LIB): the Envoy 1.40 dynamic module (docs/runtimes.md)"
+	@echo "make integration  build + native + test-wasm + host-calls-wasm + oci + pytest tests/integration in real Envoy,"
+	@echo "                  once per runtime (RUNTIMES=wasm native; JWTG_RUNTIME for one pytest run)"
 	@echo "                  ENVOY_VERSION=<v> picks the Envoy: $(ENVOY_VERSIONS) (default $(ENVOY_DEFAULT))"
 	@echo "make test         unit, then integration against every Envoy version above"
 	@echo "make oci          build/oci/jwt-guard/ (OCI image layout) and build/oci/jwt-guard.tar, for Istio"
@@ -131,6 +134,14 @@ build: $(STAMPS)/rust-target
 test-wasm: $(STAMPS)/rust-target
 	cargo build -p wycheproof-envoy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET)
 
+# jwt_guard.wasm with the `host-call-counts` feature (test-only; tests/integration/test_host_calls.py):
+# the same filter, counting its host calls per request into Envoy counters. test-wasm's profile and
+# directory, so the two share their dependencies' builds; a build of its own (not one cargo command
+# with test-wasm), since the test modules link the core without the `filter` feature.
+HOST_CALLS_WASM := target/$(WASM_TARGET)/wycheproof-envoy/jwt_guard.wasm
+host-calls-wasm: $(STAMPS)/rust-target
+	cargo build --lib --features host-call-counts --profile wycheproof-envoy --target $(WASM_TARGET)
+
 # ---------------------------------------------------------------- command-line tool
 # The host binary `jwt-guard` (src/bin/jwt-guard): optimised, incremental (profile `cli`).
 # `cargo run --bin jwt-guard -- ...` runs the same tool as a debug build.
@@ -155,7 +166,7 @@ unit:
 # The suite once per runtime in RUNTIMES: the .wasm in V8, then the dynamic module (JWTG_RUNTIME,
 # see docs/runtimes.md). The module targets Envoy 1.40's ABI, so other Envoys run the Wasm one.
 RUNTIMES ?= wasm native
-integration: setup build test-wasm oci cli $(if $(filter native,$(RUNTIMES)),native)
+integration: setup build test-wasm host-calls-wasm oci cli $(if $(filter native,$(RUNTIMES)),native)
 	@for r in $(RUNTIMES); do \
 	    echo "== integration tests ($$r) against Envoy $$("$$($(VPY) scripts/envoy_path.py)" --version | grep -o '[0-9.]*/Clean/[A-Z]*')"; \
 	    JWTG_RUNTIME=$$r $(VPY) -m pytest -p no:cacheprovider -q tests/integration $(PYTEST_FLAGS) || exit 1; \
@@ -178,6 +189,7 @@ lint: $(STAMPS)/rust-target
 	cargo clippy --all-targets -- -D warnings
 	cargo clippy --all-targets --features native -- -D warnings
 	cargo clippy --release --target $(WASM_TARGET) --lib -- -D warnings
+	cargo clippy --lib --features host-call-counts --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p jwtg-demo --all-targets -- -D warnings

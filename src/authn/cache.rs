@@ -9,6 +9,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
+use foldhash::fast::FixedState;
+
 use crate::authn::claims::VerifiedClaims;
 use crate::reason::AuthFailure;
 
@@ -26,9 +28,15 @@ pub struct CachedToken {
     pub claims: Rc<VerifiedClaims>,
 }
 
+/// Tokens are hashed with foldhash's fast, unkeyed hasher instead of the standard library's
+/// SipHash (keyed, to resist collision flooding): only verified tokens are ever inserted, so
+/// colliding keys could only be tokens the issuer signed, and the cache is bounded. Every
+/// request with a token hashes it (some hundreds of bytes) at least once.
+type Entries = HashMap<Rc<str>, CachedToken, FixedState>;
+
 pub struct TokenCache {
     capacity: usize,
-    entries: HashMap<Rc<str>, CachedToken>,
+    entries: Entries,
     order: VecDeque<Rc<str>>,
     /// Lookups that found / did not find the token (for the hit and miss counters).
     pub hits: u64,
@@ -40,7 +48,10 @@ impl TokenCache {
     pub fn new(capacity: usize) -> TokenCache {
         TokenCache {
             capacity,
-            entries: HashMap::with_capacity(capacity.min(DEFAULT_CAPACITY)),
+            entries: Entries::with_capacity_and_hasher(
+                capacity.min(DEFAULT_CAPACITY),
+                FixedState::default(),
+            ),
             order: VecDeque::with_capacity(capacity.min(DEFAULT_CAPACITY)),
             hits: 0,
             misses: 0,

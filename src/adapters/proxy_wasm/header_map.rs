@@ -7,8 +7,19 @@
 /// `None` when the bytes are not a well-formed map. Names that are not UTF-8 are kept (lossily)
 /// so that they still count as present; no name jwt-guard looks for can match them.
 pub fn decode(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
+    let mut pairs = Vec::new();
+    decode_into(bytes, &mut pairs)?;
+    Some(pairs)
+}
+
+/// [`decode`] into `pairs`, reusing the strings and buffers already there: a filter that
+/// decodes every request's headers into the same `pairs` allocates nothing once they have
+/// grown to its requests' size. `None` (and `pairs` left in an unspecified state) when the
+/// bytes are not a well-formed map.
+pub fn decode_into(bytes: &[u8], pairs: &mut Vec<(String, Vec<u8>)>) -> Option<()> {
     if bytes.is_empty() {
-        return Some(Vec::new());
+        pairs.clear();
+        return Some(());
     }
     let word = |at: usize| -> Option<usize> {
         let raw: [u8; 4] = bytes.get(at..at.checked_add(4)?)?.try_into().ok()?;
@@ -19,7 +30,7 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
     if data > bytes.len() {
         return None;
     }
-    let mut pairs = Vec::with_capacity(count);
+    pairs.truncate(count);
     for index in 0..count {
         let lengths = 4 + index * 8;
         let mut take = |length: usize| -> Option<&[u8]> {
@@ -32,9 +43,16 @@ pub fn decode(bytes: &[u8]) -> Option<Vec<(String, Vec<u8>)>> {
         };
         let name = take(word(lengths)?)?;
         let value = take(word(lengths + 4)?)?;
-        pairs.push((String::from_utf8_lossy(name).into_owned(), value.to_vec()));
+        if pairs.len() <= index {
+            pairs.push((String::new(), Vec::new()));
+        }
+        let (kept_name, kept_value) = pairs.get_mut(index)?;
+        kept_name.clear();
+        kept_name.push_str(&String::from_utf8_lossy(name));
+        kept_value.clear();
+        kept_value.extend_from_slice(value);
     }
-    Some(pairs)
+    Some(())
 }
 
 pub fn encode(pairs: &[(&str, &[u8])]) -> Vec<u8> {
@@ -85,6 +103,22 @@ mod tests {
         let decoded = decode(&bytes).unwrap();
         assert_eq!(decoded[0].0, "\u{fffd}b");
         assert_eq!(decoded[0].1, b"v");
+    }
+
+    /// Decoding into pairs left by a longer, a shorter and a malformed map gives what a fresh
+    /// decode gives.
+    #[test]
+    fn decoding_into_used_pairs_is_decoding_afresh() {
+        let long = encode(&[("a-long-name", b"a long value"), ("b", b"2"), ("c", b"3")]);
+        let short = encode(&[("x", b"\xff"), ("y", b"")]);
+        let mut pairs = Vec::new();
+        for bytes in [&long, &short, &long, &encode(&[]), &short] {
+            decode_into(bytes, &mut pairs).unwrap();
+            assert_eq!(Some(&pairs), decode(bytes).as_ref());
+        }
+        assert_eq!(decode_into(&long[..long.len() - 1], &mut pairs), None);
+        decode_into(&short, &mut pairs).unwrap();
+        assert_eq!(Some(pairs), decode(&short));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 use std::ptr::{null, null_mut};
 
+use crate::adapters::proxy_wasm::host_calls::{HostFn, note};
+
 /// A proxy-wasm status other than `Ok` (0), as the raw number the host returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostError(pub u32);
@@ -129,11 +131,13 @@ unsafe fn owned(data: *mut u8, size: usize) -> Option<Vec<u8>> {
 }
 
 pub fn log(level: u32, message: &str) {
+    note(HostFn::Log, message.len());
     // SAFETY: pointer and length of a live &str. Nothing is left to do if logging fails.
     let _ = unsafe { proxy_log(level, message.as_ptr(), message.len()) };
 }
 
 pub fn log_level() -> Result<u32, HostError> {
+    note(HostFn::GetLogLevel, 0);
     let mut level = 0;
     // SAFETY: a valid out-pointer.
     status(unsafe { proxy_get_log_level(&mut level) })?;
@@ -142,6 +146,7 @@ pub fn log_level() -> Result<u32, HostError> {
 
 /// Seconds since the epoch on the host's clock.
 pub fn now_seconds() -> Result<u64, HostError> {
+    note(HostFn::GetTime, 0);
     let mut nanos = 0;
     // SAFETY: a valid out-pointer.
     status(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
@@ -154,6 +159,7 @@ pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     let code = unsafe {
         proxy_get_buffer_bytes(PLUGIN_CONFIGURATION, 0, usize::MAX, &mut data, &mut size)
     };
+    note(HostFn::GetBuffer, size);
     match code {
         NOT_FOUND => Ok(Vec::new()),
         // SAFETY: filled by the host through the module's allocator.
@@ -161,22 +167,32 @@ pub fn plugin_configuration() -> Result<Vec<u8>, HostError> {
     }
 }
 
-pub fn request_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
+/// The request headers, decoded into `pairs` (see [`header_map::decode_into`]); the number of
+/// bytes the host handed over.
+///
+/// [`header_map::decode_into`]: crate::adapters::proxy_wasm::header_map::decode_into
+pub fn request_headers_into(pairs: &mut Vec<(String, Vec<u8>)>) -> Result<usize, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: valid out-pointers; the returned memory is taken over by `owned`.
-    status(unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) })?;
+    let code = unsafe { proxy_get_header_map_pairs(REQUEST_HEADERS, &mut data, &mut size) };
+    note(HostFn::GetHeaderMap, size);
+    status(code)?;
     // SAFETY: filled by the host through the module's allocator.
     let bytes = unsafe { owned(data, size) }.unwrap_or_default();
     // An undecodable map is reported like a failed call: the filter refuses the request.
-    crate::adapters::proxy_wasm::header_map::decode(&bytes).ok_or(HostError(u32::MAX))
+    crate::adapters::proxy_wasm::header_map::decode_into(&bytes, pairs)
+        .ok_or(HostError(u32::MAX))?;
+    Ok(bytes.len())
 }
 
 pub fn remove_request_header(name: &str) -> Result<(), HostError> {
+    note(HostFn::RemoveHeader, name.len());
     // SAFETY: pointer and length of a live &str.
     status(unsafe { proxy_remove_header_map_value(REQUEST_HEADERS, name.as_ptr(), name.len()) })
 }
 
 pub fn set_request_header(name: &str, value: &[u8]) -> Result<(), HostError> {
+    note(HostFn::ReplaceHeader, name.len() + value.len());
     // SAFETY: pointers and lengths of live slices.
     status(unsafe {
         proxy_replace_header_map_value(
@@ -189,18 +205,15 @@ pub fn set_request_header(name: &str, value: &[u8]) -> Result<(), HostError> {
     })
 }
 
-/// A property such as `source.address`; `Ok(None)` when the host has none.
-pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
-    // The ABI's property path: each segment followed by a NUL.
-    let mut serialized = Vec::new();
-    for segment in path {
-        serialized.extend_from_slice(segment.as_bytes());
-        serialized.push(0);
-    }
+/// A property such as `source.address`; `Ok(None)` when the host has none. `serialized` is the
+/// ABI's property path, each segment followed by a NUL (`b"source\0address\0"`), written out
+/// by the callers so that a request builds no path.
+pub fn property(serialized: &[u8]) -> Result<Option<Vec<u8>>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: valid pointers; the returned memory is taken over by `owned`.
     let code =
         unsafe { proxy_get_property(serialized.as_ptr(), serialized.len(), &mut data, &mut size) };
+    note(HostFn::GetProperty, serialized.len() + size);
     match code {
         NOT_FOUND => Ok(None),
         // SAFETY: filled by the host through the module's allocator.
@@ -211,12 +224,14 @@ pub fn property(path: &[&str]) -> Result<Option<Vec<u8>>, HostError> {
 /// Sets a property of the stream. Envoy keeps it as filter state `wasm.<name>` (the name as
 /// given: a path of one segment, no NUL), readable by access logs and later filters.
 pub fn set_property(name: &str, value: &[u8]) -> Result<(), HostError> {
+    note(HostFn::SetProperty, name.len() + value.len());
     // SAFETY: pointers and lengths of live slices.
     status(unsafe { proxy_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) })
 }
 
 /// Answers the request locally; `headers` in the ABI's header-map encoding.
 pub fn send_local_response(status_code: u32, headers: &[u8], body: &[u8]) -> Result<(), HostError> {
+    note(HostFn::SendLocalResponse, headers.len() + body.len());
     // SAFETY: pointers and lengths of live slices (no details string: null and 0).
     status(unsafe {
         proxy_send_local_response(
@@ -233,6 +248,12 @@ pub fn send_local_response(status_code: u32, headers: &[u8], body: &[u8]) -> Res
 }
 
 pub fn define_counter(name: &str) -> Result<u32, HostError> {
+    note(HostFn::DefineMetric, name.len());
+    define_counter_uncounted(name)
+}
+
+/// [`define_counter`] without counting it (for `host_calls`' own reports).
+pub(super) fn define_counter_uncounted(name: &str) -> Result<u32, HostError> {
     let mut id = 0;
     // SAFETY: pointer and length of a live &str, a valid out-pointer.
     status(unsafe { proxy_define_metric(COUNTER, name.as_ptr(), name.len(), &mut id) })?;
@@ -244,6 +265,12 @@ pub fn increment_counter(id: u32) {
 }
 
 pub fn add_counter(id: u32, by: u64) {
+    note(HostFn::IncrementMetric, 0);
+    add_counter_uncounted(id, by);
+}
+
+/// [`add_counter`] without counting it (for `host_calls`' own reports).
+pub(super) fn add_counter_uncounted(id: u32, by: u64) {
     let by = i64::try_from(by).unwrap_or(i64::MAX);
     // SAFETY: plain values. A counter that cannot be incremented is not worth failing a request.
     let _ = unsafe { proxy_increment_metric(id, by) };
@@ -253,9 +280,10 @@ pub fn add_counter(id: u32, by: u64) {
 /// it returned (empty when nothing).
 pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
+    let counted = name.len() + arguments.len();
     // SAFETY: pointers and lengths of live slices, valid out-pointers; the returned memory is
     // taken over by `owned`.
-    status(unsafe {
+    let code = status(unsafe {
         proxy_call_foreign_function(
             name.as_ptr(),
             name.len(),
@@ -264,13 +292,16 @@ pub fn call_foreign_function(name: &str, arguments: &[u8]) -> Result<Vec<u8>, Ho
             &mut data,
             &mut size,
         )
-    })?;
+    });
+    note(HostFn::CallForeignFunction, counted + size);
+    code?;
     // SAFETY: filled by the host through the module's allocator.
     Ok(unsafe { owned(data, size) }.unwrap_or_default())
 }
 
 /// Milliseconds since the epoch on the host's clock.
 pub fn now_millis() -> Result<u64, HostError> {
+    note(HostFn::GetTime, 0);
     let mut nanos = 0;
     // SAFETY: a valid out-pointer.
     status(unsafe { proxy_get_current_time_nanoseconds(&mut nanos) })?;
@@ -278,11 +309,13 @@ pub fn now_millis() -> Result<u64, HostError> {
 }
 
 pub fn set_tick_period_ms(period: u32) -> Result<(), HostError> {
+    note(HostFn::SetTickPeriod, 0);
     // SAFETY: a plain value.
     status(unsafe { proxy_set_tick_period_milliseconds(period) })
 }
 
 pub fn define_gauge(name: &str) -> Result<u32, HostError> {
+    note(HostFn::DefineMetric, name.len());
     let mut id = 0;
     // SAFETY: pointer and length of a live &str, a valid out-pointer.
     status(unsafe { proxy_define_metric(GAUGE, name.as_ptr(), name.len(), &mut id) })?;
@@ -290,6 +323,7 @@ pub fn define_gauge(name: &str) -> Result<u32, HostError> {
 }
 
 pub fn record_gauge(id: u32, value: u64) {
+    note(HostFn::RecordMetric, 0);
     // SAFETY: plain values. A gauge that cannot be set is not worth failing anything.
     let _ = unsafe { proxy_record_metric(id, value) };
 }
@@ -306,6 +340,14 @@ pub fn http_call(
     headers: &[(&str, &str)],
     timeout_ms: u64,
 ) -> Result<u32, HostError> {
+    note(
+        HostFn::HttpCall,
+        cluster.len()
+            + headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>(),
+    );
     proxy_wasm::hostcalls::dispatch_http_call(
         cluster,
         headers.to_vec(),
@@ -320,9 +362,10 @@ pub fn http_call(
 pub fn http_call_response_headers() -> Result<Vec<(String, Vec<u8>)>, HostError> {
     let (mut data, mut size) = (null_mut(), 0);
     // SAFETY: valid out-pointers; the returned memory is taken over by `owned`.
-    status(unsafe {
-        proxy_get_header_map_pairs(HTTP_CALL_RESPONSE_HEADERS, &mut data, &mut size)
-    })?;
+    let code =
+        unsafe { proxy_get_header_map_pairs(HTTP_CALL_RESPONSE_HEADERS, &mut data, &mut size) };
+    note(HostFn::GetHeaderMap, size);
+    status(code)?;
     // SAFETY: filled by the host through the module's allocator.
     let bytes = unsafe { owned(data, size) }.unwrap_or_default();
     crate::adapters::proxy_wasm::header_map::decode(&bytes).ok_or(HostError(u32::MAX))
@@ -338,6 +381,7 @@ pub fn http_call_response_body(size: usize) -> Result<Vec<u8>, HostError> {
     let code = unsafe {
         proxy_get_buffer_bytes(HTTP_CALL_RESPONSE_BODY, 0, size, &mut data, &mut returned)
     };
+    note(HostFn::GetBuffer, returned);
     match code {
         NOT_FOUND => Ok(Vec::new()),
         // SAFETY: filled by the host through the module's allocator.
@@ -352,6 +396,7 @@ pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
     // SAFETY: valid pointers; the returned memory is taken over by `owned`.
     let code =
         unsafe { proxy_get_shared_data(key.as_ptr(), key.len(), &mut data, &mut size, &mut cas) };
+    note(HostFn::GetSharedData, key.len() + size);
     match code {
         NOT_FOUND => Ok(None),
         // SAFETY: filled by the host through the module's allocator.
@@ -364,6 +409,7 @@ pub fn get_shared_data(key: &str) -> Result<Option<(Vec<u8>, u32)>, HostError> {
 /// Sets a shared-data value if its CAS is still `cas` (0: whatever it is);
 /// `Err(HostError(CAS_MISMATCH))` when another VM changed it meanwhile.
 pub fn set_shared_data(key: &str, value: &[u8], cas: u32) -> Result<(), HostError> {
+    note(HostFn::SetSharedData, key.len() + value.len());
     // SAFETY: pointers and lengths of live slices.
     status(unsafe {
         proxy_set_shared_data(key.as_ptr(), key.len(), value.as_ptr(), value.len(), cas)

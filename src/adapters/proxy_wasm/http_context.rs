@@ -7,6 +7,7 @@ use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
 use crate::adapters::proxy_wasm::host::{self, LOG_DEBUG, LOG_ERROR, LOG_INFO};
+use crate::adapters::proxy_wasm::host_calls;
 use crate::adapters::proxy_wasm::outcomes::Outcomes;
 use crate::adapters::proxy_wasm::outcomes::PreparedResponse;
 use crate::adapters::proxy_wasm::route_metadata::RouteMetadata;
@@ -27,6 +28,10 @@ pub(super) fn host_clock() -> Option<u64> {
     now
 }
 
+/// Request headers (as the host serialises them) up to this size leave their decoded buffers in
+/// `Running::headers` for the next request to reuse.
+const MAX_KEPT_HEADER_BYTES: usize = 16 * 1024;
+
 pub(super) struct Guard {
     pub(super) running: Rc<Running>,
 }
@@ -35,8 +40,23 @@ impl Context for Guard {}
 
 impl HttpContext for Guard {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let headers = match host::request_headers() {
-            Ok(headers) => headers,
+        host_calls::reset();
+        let action = self.judge();
+        host_calls::report();
+        action
+    }
+}
+
+impl Guard {
+    /// Reads the request, decides, and acts on the decision.
+    fn judge(&self) -> Action {
+        let running = &*self.running;
+        let Ok(mut headers) = running.headers.try_borrow_mut() else {
+            // Never happens (one request at a time per VM); refusing is the safe answer.
+            return self.refuse_early();
+        };
+        let size = match host::request_headers_into(&mut headers) {
+            Ok(size) => size,
             Err(status) => {
                 host::log(
                     LOG_ERROR,
@@ -45,18 +65,21 @@ impl HttpContext for Guard {
                 return self.refuse_early();
             }
         };
-        let running = &*self.running;
+        // A large request's buffers go with it, so that one such request does not keep them
+        // in the VM.
+        let large = (size > MAX_KEPT_HEADER_BYTES).then(|| std::mem::take(&mut *headers));
+        let headers: &[(String, Vec<u8>)] = large.as_deref().unwrap_or(&headers);
         let config = &running.config;
         let route = config
             .needs_route_name
-            .then(|| property(&["xds", "route_name"]))
+            .then(|| property(b"xds\0route_name\0"))
             .flatten();
         // Always asked, even when no rule has a name: a route bound to a rule must never fall
         // back to ordered matching because the configuration lost its names.
         let binding = RouteMetadata::read();
         let request = Request {
-            headers: &headers,
-            peer_address: &|| property(&["source", "address"]),
+            headers,
+            peer_address: &|| property(b"source\0address\0"),
             route_name: route.as_deref(),
             route_rule: binding.rule(),
         };
@@ -127,9 +150,7 @@ impl HttpContext for Guard {
             }
         }
     }
-}
 
-impl Guard {
     fn refuse(&self, refused: &Refused) -> Action {
         self.running
             .outcomes
@@ -187,7 +208,7 @@ pub(super) fn apply(changes: &[HeaderChange]) {
     }
 }
 
-pub(super) fn property(path: &[&str]) -> Option<String> {
+pub(super) fn property(path: &[u8]) -> Option<String> {
     let bytes = host::property(path).ok()??;
     String::from_utf8(bytes).ok()
 }

@@ -13,6 +13,8 @@ mod fetcher;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod host;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
+mod host_calls;
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod host_verifier;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod http_context;

@@ -85,6 +85,7 @@ impl RootContext for Root {
                     outcomes: Outcomes::define(&config),
                     verifier: HostVerifier::default(),
                     log_refusals: host::log_level().is_ok_and(|level| level <= LOG_DEBUG),
+                    headers: RefCell::new(Vec::new()),
                     warned_route_rules: RefCell::new(Vec::new()),
                     config,
                 }));

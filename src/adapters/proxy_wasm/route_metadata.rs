@@ -8,7 +8,7 @@ use crate::request::{MetadataMember, route_binding};
 /// Where a route names its rule: `metadata: {filter_metadata: {jwt_guard: {rule: <name>}}}`.
 /// The whole namespace is read, so that a binding whose name is empty or null is told apart
 /// from no binding at all (Envoy answers both `rule: ""` and a missing `rule` as not found).
-const ROUTE_METADATA: &[&str] = &["xds", "route_metadata", "filter_metadata", "jwt_guard"];
+const ROUTE_METADATA: &[u8] = b"xds\0route_metadata\0filter_metadata\0jwt_guard\0";
 
 /// The route's `filter_metadata.jwt_guard`, as Envoy serialises a Struct: the header-map
 /// encoding of its members, each value's bytes (a string's text; other types as raw bytes no

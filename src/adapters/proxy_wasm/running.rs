@@ -18,6 +18,8 @@ pub(super) struct Running {
     pub(super) verifier: HostVerifier,
     /// Asked once: a refusal then costs no host call when debug logging is off.
     pub(super) log_refusals: bool,
+    /// The current request's headers, decoded into the buffers the previous request left.
+    pub(super) headers: RefCell<Vec<(String, Vec<u8>)>>,
     /// Unknown rule names from route metadata already logged.
     pub(super) warned_route_rules: RefCell<Vec<Vec<u8>>>,
 }
