@@ -210,10 +210,10 @@ validate: setup build
 	done
 
 # ---------------------------------------------------------------- demo / run
-demo: setup build
+demo: setup build $(if $(filter native,$(JWTG_RUNTIME)),native)
 	$(VPY) scripts/demo.py
 
-run: setup build
+run: setup build $(if $(filter native,$(JWTG_RUNTIME)),native)
 	$(VPY) scripts/run.py
 
 # ---------------------------------------------------------------- bench

@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
 from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
-from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, for_this_envoy, request  # noqa: E402
+from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, for_this_envoy, for_this_runtime, request  # noqa: E402
 from jwks_server import JwksServer  # noqa: E402
 from mint import claims, mint  # noqa: E402
 
@@ -141,6 +141,8 @@ def shipped_config_on(workdir: Path, listen: int, admin: int, upstream: int, jwk
         needle = f"port_value: {old} "
         assert text.count(needle) == 1, f"{SHIPPED}: expected one '{needle}'"
         text = text.replace(needle, f"port_value: {new} ")
+    # JWTG_RUNTIME=native: the same file with the dynamic module in place of the Wasm filter.
+    text = for_this_runtime(text)
     path = workdir / "envoy.yaml"
     path.write_text(text)
     return path

@@ -6,6 +6,7 @@ envoy/demo-keys/demo-jwks.json) plus Envoy with envoy/envoy.yaml in the foregrou
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 sys.path.insert(0, str(REPO_ROOT / "tests" / "integration"))
 
-from harness import WASM_PATH, EchoUpstream, envoy_binary, for_this_envoy  # noqa: E402
+from harness import NATIVE_LIB_DIR, WASM_PATH, EchoUpstream, envoy_binary, for_this_envoy, for_this_runtime  # noqa: E402
 from jwks_server import JwksServer  # noqa: E402
 
 DEMO_JWKS = REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json"
@@ -63,9 +64,13 @@ def main() -> int:
         return 1
     config = "envoy/envoy.yaml"
     text = (REPO_ROOT / config).read_text()
-    if for_this_envoy(text) != text:  # an older Envoy (ENVOY_VERSION): its spelling, see harness.py
+    # An older Envoy (ENVOY_VERSION) gets its spelling, JWTG_RUNTIME=native the dynamic module in
+    # place of the Wasm filter: see harness.py.
+    adapted = for_this_runtime(for_this_envoy(text))
+    if adapted != text:
         config = str(Path(tempfile.mkdtemp(prefix="jwtg-run-")) / "envoy.yaml")
-        Path(config).write_text(for_this_envoy(text))
+        Path(config).write_text(adapted)
+    os.environ.setdefault("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", str(NATIVE_LIB_DIR))
     cmd = [envoy_binary(), "-c", config, "--concurrency", "1", "--use-dynamic-base-id", "-l", "info"]
     print(" ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdin=subprocess.DEVNULL)

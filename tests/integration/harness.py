@@ -348,6 +348,30 @@ def native_filter(config: dict | str, name: str = "jwt_guard") -> dict:
     }
 
 
+def for_this_runtime(config_text: str) -> str:
+    """A shipped Envoy configuration (YAML) for JWTG_RUNTIME: unchanged for `wasm`; for
+    `native`, every jwt-guard Wasm filter becomes the dynamic module with the same JSON
+    configuration and name (the rest of the file is kept, as JSON, which Envoy reads as YAML)."""
+    if runtime() != "native":
+        return config_text
+    import yaml  # only here: the harness needs no YAML otherwise
+
+    def swap(node: Any) -> Any:
+        if isinstance(node, dict):
+            typed = node.get("typed_config")
+            if isinstance(typed, dict) and typed.get("@type") == WASM_TYPE:
+                plugin = typed.get("config", {})
+                code = plugin.get("vm_config", {}).get("code", {}).get("local", {}).get("filename", "")
+                if code.endswith("jwt_guard.wasm"):
+                    return native_filter(plugin.get("configuration", {}).get("value", ""), plugin.get("name", "jwt_guard"))
+            return {k: swap(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [swap(v) for v in node]
+        return node
+
+    return json.dumps(swap(yaml.safe_load(config_text)), indent=1)
+
+
 def strip_geo_header_filter(header: str = "x-geo-country") -> dict:
     """header_mutation: remove any client-sent geo header before the geoip filter runs."""
     return {

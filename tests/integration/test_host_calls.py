@@ -22,6 +22,8 @@ from conftest import expect_401, expect_403, expect_upstream, start_stack
 from harness import REPO_ROOT, listener, wasm_filter
 from tokens import AUDIENCE, ISSUER, KeySet
 
+pytestmark = pytest.mark.wasm_only(reason="counts the proxy-wasm host calls of the Wasm filter's hot path")
+
 HOST_CALLS_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "wycheproof-envoy" / "jwt_guard.wasm"
 PREFIX = "wasmcustom.jwt_guard."
 

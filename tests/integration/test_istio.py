@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import (REPO_ROOT, WASM_PATH, WASM_TYPE, EchoUpstream, Envoy, bootstrap, for_this_envoy, listener,
-                     request)
+from harness import (DYNAMIC_MODULE_TYPE, NATIVE_LIB_PATH, REPO_ROOT, WASM_PATH, WASM_TYPE, EchoUpstream, Envoy,
+                     bootstrap, envoy_version, for_this_envoy, listener, request)
 from istio import (STRING_VALUE, TYPED_STRUCT, envoy_filter_configuration, envoy_filter_extension,
                    envoy_filter_http_filter, go_jsonpb, python_json_format, to_struct, wasm_plugin_filter)
 
@@ -246,3 +246,35 @@ def test_route_binding_names_a_rule_of_the_plugin_that_only_routes_reach():
         "typed_config"]["route_config"]["virtual_hosts"][0]["routes"]
     (admin,) = [r for r in routes if r["name"] == "admin"]
     assert admin["metadata"] == patch["patch"]["value"]["metadata"]
+
+
+# --------------------------------------------------------------------------- the native module
+
+NATIVE_ENVOY_FILTER = ISTIO_DIR / "native-envoyfilter.yaml"
+
+
+def native_envoy_filter_http_filter() -> dict:
+    (patch,) = load(NATIVE_ENVOY_FILTER)["spec"]["configPatches"]
+    assert patch["applyTo"] == "HTTP_FILTER" and patch["patch"]["operation"] == "INSERT_BEFORE"
+    assert patch["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"] == "envoy.filters.http.router"
+    value = patch["patch"]["value"]
+    assert value["typed_config"]["@type"] == TYPED_STRUCT
+    assert value["typed_config"]["type_url"] == DYNAMIC_MODULE_TYPE
+    return value
+
+
+def test_native_envoy_filter_carries_the_same_policy():
+    value = native_envoy_filter_http_filter()
+    configuration = value["typed_config"]["value"]["filter_config"]
+    assert configuration["@type"] == STRING_VALUE
+    assert json.loads(configuration["value"]) == envoy_filter_configuration(load(ENVOY_FILTER))
+
+
+@pytest.mark.skipif(envoy_version()[:2] != (1, 40), reason="the dynamic module targets Envoy 1.40's ABI")
+def test_native_envoy_filter_answers_like_the_demo(upstream, tmp_path):
+    if not NATIVE_LIB_PATH.exists():
+        pytest.fail(f"{NATIVE_LIB_PATH} is missing: run `make native` (make integration does it)", pytrace=False)
+    jwt_guard = native_envoy_filter_http_filter()
+    wrong, log = run_demo(with_filter(jwt_guard, upstream.port), upstream, tmp_path, "istio-native")
+    assert not wrong, "\n".join(wrong)
+    assert "(native): configured: 1 providers, 9 rules" in log, log[-3000:]
