@@ -8,6 +8,7 @@
 pub mod authenticator;
 pub mod cache;
 pub mod claims;
+pub mod fetch;
 pub mod jwks;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native_signature;

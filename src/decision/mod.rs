@@ -10,7 +10,7 @@ pub mod verdict;
 
 pub use decide::{decide, decide_traced};
 pub use select::{MatchPart, select_rule};
-pub use verdict::{Decision, LocalResponse, Refused, Verdict};
+pub use verdict::{Decision, LocalResponse, Refused, Verdict, dry_run_line, refusal_line};
 
 #[cfg(test)]
 mod tests;

@@ -97,3 +97,24 @@ pub struct Verdict {
     /// The route's metadata named a rule this configuration does not have.
     pub unknown_route_rule: bool,
 }
+
+/// The log line of a dry run's would-be refusal (hosts log it at info).
+pub fn dry_run_line(refusal: Refusal, path: &[u8]) -> String {
+    format!(
+        "jwt-guard dry run: would refuse {} {} on {}",
+        refusal.status(),
+        refusal.code(),
+        String::from_utf8_lossy(path)
+    )
+}
+
+/// The log line of a refusal (hosts log it at debug).
+pub fn refusal_line(refusal: Refusal, method: &[u8], path: &[u8]) -> String {
+    format!(
+        "jwt-guard: {} {} for {} {}",
+        refusal.status(),
+        refusal.code(),
+        String::from_utf8_lossy(method),
+        String::from_utf8_lossy(path)
+    )
+}

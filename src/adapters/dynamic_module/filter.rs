@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::authn::Authenticator;
 use crate::authn::native_signature::NativeVerifier;
 use crate::decision::outcome;
-use crate::decision::{Decision, Refused, Verdict, decide};
+use crate::decision::{Decision, Refused, Verdict, decide, dry_run_line, refusal_line};
 use crate::reason::{AuthFailure, Refusal};
 use crate::request::{
     MetadataMember, ROUTE_RULE_MEMBER, Request, route_binding, unknown_binding_warning,
@@ -106,30 +106,15 @@ pub fn on_request_headers(stream: Stream, config: &FilterConfig) -> u32 {
         Decision::Allow { changes, dry_run } => {
             apply(stream, &changes);
             if let Some(refusal) = dry_run {
-                host::log(
-                    LOG_INFO,
-                    &format!(
-                        "jwt-guard dry run: would refuse {} {} on {}",
-                        refusal.status(),
-                        refusal.code(),
-                        String::from_utf8_lossy(request.path())
-                    ),
-                );
+                host::log(LOG_INFO, &dry_run_line(refusal, request.path()));
             }
             HEADERS_CONTINUE
         }
         Decision::Refuse(refused) => {
             if host::log_enabled(LOG_DEBUG) {
-                let refusal = refused.refusal;
                 host::log(
                     LOG_DEBUG,
-                    &format!(
-                        "jwt-guard: {} {} for {} {}",
-                        refusal.status(),
-                        refusal.code(),
-                        String::from_utf8_lossy(request.method()),
-                        String::from_utf8_lossy(request.path())
-                    ),
+                    &refusal_line(refused.refusal, request.method(), request.path()),
                 );
             }
             refuse(stream, config, &refused)

@@ -12,6 +12,16 @@ use super::abi::{
     ModuleHttpHeader, SchedulerPtr,
 };
 
+type DefineMetric = unsafe extern "C" fn(
+    FilterConfigEnvoyPtr,
+    ModuleBuffer,
+    *const ModuleBuffer,
+    usize,
+    *mut usize,
+) -> u32;
+type RecordMetric =
+    unsafe extern "C" fn(FilterConfigEnvoyPtr, usize, *const ModuleBuffer, usize, u64) -> u32;
+
 /// A filter (one stream) as Envoy handed it to a hook.
 #[derive(Clone, Copy)]
 pub struct Stream(pub FilterEnvoyPtr);
@@ -122,15 +132,7 @@ impl Stream {
 
     /// Sends a local reply instead of forwarding the request.
     pub fn send_response(self, status: u32, headers: &[(&str, &[u8])], body: &[u8], details: &str) {
-        let headers: Vec<ModuleHttpHeader> = headers
-            .iter()
-            .map(|(name, value)| ModuleHttpHeader {
-                key_ptr: name.as_ptr(),
-                key_length: name.len(),
-                value_ptr: value.as_ptr(),
-                value_length: value.len(),
-            })
-            .collect();
+        let headers = module_headers(headers.iter().map(|(k, v)| (k.as_bytes(), *v)));
         // SAFETY: `headers` and the slices it points into, `body` and `details` are alive for
         // the call; Envoy copies them into the reply.
         unsafe {
@@ -259,25 +261,25 @@ impl Stream {
 impl ConfigHandle {
     /// Defines a counter (only while the configuration is being created).
     pub fn define_counter(self, name: &str) -> Option<usize> {
-        let mut id = 0usize;
-        // SAFETY: `name` is alive for the call; `id` is a valid out-parameter.
-        let result = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_counter(
-                self.0,
-                ModuleBuffer::of(name.as_bytes()),
-                ptr::null(),
-                0,
-                &mut id,
-            )
-        };
-        (result == abi::METRICS_SUCCESS).then_some(id)
+        self.define(
+            abi::envoy_dynamic_module_callback_http_filter_config_define_counter,
+            name,
+        )
     }
 
     pub fn define_gauge(self, name: &str) -> Option<usize> {
+        self.define(
+            abi::envoy_dynamic_module_callback_http_filter_config_define_gauge,
+            name,
+        )
+    }
+
+    fn define(self, define: DefineMetric, name: &str) -> Option<usize> {
         let mut id = 0usize;
-        // SAFETY: as define_counter.
+        // SAFETY: `define` is one of Envoy's define callbacks; `name` is alive for the call,
+        // no labels are passed (null, 0), and `id` is a valid out-parameter.
         let result = unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_define_gauge(
+            define(
                 self.0,
                 ModuleBuffer::of(name.as_bytes()),
                 ptr::null(),
@@ -289,28 +291,26 @@ impl ConfigHandle {
     }
 
     pub fn increment_counter(self, id: usize, value: u64) {
-        // SAFETY: no labels; `id` came from define_counter on this configuration.
-        unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter(
-                self.0,
-                id,
-                ptr::null(),
-                0,
-                value,
-            );
-        }
+        self.record(
+            abi::envoy_dynamic_module_callback_http_filter_config_increment_counter,
+            id,
+            value,
+        );
     }
 
     pub fn set_gauge(self, id: usize, value: u64) {
-        // SAFETY: no labels; `id` came from define_gauge on this configuration.
+        self.record(
+            abi::envoy_dynamic_module_callback_http_filter_config_set_gauge,
+            id,
+            value,
+        );
+    }
+
+    fn record(self, record: RecordMetric, id: usize, value: u64) {
+        // SAFETY: `record` is one of Envoy's config-level metric callbacks; no labels are
+        // passed; `id` came from the matching define on this configuration.
         unsafe {
-            abi::envoy_dynamic_module_callback_http_filter_config_set_gauge(
-                self.0,
-                id,
-                ptr::null(),
-                0,
-                value,
-            );
+            record(self.0, id, ptr::null(), 0, value);
         }
     }
 
@@ -322,15 +322,7 @@ impl ConfigHandle {
         headers: &[(&str, &str)],
         timeout_ms: u64,
     ) -> Result<u64, u32> {
-        let headers: Vec<ModuleHttpHeader> = headers
-            .iter()
-            .map(|(name, value)| ModuleHttpHeader {
-                key_ptr: name.as_ptr(),
-                key_length: name.len(),
-                value_ptr: value.as_ptr(),
-                value_length: value.len(),
-            })
-            .collect();
+        let headers = module_headers(headers.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
         let mut id = 0u64;
         // SAFETY: every buffer points into slices alive for the call (Envoy copies the
         // request); `id` is a valid out-parameter.
@@ -358,6 +350,20 @@ impl ConfigHandle {
             unsafe { abi::envoy_dynamic_module_callback_http_filter_config_scheduler_new(self.0) };
         (!scheduler.is_null()).then_some(Scheduler(scheduler))
     }
+}
+
+/// Headers lent to Envoy: pointers into the borrowed slices, which must outlive the call.
+fn module_headers<'h>(
+    headers: impl Iterator<Item = (&'h [u8], &'h [u8])>,
+) -> Vec<ModuleHttpHeader> {
+    headers
+        .map(|(name, value)| ModuleHttpHeader {
+            key_ptr: name.as_ptr(),
+            key_length: name.len(),
+            value_ptr: value.as_ptr(),
+            value_length: value.len(),
+        })
+        .collect()
 }
 
 /// Posts events to the configuration's `on_http_filter_config_scheduled` on the main thread,

@@ -14,10 +14,9 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::authn::jwks::{JwksError, KeySet, MAX_FETCHED_JWKS_BYTES};
-use crate::authn::remote::{
-    MAX_DISCOVERY_BYTES, RemoteJwks, SCHEDULE_TICK_MS, SharedState, Source, Uri, status_of,
-};
+use crate::authn::fetch::{self, NO_RESPONSE, Next, Severity, Stage};
+use crate::authn::jwks::{JwksError, KeySet};
+use crate::authn::remote::{RemoteJwks, SCHEDULE_TICK_MS, SharedState, Uri, status_of};
 use crate::config::Config;
 
 use super::abi::{LOG_INFO, LOG_WARN};
@@ -102,16 +101,12 @@ struct Slot {
     dropped: bool,
     key_count: usize,
     inline_key_count: usize,
+    has_inline_keys: bool,
     fetch_ok: Option<usize>,
     fetch_failed: Option<usize>,
     keys_skipped: Option<usize>,
     keys_gauge: Option<usize>,
     age_gauge: Option<usize>,
-}
-
-enum Stage {
-    Discovery,
-    Jwks(Option<String>),
 }
 
 /// The main thread's fetcher of one configuration, and the timer thread that wakes it.
@@ -165,6 +160,7 @@ impl Fetcher {
                     dropped: false,
                     key_count: provider.token_rules.keys.current().keys().len(),
                     inline_key_count: provider.token_rules.keys.current().keys().len(),
+                    has_inline_keys: provider.inline_jwks.is_some(),
                     fetch_ok: handle.define_counter(&metric("fetch_ok")),
                     fetch_failed: handle.define_counter(&metric("fetch_failed")),
                     keys_skipped: handle.define_counter(&metric("keys_skipped")),
@@ -236,17 +232,9 @@ impl Fetcher {
                 slot.doc = None;
                 slot.key_count = slot.inline_key_count;
                 self.published.publish(slot.provider, PublishedKeys::Stale);
-                let fallback = if slot.inline_key_count > 0 {
-                    "back to the inline keys"
-                } else {
-                    "its tokens are refused 401 keys_unavailable until a fetch succeeds"
-                };
                 host::log(
                     LOG_WARN,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: keys older than max_stale_seconds dropped; {fallback}",
-                        slot.name
-                    ),
+                    &fetch::stale_dropped_line(&slot.name, slot.has_inline_keys),
                 );
             }
         } else {
@@ -273,14 +261,7 @@ impl Fetcher {
         if with_source(&slot.source_key, |source| source.state = leased).is_none() {
             return;
         }
-        let (uri, stage) = match (&slot.remote.source, jwks_uri) {
-            (Source::Jwks(uri), _) => (uri.clone(), Stage::Jwks(None)),
-            (Source::Discovery(discovery), Some(text)) => match Uri::parse(&text) {
-                Ok(uri) => (uri, Stage::Jwks(Some(text))),
-                Err(_) => (discovery.clone(), Stage::Discovery),
-            },
-            (Source::Discovery(discovery), None) => (discovery.clone(), Stage::Discovery),
-        };
+        let (uri, stage) = slot.remote.first_request(jwks_uri);
         self.dispatch(index, &uri, stage, now);
     }
 
@@ -288,17 +269,8 @@ impl Fetcher {
         let Some(slot) = self.slots.get(index) else {
             return;
         };
-        let headers = [
-            (":method", "GET"),
-            (":path", uri.path.as_str()),
-            // Envoy's callout takes `host` (required) as the request's authority.
-            ("host", uri.authority.as_str()),
-            ("accept", "application/json"),
-            (
-                "user-agent",
-                concat!("jwt-guard/", env!("CARGO_PKG_VERSION")),
-            ),
-        ];
+        // Envoy's callout takes `host` (required) as the request's authority.
+        let headers = fetch::request_headers(uri, "host");
         match self
             .handle
             .http_callout(&slot.remote.cluster, &headers, slot.remote.timeout_ms)
@@ -307,10 +279,7 @@ impl Fetcher {
                 self.calls.insert(id, (index, stage));
             }
             Err(result) => {
-                let why = format!(
-                    "Envoy refused the call to cluster {:?} (result {result}; is the cluster defined?)",
-                    slot.remote.cluster
-                );
+                let why = fetch::refused_call(&slot.remote.cluster, &format!("result {result}"));
                 self.failed(index, &why, now);
             }
         }
@@ -328,29 +297,20 @@ impl Fetcher {
         let Some((index, stage)) = self.calls.remove(&id) else {
             return;
         };
-        let limit = match stage {
-            Stage::Discovery => MAX_DISCOVERY_BYTES,
-            Stage::Jwks(_) => MAX_FETCHED_JWKS_BYTES,
-        };
-        if let Err(why) = check_response(success, headers, body.len(), limit) {
+        if let Err(why) = check_response(success, headers, body.len(), stage.limit()) {
             return self.failed(index, &why, now);
         }
-        match stage {
-            Stage::Discovery => {
-                let Some(slot) = self.slots.get(index) else {
-                    return;
-                };
-                match slot.remote.jwks_uri_from_discovery(body) {
-                    Ok((text, uri)) => self.dispatch(index, &uri, Stage::Jwks(Some(text)), now),
-                    Err(why) => self.failed(index, &why, now),
-                }
-            }
-            Stage::Jwks(jwks_uri) => match KeySet::from_fetched(body) {
-                Ok((keys, skipped)) => {
-                    self.succeeded(index, body, keys.keys().len(), &skipped, jwks_uri, now)
-                }
-                Err(why) => self.failed(index, &why, now),
-            },
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        match slot.remote.next(stage, body) {
+            Ok(Next::Fetch(uri, stage)) => self.dispatch(index, &uri, stage, now),
+            Ok(Next::KeySet {
+                key_count,
+                skipped,
+                jwks_uri,
+            }) => self.succeeded(index, body, key_count, &skipped, jwks_uri, now),
+            Err(why) => self.failed(index, &why, now),
         }
     }
 
@@ -380,46 +340,17 @@ impl Fetcher {
         };
         if is_new {
             // A new document: announced once (with its bad keys), by the fetcher that got it.
-            if key_count == 0 {
-                host::log(
-                    LOG_WARN,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: the new key set holds no usable key; the keys in use are dropped and its tokens are refused 401 keys_unavailable until the IdP serves one",
-                        slot.name
-                    ),
-                );
-            } else {
-                host::log(
-                    LOG_INFO,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: {key_count} keys in use from a new key set",
-                        slot.name
-                    ),
-                );
+            for (severity, line) in fetch::new_key_set_lines(&slot.name, key_count, skipped) {
+                host::log(level(severity), &line);
             }
             if let Some(counter) = slot.keys_skipped
                 && !skipped.is_empty()
             {
                 handle.increment_counter(counter, skipped.len() as u64);
             }
-            for error in skipped {
-                host::log(
-                    LOG_WARN,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: key skipped: {}: {}",
-                        slot.name, error.field, error.message
-                    ),
-                );
-            }
         }
         if before.failures > 0 {
-            host::log(
-                LOG_INFO,
-                &format!(
-                    "jwt-guard: JWKS for provider {}: fetched again after failures",
-                    slot.name
-                ),
-            );
+            host::log(LOG_INFO, &fetch::recovered_line(&slot.name));
         }
         if let Some(counter) = slot.fetch_ok {
             handle.increment_counter(counter, 1);
@@ -449,19 +380,18 @@ impl Fetcher {
         // Once per change of state (the first failure after a success, or at start), not per
         // attempt: the next success logs the recovery.
         if before.is_some_and(|state| state.failures == 0) {
-            let consequence = if slot.key_count == 0 {
-                "its tokens are refused 401 keys_unavailable until a fetch succeeds".to_string()
-            } else {
-                format!("keeping the {} keys in use", slot.key_count)
-            };
             host::log(
                 LOG_WARN,
-                &format!(
-                    "jwt-guard: JWKS fetch for provider {} failed: {why}; {consequence}; retrying with backoff",
-                    slot.name
-                ),
+                &fetch::failed_line(&slot.name, why, slot.key_count),
             );
         }
+    }
+}
+
+fn level(severity: Severity) -> u32 {
+    match severity {
+        Severity::Info => LOG_INFO,
+        Severity::Warn => LOG_WARN,
     }
 }
 
@@ -491,20 +421,7 @@ fn check_response(
     limit: usize,
 ) -> Result<(), String> {
     if !success || headers.is_empty() {
-        return Err("no response (timeout_ms passed, or the connection failed)".into());
+        return Err(NO_RESPONSE.into());
     }
-    match status_of(headers) {
-        Some(200) => {}
-        Some(504) => {
-            return Err("HTTP status 504 (timeout_ms passed, or a gateway timed out)".into());
-        }
-        Some(status) => return Err(format!("HTTP status {status}")),
-        None => return Err("no HTTP status".into()),
-    }
-    if body_len > limit {
-        return Err(format!(
-            "the response is {body_len} bytes, more than {limit}"
-        ));
-    }
-    Ok(())
+    fetch::check_answer(status_of(headers), body_len, limit)
 }

@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 
 use crate::adapters::proxy_wasm::host::{self, CAS_MISMATCH, HostError, LOG_INFO, LOG_WARN};
-use crate::authn::jwks::{KeySet, MAX_FETCHED_JWKS_BYTES};
+use crate::authn::fetch::{self, NO_RESPONSE, Next, Severity, Stage};
+use crate::authn::jwks::{JwksError, KeySet};
 use crate::authn::provider::Provider;
-use crate::authn::remote::{
-    MAX_DISCOVERY_BYTES, RemoteJwks, SCHEDULE_TICK_MS, SharedState, Source, Uri, status_of,
-};
+use crate::authn::remote::{RemoteJwks, SCHEDULE_TICK_MS, SharedState, Uri, status_of};
 use crate::config::Config;
 
 /// How often the root context looks at the schedule (the core's staleness bounds count on it).
@@ -36,12 +35,6 @@ struct Slot {
     keys_skipped: Option<u32>,
     keys_gauge: Option<u32>,
     age_gauge: Option<u32>,
-}
-
-enum Stage {
-    Discovery,
-    /// Fetching the key set; from the `jwks_uri` discovery found, if any.
-    Jwks(Option<String>),
 }
 
 pub struct Fetcher {
@@ -147,14 +140,7 @@ impl Fetcher {
         if host::set_shared_data(&slot.state_key, &leased.encode(), cas).is_err() {
             return;
         }
-        let (uri, stage) = match (&slot.remote.source, leased.jwks_uri) {
-            (Source::Jwks(uri), _) => (uri.clone(), Stage::Jwks(None)),
-            (Source::Discovery(discovery), Some(text)) => match Uri::parse(&text) {
-                Ok(uri) => (uri, Stage::Jwks(Some(text))),
-                Err(_) => (discovery.clone(), Stage::Discovery),
-            },
-            (Source::Discovery(discovery), None) => (discovery.clone(), Stage::Discovery),
-        };
+        let (uri, stage) = slot.remote.first_request(leased.jwks_uri);
         self.dispatch(config, index, &uri, stage);
     }
 
@@ -162,16 +148,7 @@ impl Fetcher {
         let Some(slot) = self.slots.get(index) else {
             return;
         };
-        let headers = [
-            (":method", "GET"),
-            (":path", uri.path.as_str()),
-            (":authority", uri.authority.as_str()),
-            ("accept", "application/json"),
-            (
-                "user-agent",
-                concat!("jwt-guard/", env!("CARGO_PKG_VERSION")),
-            ),
-        ];
+        let headers = fetch::request_headers(uri, ":authority");
         match host::http_call(&slot.remote.cluster, &headers, slot.remote.timeout_ms) {
             Ok(token) => {
                 self.calls.insert(token, (index, stage));
@@ -179,10 +156,7 @@ impl Fetcher {
             Err(HostError(status)) => self.failed(
                 config,
                 index,
-                &format!(
-                    "Envoy refused the call to cluster {:?} (status {status}; is the cluster defined?)",
-                    slot.remote.cluster
-                ),
+                &fetch::refused_call(&slot.remote.cluster, &format!("status {status}")),
             ),
         }
     }
@@ -199,36 +173,21 @@ impl Fetcher {
         let Some((index, stage)) = self.calls.remove(&token) else {
             return;
         };
-        let limit = match stage {
-            Stage::Discovery => MAX_DISCOVERY_BYTES,
-            Stage::Jwks(_) => MAX_FETCHED_JWKS_BYTES,
-        };
-        let body = match response_body(num_headers, body_size, limit) {
+        let body = match response_body(num_headers, body_size, stage.limit()) {
             Ok(body) => body,
             Err(why) => return self.failed(config, index, &why),
         };
-        match stage {
-            Stage::Discovery => {
-                let Some(slot) = self.slots.get(index) else {
-                    return;
-                };
-                match slot.remote.jwks_uri_from_discovery(&body) {
-                    Ok((text, uri)) => self.dispatch(config, index, &uri, Stage::Jwks(Some(text))),
-                    Err(why) => self.failed(config, index, &why),
-                }
-            }
-            Stage::Jwks(jwks_uri) => match KeySet::from_fetched(&body) {
-                Ok((keys, skipped)) => self.succeeded(
-                    config,
-                    index,
-                    &body,
-                    keys.keys().len(),
-                    &skipped,
-                    jwks_uri,
-                    now,
-                ),
-                Err(why) => self.failed(config, index, &why),
-            },
+        let Some(slot) = self.slots.get(index) else {
+            return;
+        };
+        match slot.remote.next(stage, &body) {
+            Ok(Next::Fetch(uri, stage)) => self.dispatch(config, index, &uri, stage),
+            Ok(Next::KeySet {
+                key_count,
+                skipped,
+                jwks_uri,
+            }) => self.succeeded(config, index, &body, key_count, &skipped, jwks_uri, now),
+            Err(why) => self.failed(config, index, &why),
         }
     }
 
@@ -239,7 +198,7 @@ impl Fetcher {
         index: usize,
         body: &[u8],
         key_count: usize,
-        skipped: &[crate::authn::jwks::JwksError],
+        skipped: &[JwksError],
         jwks_uri: Option<String>,
         now: u64,
     ) {
@@ -250,49 +209,20 @@ impl Fetcher {
         if current.as_ref().is_none_or(|(doc, _)| doc != body) {
             // A new document: stored for every VM, and announced once (with its bad keys).
             let _ = host::set_shared_data(&slot.doc_key, body, 0);
-            if key_count == 0 {
-                log(
-                    LOG_WARN,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: the new key set holds no usable key; the keys in use are dropped and its tokens are refused 401 keys_unavailable until the IdP serves one",
-                        slot.name
-                    ),
-                );
-            } else {
-                log(
-                    LOG_INFO,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: {key_count} keys in use from a new key set",
-                        slot.name
-                    ),
-                );
+            for (severity, line) in fetch::new_key_set_lines(&slot.name, key_count, skipped) {
+                log(level(severity), &line);
             }
             if let Some(counter) = slot.keys_skipped
                 && !skipped.is_empty()
             {
                 host::add_counter(counter, skipped.len() as u64);
             }
-            for error in skipped {
-                log(
-                    LOG_WARN,
-                    &format!(
-                        "jwt-guard: JWKS for provider {}: key skipped: {}: {}",
-                        slot.name, error.field, error.message
-                    ),
-                );
-            }
         }
         let before = update_state(&slot.state_key, |state| {
             slot.remote.succeeded(state, now, jwks_uri.clone())
         });
         if before.is_some_and(|state| state.failures > 0) {
-            log(
-                LOG_INFO,
-                &format!(
-                    "jwt-guard: JWKS for provider {}: fetched again after failures",
-                    slot.name
-                ),
-            );
+            log(LOG_INFO, &fetch::recovered_line(&slot.name));
         }
         if let Some(counter) = slot.fetch_ok {
             host::increment_counter(counter);
@@ -323,43 +253,26 @@ impl Fetcher {
                 .providers
                 .get(slot.provider)
                 .map_or(0, |p| p.token_rules.keys.current().keys().len());
-            let consequence = if keys == 0 {
-                "its tokens are refused 401 keys_unavailable until a fetch succeeds".to_string()
-            } else {
-                format!("keeping the {keys} keys in use")
-            };
-            log(
-                LOG_WARN,
-                &format!(
-                    "jwt-guard: JWKS fetch for provider {} failed: {why}; {consequence}; retrying with backoff",
-                    slot.name
-                ),
-            );
+            log(LOG_WARN, &fetch::failed_line(&slot.name, why, keys));
         }
+    }
+}
+
+fn level(severity: Severity) -> u32 {
+    match severity {
+        Severity::Info => LOG_INFO,
+        Severity::Warn => LOG_WARN,
     }
 }
 
 /// The body of a successful (200) callout response of at most `limit` bytes.
 fn response_body(num_headers: usize, body_size: usize, limit: usize) -> Result<Vec<u8>, String> {
     if num_headers == 0 {
-        return Err("no response (timeout_ms passed, or the connection failed)".into());
+        return Err(NO_RESPONSE.into());
     }
     let headers = host::http_call_response_headers()
         .map_err(|status| format!("the response headers are unreadable ({status:?})"))?;
-    match status_of(&headers) {
-        Some(200) => {}
-        // Envoy answers a callout that outlived timeout_ms with its own 504.
-        Some(504) => {
-            return Err("HTTP status 504 (timeout_ms passed, or a gateway timed out)".into());
-        }
-        Some(status) => return Err(format!("HTTP status {status}")),
-        None => return Err("no HTTP status".into()),
-    }
-    if body_size > limit {
-        return Err(format!(
-            "the response is {body_size} bytes, more than {limit}"
-        ));
-    }
+    fetch::check_answer(status_of(&headers), body_size, limit)?;
     host::http_call_response_body(body_size)
         .map_err(|status| format!("the response body is unreadable ({status:?})"))
 }
@@ -409,21 +322,11 @@ fn drop_stale_keys(slot: &Slot, provider: &Provider, host_backend: bool) {
         .inline_jwks
         .as_ref()
         .and_then(|jwks| KeySet::from_value(jwks).ok());
-    let fallback = if inline.is_some() {
-        "back to the inline keys"
-    } else {
-        "its tokens are refused 401 keys_unavailable until a fetch succeeds"
-    };
+    let has_inline = inline.is_some();
     let mut keys = inline.unwrap_or_default();
     if host_backend {
         keys.use_host_backend();
     }
     provider.token_rules.keys.replace(keys);
-    log(
-        LOG_WARN,
-        &format!(
-            "jwt-guard: JWKS for provider {}: keys older than max_stale_seconds dropped; {fallback}",
-            slot.name
-        ),
-    );
+    log(LOG_WARN, &fetch::stale_dropped_line(&slot.name, has_inline));
 }

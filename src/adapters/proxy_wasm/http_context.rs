@@ -14,7 +14,7 @@ use crate::adapters::proxy_wasm::route_metadata::RouteMetadata;
 use crate::adapters::proxy_wasm::running::Running;
 use crate::authn::Authenticator;
 use crate::decision::outcome;
-use crate::decision::{Decision, Refused, Verdict, decide};
+use crate::decision::{Decision, Refused, Verdict, decide, dry_run_line, refusal_line};
 use crate::reason::{AuthFailure, Refusal};
 use crate::request::Request;
 use crate::token::extract::HeaderChange;
@@ -120,30 +120,15 @@ impl Guard {
             Decision::Allow { changes, dry_run } => {
                 apply(&changes);
                 if let Some(refusal) = dry_run {
-                    host::log(
-                        LOG_INFO,
-                        &format!(
-                            "jwt-guard dry run: would refuse {} {} on {}",
-                            refusal.status(),
-                            refusal.code(),
-                            String::from_utf8_lossy(request.path())
-                        ),
-                    );
+                    host::log(LOG_INFO, &dry_run_line(refusal, request.path()));
                 }
                 Action::Continue
             }
             Decision::Refuse(refused) => {
                 if running.log_refusals {
-                    let refusal = refused.refusal;
                     host::log(
                         LOG_DEBUG,
-                        &format!(
-                            "jwt-guard: {} {} for {} {}",
-                            refusal.status(),
-                            refusal.code(),
-                            String::from_utf8_lossy(request.method()),
-                            String::from_utf8_lossy(request.path())
-                        ),
+                        &refusal_line(refused.refusal, request.method(), request.path()),
                     );
                 }
                 self.refuse(&refused)
