@@ -193,7 +193,7 @@ lint: $(STAMPS)/rust-target
 	cargo clippy -p wycheproof-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p trap-envoy --profile wycheproof-envoy --target $(WASM_TARGET) -- -D warnings
 	cargo clippy -p jwtg-demo --all-targets -- -D warnings
-	RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --no-deps --lib --quiet
+	RUSTDOCFLAGS="-D rustdoc::broken_intra_doc_links" cargo doc --no-deps --lib --features native --quiet
 	$(MAKE) --no-print-directory validate
 
 fmt:

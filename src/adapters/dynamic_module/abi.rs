@@ -2,7 +2,7 @@
 //! ABI version [`ABI_VERSION`], Envoy 1.40) that jwt-guard uses: a few types and the callbacks
 //! Envoy exports. Written by hand from the header, because Envoy's Rust SDK is not published;
 //! `tests/integration/test_native.py` checks every callback the built library imports against the
-//! symbols the Envoy binary exports, and every hook Envoy looks up against the library's exports. Only [`super::host`] calls these.
+//! symbols the Envoy binary exports, and every hook Envoy looks up against the library's exports. Only `super::host` calls these.
 
 use std::ffi::c_void;
 

@@ -2,7 +2,7 @@
 //! 1.40 HTTP filter requires, most of them answering "continue".
 //!
 //! No panic may cross into Envoy (a native module's panic would abort Envoy itself): each hook
-//! that runs module code does so under [`contained`], and the `native` profile unwinds, so a
+//! that runs module code does so under `contained`, and the `native` profile unwinds, so a
 //! bug becomes a refused request (or a refused configuration), logged.
 
 use std::ffi::c_void;
@@ -119,7 +119,7 @@ pub unsafe extern "C" fn envoy_dynamic_module_on_http_filter_config_destroy(conf
 }
 
 /// The per-stream pointer: the configuration itself (a stream keeps no state of its own; its
-/// worker's state is in [`super::worker`]).
+/// worker's state is in `super::worker`).
 ///
 /// # Safety
 /// `config` is a live configuration pointer.
