@@ -8,7 +8,7 @@
 #   make test     unit tests (host) + integration tests in real Envoy
 #   make lint     rustfmt, clippy (host and wasm32, and the test module), envoy --mode validate
 #   make run      Envoy with envoy/envoy.yaml in the foreground (Ctrl-C stops it)
-#   make bench    jwt-guard vs Envoy's jwt_authn/rbac with wrk, targets checked (~15 min; bench-quick ~5)
+#   make bench    jwt-guard (Wasm and native module) vs Envoy's jwt_authn/rbac with wrk, targets checked (~20 min; bench-quick ~6)
 #   make oci      jwt_guard.wasm as an OCI image (layout directory + docker-loadable tarball) for Istio
 #   make cli      the command-line tool (check, explain, token): target/cli/jwt-guard
 #   make soak     minutes of mixed traffic, key rotation and IdP outages; every answer checked
@@ -82,9 +82,9 @@ help:
 	@echo "make lint         cargo fmt --check, clippy host + wasm32 + test module (-D warnings), envoy --mode validate"
 	@echo "make demo         start Envoy with envoy/envoy.yaml, send requests, print the answers, stop"
 	@echo "make run          Envoy with envoy/envoy.yaml in the foreground"
-	@echo "make bench        jwt-guard vs native jwt_authn (+ rbac): req/s, latency, RSS, targets (~15 min)"
+	@echo "make bench        jwt-guard (Wasm, native module) vs jwt_authn (+ rbac): req/s, latency, RSS, targets (~20 min)"
 	@echo "                  BENCH_SECONDS (5) per run, BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)"
-	@echo "make bench-quick  the same, 2 s per run, 1 round (~5 min): proves it works, numbers are noisy"
+	@echo "make bench-quick  the same, 2 s per run, 1 round (~6 min): proves it works, numbers are noisy"
 	@echo "make soak         SOAK_SECONDS (300) of mixed traffic at full rate, --concurrency 2, the IdP rotating"
 	@echo "                  keys and going down: zero wrong answers, counters add up, RSS flat (benches/SOAK.md)"
 	@echo "make fuzz         libFuzzer on the core (host): 5 targets, FUZZ_SECONDS (60) each; fails on a crash"
@@ -218,7 +218,7 @@ run: setup build $(if $(filter native,$(JWTG_RUNTIME)),native)
 
 # ---------------------------------------------------------------- bench
 # benches/bench.py: one Envoy (--concurrency 1) with a direct_response listener per filter and
-# algorithm, wrk -t1 -c8; paced runs for latency; one Envoy per filter (--concurrency 2) for RSS.
+# algorithm (jwt-guard's .wasm and its native module side by side: both are built first), wrk -t1 -c8; paced runs for latency; one Envoy per filter (--concurrency 2) for RSS.
 # Prints the tables and target verdicts, writes build/bench/results.json and benches/RESULTS.md.
 # BENCH_SECONDS, BENCH_ROUNDS, BENCH_LATENCY_SECONDS, BENCH_POOL come from the environment or the
 # make command line (`make bench BENCH_ROUNDS=5`).
@@ -228,10 +228,10 @@ run: setup build $(if $(filter native,$(JWTG_RUNTIME)),native)
 # build/bench/baseline.md; benches/RESULTS.md is then not written. Works with bench-quick too.
 BENCH_BASELINE_ARG = $(if $(BENCH_BASELINE),--baseline '$(BENCH_BASELINE)')
 
-bench: setup build wrk
+bench: setup build native wrk
 	$(VPY) benches/bench.py $(BENCH_BASELINE_ARG)
 
-bench-quick: setup build wrk
+bench-quick: setup build native wrk
 	BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2 $(VPY) benches/bench.py $(BENCH_BASELINE_ARG)
 
 # ---------------------------------------------------------------- OCI image (Istio)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make bench: jwt-guard against Envoy's own jwt_authn (and rbac), in the same Envoy binary.
+"""make bench: jwt-guard (Wasm and native) against Envoy's own jwt_authn (and rbac), in the same Envoy binary.
 
 Throughput and latency: one Envoy (--concurrency 1, one worker) with one listener per
 (filter, algorithm), each answering 200 from a `direct_response` route (no upstream), so only
@@ -11,6 +11,9 @@ the HTTP filters differ (benchlib/filters.py):
     native_rbac          jwt_authn (cache, payload_in_metadata) + rbac: role, scope, CIDR, country
     jwt_guard            jwt-guard, the same provider, default settings (host backend, cache 1000)
     jwt_guard_policy     jwt-guard with the same role + scope + CIDR + country policy
+    jwt_guard_native     jwt-guard as a dynamic module (target/native/libjwt_guard.so, `make native`),
+                         the configuration of jwt_guard (signatures by ring, cache 1000 per worker)
+    jwt_guard_native_policy  the module with jwt_guard_policy's configuration
   diagnostics:
     jwt_guard_pure_rust  signature_backend: pure_rust (every signature in Rust, in the VM)
     jwt_guard_nocache    token_cache_size: 0
@@ -18,16 +21,19 @@ the HTTP filters differ (benchlib/filters.py):
 
 Workloads (benchlib/plan.py): "every token new" (a rotation of --pool tokens, larger than any
 cache), "1,000 tokens cycled" (each in the caches after priming) — for ES256 and RS256, and for
-EdDSA, PS256 and HS256 "for information" — and "no token" (the 401 path).
+EdDSA, PS256 and HS256 "for information" — and "no token" (the 401 path). The no-op runs in
+the cycled and no-token tables too: issue #17 sets the Wasm cache hit and 401 against it.
 
 Per row: req/s at saturation (wrk -t1 -c8, --rounds interleaved rounds, median); p50/p99 at a
 fixed rate, half the saturation rate of the table's slowest compared row (wrk's Lua delay()
 hook paces the requests); Envoy's RSS with --concurrency 2 (one Envoy per filter, after
-traffic). Then the ratios against the native peers and the issue's targets, PASS or MISS.
+traffic). Then the ratios against the native peers and the targets of issues #7 and #17, PASS
+or MISS.
 
 Safety: every listener must give the expected answers before it is measured (200 with a valid
 token, 401 without one or with a forged one, 403 from the policy listeners for a token without
-the role, from a denied address or country); any unexpected answer or socket error during a
+the role, from a denied address or country; the Wasm and the module rows alike); jwt-guard's
+start-up lines must name the expected settings; any unexpected answer or socket error during a
 measured run fails the bench. Envoy is always stopped (also on Ctrl-C, SIGTERM or an error).
 
     .venv/bin/python benches/bench.py      # BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)
@@ -63,11 +69,11 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.append(str(REPO_ROOT / "tests" / "integration"))  # harness.py (after benches/: no name clash)
 
-from harness import WASM_PATH, EnvoyStartError, envoy_binary  # noqa: E402
+from harness import NATIVE_LIB_DIR, NATIVE_LIB_PATH, WASM_PATH, EnvoyStartError, envoy_binary  # noqa: E402
 
 from benchlib import plan, report, wrk  # noqa: E402
 from benchlib.envoys import (BenchEnvoy, CheckFailed, check_guard_settings, check_listener,  # noqa: E402
-                             envoy_version, prime, start_envoy)
+                             check_module_settings, envoy_version, prime, start_envoy)
 from benchlib.filters import BASELINE_SUFFIX, KINDS, NATIVE_POLICY_NOTES, Listener  # noqa: E402
 from benchlib.plan import CYCLED, NONE, Row, Series, Table  # noqa: E402
 from benchlib.tokens import ALGORITHMS, CheckTokens, SigningKey, TokenPool, check_tokens, load_or_create_key, \
@@ -76,6 +82,7 @@ from benchlib.tokens import ALGORITHMS, CheckTokens, SigningKey, TokenPool, chec
 OUT_DIR = REPO_ROOT / "build" / "bench"
 RESULTS_MD = REPO_ROOT / "benches" / "RESULTS.md"
 DEFAULTS = {"seconds": 5, "rounds": 3, "latency_seconds": 3}
+GUARD_CACHE = r"^wasmcustom\.jwt_guard\.token_cache\."
 
 
 # --------------------------------------------------------------------------- settings
@@ -157,7 +164,9 @@ class Bench:
 
     def run(self, row: Row, seconds: float, rate: float | None = None) -> tuple[wrk.WrkResult, int, int]:
         """One wrk run (primed first for a cycled run of a caching filter); every answer checked.
-        Returns the result and jwt_authn's cache hits and misses during it."""
+        Returns the result and the filter's token cache hits and misses during it: jwt_authn's
+        per-listener counters, or jwt-guard's (one counter for all its listeners, both runtimes:
+        only this listener has traffic during the run)."""
         listener = row.listener
         port = self.ports[listener.name]
         if row.workload.name == CYCLED and listener.kind.caches:
@@ -165,18 +174,23 @@ class Bench:
         tokens = self.tokens(row)
         script = wrk.Script(tokens, row.expect, rate, self.args.connections).write(self.scripts_dir)
         where = (listener.name, str(tokens))
-        before = self.envoy.stats(r"jwt_authn\.") if listener.kind.native else {}
+        counters = (r"jwt_authn\." if listener.kind.native
+                    else GUARD_CACHE if listener.kind.runtime and listener.kind.caches else None)
+        before = self.envoy.stats(counters) if counters else {}
         cmd = wrk.command(script, port, seconds, self.positions.get(where, 0), self.args.connections)
         result = wrk.run(cmd, seconds, row.expect)
-        after = self.envoy.stats(r"jwt_authn\.") if listener.kind.native else {}
+        after = self.envoy.stats(counters) if counters else {}
         if tokens is not None:
             self.positions[where] = result.end_pos
         if not result.clean:
             raise CheckFailed(f"{row.key}: {result.status_errors} unexpected answers, {result.socket_errors} "
                               f"socket errors, {result.requests} requests\n{' '.join(cmd)}\n{result.raw}")
-        stat = lambda d, s: d.get(f"http.{listener.name}.jwt_authn.{s}", 0)  # noqa: E731
-        return (result, stat(after, "jwt_cache_hit") - stat(before, "jwt_cache_hit"),
-                stat(after, "jwt_cache_miss") - stat(before, "jwt_cache_miss"))
+        if listener.kind.native:
+            hit, miss = f"http.{listener.name}.jwt_authn.jwt_cache_hit", f"http.{listener.name}.jwt_authn.jwt_cache_miss"
+        else:
+            hit, miss = "wasmcustom.jwt_guard.token_cache.hit", "wasmcustom.jwt_guard.token_cache.miss"
+        delta = lambda s: after.get(s, 0) - before.get(s, 0)  # noqa: E731
+        return result, delta(hit), delta(miss)
 
 
 def check_all(bench: Bench, listeners: list[Listener], checks: dict[str, CheckTokens]) -> None:
@@ -184,7 +198,10 @@ def check_all(bench: Bench, listeners: list[Listener], checks: dict[str, CheckTo
     for l in listeners:
         summary = check_listener(l, bench.ports[l.name], bench.pool(l), checks[l.alg or plan.MAIN_ALGS[0]])
         settings = check_guard_settings(bench.envoy, l)
-        print(f"  {l.name:<28} {summary}" + (f"\n  {'':<28} └ {settings}" if settings else ""))
+        print(f"  {l.name:<30} {summary}" + (f"\n  {'':<30} └ {settings}" if settings else ""))
+    module = check_module_settings(bench.envoy, listeners)
+    if module:
+        print(f"  {'module start-up lines':<30} one per module listener: {module}")
 
 
 def warm_up(bench: Bench, listeners: list[Listener]) -> None:
@@ -254,6 +271,8 @@ def measure_rss(keys: dict[str, SigningKey], pools: dict[str, TokenPool], checks
         try:
             port = ports[listener.name]
             check_listener(listener, port, pools[alg], checks[alg])
+            check_guard_settings(envoy, listener)
+            check_module_settings(envoy, [listener])
             result = wrk.run(wrk.command(script, port, args.rss_seconds, 0, args.connections), args.rss_seconds, None)
             if not result.clean:
                 raise CheckFailed(f"RSS traffic for {kind}: {result.status_errors} non-2xx, "
@@ -291,7 +310,9 @@ def run(args: argparse.Namespace) -> int:
         seconds=args.seconds, rounds=args.rounds, latency_seconds=args.latency_seconds,
         connections=args.connections, pool=args.pool, envoy_version=envoy_version(),
         wrk_version=wrk.version(),
-        wasm_path=str(WASM_PATH.relative_to(REPO_ROOT)), wasm_bytes=wasm_bytes, **report.machine(),
+        wasm_path=str(WASM_PATH.relative_to(REPO_ROOT)), wasm_bytes=wasm_bytes,
+        module_path=str(NATIVE_LIB_PATH.relative_to(REPO_ROOT)), module_bytes=NATIVE_LIB_PATH.stat().st_size,
+        **report.machine(),
         loadavg_start=os.getloadavg())
     tables = plan.build_tables()
     base_wasm = args.baseline.resolve() if args.baseline else None
@@ -299,7 +320,7 @@ def run(args: argparse.Namespace) -> int:
     listeners = unique_listeners(tables) + list({r.listener.name: r.listener for r in twins.values()}.values())
     rows = [r for t in tables for r in t.rows]
     print(f"Envoy {info.envoy_version} ({envoy_binary()}); {info.wasm_path} {wasm_bytes:,} bytes; "
-          f"{info.nproc} cores, {info.cpu_model}")
+          f"{info.module_path} {info.module_bytes:,} bytes; {info.nproc} cores, {info.cpu_model}")
     if base_wasm:
         print(f"baseline: {base_wasm} {base_wasm.stat().st_size:,} bytes: the {len(twins)} jwt-guard rows again "
               f"with it (listeners *{BASELINE_SUFFIX}, same configuration); the comparison comes last, "
@@ -368,6 +389,13 @@ def main() -> int:
     if not WASM_PATH.exists():
         print(f"{WASM_PATH} is missing: run `make build` (make bench does)", file=sys.stderr)
         return 1
+    if not NATIVE_LIB_PATH.exists():
+        print(f"{NATIVE_LIB_PATH} is missing: run `make native` (make bench does)", file=sys.stderr)
+        return 1
+    # Each row chooses its runtime (benchlib/filters.py): the harness's JWTG_RUNTIME switch would
+    # turn the Wasm rows into module rows; and the module rows load this build's library.
+    os.environ["JWTG_RUNTIME"] = "wasm"
+    os.environ["ENVOY_DYNAMIC_MODULES_SEARCH_PATH"] = str(NATIVE_LIB_DIR)
     if args.baseline and not args.baseline.is_file():
         print(f"--baseline / BENCH_BASELINE: {args.baseline} is not a file", file=sys.stderr)
         return 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +131,7 @@ def prime(port: int, tokens: list[str], timeout: float = 60) -> None:
 def guard_settings_expected(listener: Listener) -> list[str]:
     """What jwt-guard's start-up line must say for this listener (empty: not a jwt-guard one)."""
     kind, alg = listener.kind.name, listener.alg
-    if not kind.startswith("jwt_guard") or kind == "jwt_guard_noop":
+    if listener.kind.runtime != "wasm" or kind == "jwt_guard_noop":
         return []
     host_algs = {"ES256", "RS256"}  # what Envoy's verify_signature serves among the bench's algorithms
     if kind == "jwt_guard_pure_rust" or alg not in host_algs:
@@ -139,6 +140,30 @@ def guard_settings_expected(listener: Listener) -> list[str]:
         backend = f"signatures by the host (verify_signature): [{alg}], in Rust: []"
     cache = "token cache: 0 entries" if kind == "jwt_guard_nocache" else "token cache: 1000 entries"
     return [backend, cache]
+
+
+MODULE_LINE = re.compile(r"jwt-guard \S+ \(native\): configured: 1 providers, 1 rules; signatures natively "
+                         r"\(ring\); token cache: 1000 entries per worker")
+
+
+def check_module_settings(envoy: Envoy, listeners: list[Listener]) -> str | None:
+    """The dynamic module's start-up lines: one per listener of the module, each with ring and a
+    cache of 1,000 per worker. Its line names no listener, so they are counted (every module
+    listener of the bench has one provider and one rule)."""
+    expected = sum(1 for l in listeners if l.kind.runtime == "module")
+    if not expected:
+        return None
+    deadline = time.monotonic() + 10  # the log file is flushed on an interval
+    while True:
+        lines = [line for line in envoy.log().splitlines() if "(native): configured:" in line]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    good = [line for line in lines if MODULE_LINE.search(line)]
+    if len(good) != expected or len(lines) != expected:
+        raise CheckFailed(f"{expected} module listeners, {len(lines)} start-up lines of the module, "
+                          f"{len(good)} as expected:\n" + "\n".join(lines))
+    return MODULE_LINE.search(good[0]).group(0)
 
 
 def check_guard_settings(envoy: Envoy, listener: Listener) -> str | None:

@@ -1,7 +1,10 @@
 """The contenders: one HTTP filter chain per kind, one listener per (kind, algorithm).
 
 Every listener answers 200 from a `direct_response` route (no upstream), so only the filters
-differ. The policy both policy kinds enforce is written once, in POLICY.
+differ. The policy every policy kind enforces is written once, in POLICY. jwt-guard runs in two
+runtimes: the .wasm in Envoy's V8 (runtime "wasm") and the dynamic module libjwt_guard.so
+(runtime "module": jwt_guard_native, jwt_guard_native_policy), each kind with the same JSON
+configuration in both; the kinds named "native…" without "jwt_guard" are Envoy's own jwt_authn.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from harness import listener, wasm_filter
+from harness import listener, native_filter, wasm_filter
 
 from .tokens import AUDIENCE, ISSUER, SigningKey
 
@@ -158,15 +161,21 @@ class Kind:
     caches: bool = False  # keeps verified tokens: a cycled run is primed first
     native: bool = False  # jwt_authn: its jwt_cache_hit/miss counters are read
     diagnostic: bool = False
+    runtime: str | None = None  # jwt-guard's: "wasm" (V8) or "module" (the dynamic module); else None
 
     @property
     def guard(self) -> bool:
-        """A jwt-guard row: measured with the other .wasm too under `--baseline`."""
-        return self.name.startswith("jwt_guard")
+        """A row of jwt-guard's Wasm build: measured with the other .wasm too under `--baseline`."""
+        return self.runtime == "wasm"
 
 
 def _guard(**kw: Any) -> Callable[[SigningKey | None, str], list[dict]]:
     return lambda key, name: [wasm_filter(guard_config(key, **kw), name=name)]
+
+
+def _guard_module(**kw: Any) -> Callable[[SigningKey | None, str], list[dict]]:
+    # filter_name stays "jwt_guard", as docs/deploy.md loads it: the module has one filter.
+    return lambda key, name: [native_filter(guard_config(key, **kw))]
 
 
 KINDS: dict[str, Kind] = {k.name: k for k in (
@@ -178,16 +187,20 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("native_rbac", "jwt_authn (cache) + rbac: role, scope, CIDR, country", POLICY_ANSWERS,
          lambda key, name: [jwt_authn(key, cache=True, metadata=True), rbac()], caches=True, native=True),
     Kind("jwt_guard", "jwt-guard, authn only, defaults (host backend, cache 1000)", AUTHN,
-         _guard(), caches=True),
+         _guard(), caches=True, runtime="wasm"),
     Kind("jwt_guard_policy", "jwt-guard: role, scope, CIDR, country", POLICY_ANSWERS,
-         _guard(policy=True), caches=True),
+         _guard(policy=True), caches=True, runtime="wasm"),
+    Kind("jwt_guard_native", "jwt-guard native (dynamic module), authn only, defaults (ring, cache 1000 per worker)",
+         AUTHN, _guard_module(), caches=True, runtime="module"),
+    Kind("jwt_guard_native_policy", "jwt-guard native (dynamic module): role, scope, CIDR, country",
+         POLICY_ANSWERS, _guard_module(policy=True), caches=True, runtime="module"),
     Kind("jwt_guard_pure_rust", "jwt-guard, signature_backend: pure_rust", AUTHN,
-         _guard(signature_backend="pure_rust"), caches=True, diagnostic=True),
+         _guard(signature_backend="pure_rust"), caches=True, diagnostic=True, runtime="wasm"),
     Kind("jwt_guard_nocache", "jwt-guard, token_cache_size: 0", AUTHN,
-         _guard(token_cache_size=0), diagnostic=True),
+         _guard(token_cache_size=0), diagnostic=True, runtime="wasm"),
     Kind("jwt_guard_noop", "jwt-guard, one `disabled` rule: proxy-wasm alone", OPEN,
          lambda key, name: [wasm_filter(guard_config(None, noop=True), name=name)], keyed=False,
-         diagnostic=True),
+         diagnostic=True, runtime="wasm"),
 )}
 
 

@@ -1,6 +1,7 @@
 """What is measured: workloads, the tables (one per workload and algorithm), their rows, the
-comparisons printed under each table and the issue's targets (#7 item 4). Everything about
-"which row is compared with which, against which target" is here and nowhere else.
+comparisons printed under each table and the issues' targets (#7 item 4: the Wasm filter against
+Envoy's filters; #17: the native module, and the Wasm hot path over the no-op filter).
+Everything about "which row is compared with which, against which target" is here and nowhere else.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from .wrk import WrkResult
 
 MAIN_ALGS = ("ES256", "RS256")
 INFO_ALGS = ("EdDSA", "PS256", "HS256")
-MAIN_KINDS = ("baseline", "native", "native_cached", "native_rbac", "jwt_guard", "jwt_guard_policy")
+MAIN_KINDS = ("baseline", "native", "native_cached", "native_rbac", "jwt_guard", "jwt_guard_policy",
+              "jwt_guard_native", "jwt_guard_native_policy")
 NEW, CYCLED, NONE = "new", "cycled", "none"
 CYCLED_TOKENS = 1000
 
@@ -67,6 +69,7 @@ class Target:
     text: str
     minimum: float | None = None  # the value must be ≥ minimum …
     maximum: float | None = None  # … or ≤ maximum
+    issue: str = "#7"  # the issue that set it
 
     def met(self, value: float) -> bool:
         return (self.minimum is None or value >= self.minimum) and (self.maximum is None or value <= self.maximum)
@@ -75,13 +78,26 @@ class Target:
 @dataclass(frozen=True)
 class Comparison:
     """`ratio`: req/s of a ÷ req/s of b. `overhead`: the extra time per request of a over b,
-    req/s of b ÷ req/s of a − 1 (what a policy adds to authentication alone)."""
+    req/s of b ÷ req/s of a − 1 (what a policy adds to authentication alone). `micros`: the
+    same extra time in µs, 1e6/req/s of a − 1e6/req/s of b (the one worker's time per request,
+    as the tables' `+µs/req` column)."""
 
     a: str  # kind names within the same table
     b: str
     what: str
     overhead: bool = False
+    micros: bool = False
     target: Target | None = None
+
+    def value(self, rps_a: float, rps_b: float) -> float:
+        if self.micros:
+            return 1e6 / rps_a - 1e6 / rps_b
+        return rps_b / rps_a - 1 if self.overhead else rps_a / rps_b
+
+    def show(self, value: float) -> str:
+        if self.micros:
+            return f"{value:+.1f} µs"
+        return f"{100 * value:+.1f} %" if self.overhead else f"{value:.3f}"
 
 
 def _policy_overhead() -> Comparison:
@@ -89,15 +105,35 @@ def _policy_overhead() -> Comparison:
                       target=Target("jwt_guard_policy ≤ 5 % over jwt_guard", maximum=0.05))
 
 
+def _module_policy() -> list[Comparison]:
+    return [
+        Comparison("jwt_guard_native_policy", "native_rbac", "jwt-guard native policy / native jwt_authn + rbac",
+                   target=Target("jwt_guard_native_policy ≥ 1.0 × native_rbac", minimum=1.0, issue="#17")),
+        Comparison("jwt_guard_native_policy", "jwt_guard_native", "native module: policy overhead over authn only",
+                   overhead=True),
+    ]
+
+
+def _wasm_over_noop(what: str, maximum: float) -> Comparison:
+    return Comparison("jwt_guard", "jwt_guard_noop", f"Wasm: {what} over the no-op filter", micros=True,
+                      target=Target(f"jwt_guard ≤ {maximum:.0f} µs/req over jwt_guard_noop", maximum=maximum,
+                                    issue="#17"))
+
+
 def _targets_new() -> list[Comparison]:
     return [
         Comparison("jwt_guard", "native", "jwt-guard / native jwt_authn",
                    target=Target("jwt_guard ≥ 0.9 × native", minimum=0.9)),
+        Comparison("jwt_guard_native", "native", "jwt-guard native / native jwt_authn",
+                   target=Target("jwt_guard_native ≥ 1.0 × native", minimum=1.0, issue="#17")),
         Comparison("jwt_guard", "native_cached", "jwt-guard / native jwt_authn with cache"),
         Comparison("jwt_guard_policy", "native_rbac", "jwt-guard policy / native jwt_authn + rbac"),
         _policy_overhead(),
+        *_module_policy(),
         Comparison("native", "baseline", "native jwt_authn / no auth"),
         Comparison("jwt_guard", "baseline", "jwt-guard / no auth"),
+        Comparison("jwt_guard_native", "baseline", "jwt-guard native / no auth"),
+        Comparison("jwt_guard_native", "jwt_guard", "jwt-guard native / Wasm"),
         Comparison("jwt_guard_pure_rust", "jwt_guard", "diagnostic: pure_rust / host backend"),
         Comparison("jwt_guard_nocache", "jwt_guard", "diagnostic: no cache / cache (no hits here)"),
         Comparison("jwt_guard_noop", "baseline", "diagnostic: proxy-wasm alone (noop) / no auth"),
@@ -110,11 +146,19 @@ def _targets_cycled() -> list[Comparison]:
                    target=Target("jwt_guard ≥ 1.0 × native_cached", minimum=1.0)),
         Comparison("jwt_guard", "baseline", "jwt-guard / no auth",
                    target=Target("jwt_guard ≥ 0.85 × baseline (no auth)", minimum=0.85)),
+        Comparison("jwt_guard_native", "native_cached", "jwt-guard native / native jwt_authn with cache",
+                   target=Target("jwt_guard_native ≥ 1.0 × native_cached", minimum=1.0, issue="#17")),
+        Comparison("jwt_guard_native", "baseline", "jwt-guard native / no auth",
+                   target=Target("jwt_guard_native ≥ 0.9 × baseline (no auth)", minimum=0.9, issue="#17")),
+        _wasm_over_noop("cache hit", 8.0),
         Comparison("jwt_guard", "native", "jwt-guard / native jwt_authn without cache"),
         Comparison("native_cached", "native", "native: cache / no cache"),
         Comparison("jwt_guard_policy", "native_rbac", "jwt-guard policy / native jwt_authn + rbac"),
         _policy_overhead(),
+        *_module_policy(),
+        Comparison("jwt_guard_native", "jwt_guard", "jwt-guard native / Wasm"),
         Comparison("jwt_guard_nocache", "jwt_guard", "diagnostic: no cache / cache"),
+        Comparison("jwt_guard_noop", "baseline", "diagnostic: proxy-wasm alone (noop) / no auth"),
     ]
 
 
@@ -122,15 +166,22 @@ def _targets_none() -> list[Comparison]:
     return [
         Comparison("jwt_guard", "baseline", "jwt-guard no token / no auth",
                    target=Target("jwt_guard ≥ 0.8 × baseline (no auth)", minimum=0.8)),
+        Comparison("jwt_guard_native", "baseline", "jwt-guard native no token / no auth",
+                   target=Target("jwt_guard_native ≥ 0.9 × baseline (no auth)", minimum=0.9, issue="#17")),
+        _wasm_over_noop("no token (401)", 4.0),
         Comparison("native", "baseline", "native jwt_authn no token / no auth"),
         Comparison("jwt_guard", "native", "jwt-guard / native jwt_authn"),
+        Comparison("jwt_guard_native", "native", "jwt-guard native / native jwt_authn"),
         Comparison("jwt_guard_policy", "native_rbac", "jwt-guard policy / native jwt_authn + rbac"),
         _policy_overhead(),
+        *_module_policy(),
+        Comparison("jwt_guard_noop", "baseline", "diagnostic: proxy-wasm alone (noop) / no auth"),
     ]
 
 
 def _targets_info() -> list[Comparison]:
-    return [Comparison("jwt_guard", "native", "jwt-guard / native jwt_authn (for information)")]
+    return [Comparison("jwt_guard", "native", "jwt-guard / native jwt_authn (for information)"),
+            Comparison("jwt_guard_native", "native", "jwt-guard native / native jwt_authn (for information)")]
 
 
 @dataclass
@@ -156,11 +207,15 @@ def build_tables() -> list[Table]:
     for alg in MAIN_ALGS:
         diagnostics = ["jwt_guard_pure_rust", "jwt_guard_nocache"] + (["jwt_guard_noop"] if alg == "ES256" else [])
         tables.append(_table(Workload(NEW, alg), [*MAIN_KINDS, *diagnostics], _targets_new()))
-        tables.append(_table(Workload(CYCLED, alg), [*MAIN_KINDS, "jwt_guard_nocache"], _targets_cycled()))
-    tables.append(_table(Workload(NONE, None), ["baseline", "native", "native_rbac", "jwt_guard", "jwt_guard_policy"],
+        # The no-op here too: #17 sets the Wasm cache hit against it.
+        tables.append(_table(Workload(CYCLED, alg), [*MAIN_KINDS, "jwt_guard_nocache", "jwt_guard_noop"],
+                             _targets_cycled()))
+    tables.append(_table(Workload(NONE, None), ["baseline", "native", "native_rbac", "jwt_guard", "jwt_guard_policy",
+                                                 "jwt_guard_native", "jwt_guard_native_policy", "jwt_guard_noop"],
                          _targets_none()))
     for alg in INFO_ALGS:
-        tables.append(_table(Workload(NEW, alg), ["native", "jwt_guard"], _targets_info(), info=True))
+        tables.append(_table(Workload(NEW, alg), ["native", "jwt_guard", "jwt_guard_native"], _targets_info(),
+                             info=True))
     return tables
 
 
@@ -173,7 +228,7 @@ class Series:
 
     row: Row
     samples: list[WrkResult] = field(default_factory=list)
-    cache_hits: int = 0  # jwt_authn's jwt_cache_hit / jwt_cache_miss over the saturation runs
+    cache_hits: int = 0  # the token cache's hits / misses over the saturation runs (jwt_authn's or jwt-guard's)
     cache_misses: int = 0
     latency: WrkResult | None = None
     latency_rate: float | None = None  # the paced rate asked for
@@ -204,11 +259,7 @@ class Outcome:
 
 def compare(table: Table, c: Comparison, series: dict[str, Series]) -> Outcome:
     sa, sb = series[table.row(c.a).key], series[table.row(c.b).key]
-
-    def value(a: float, b: float) -> float:
-        return b / a - 1 if c.overhead else a / b
-
-    per_round = [value(x.rps, y.rps) for x, y in zip(sa.samples, sb.samples)]
+    per_round = [c.value(x.rps, y.rps) for x, y in zip(sa.samples, sb.samples)]
     # The verdict uses the median of the per-round values: each pairs runs made minutes apart at
     # most, so drifts of this shared machine cancel out.
     return Outcome(table, c, statistics.median(per_round), per_round)
@@ -255,12 +306,14 @@ def versus(tables: list[Table], twins: dict[str, Row], series: dict[str, Series]
 
 RSS_CONCURRENCY = 2
 RSS_KINDS = ("baseline", "native", "native_cached", "native_rbac", "jwt_guard", "jwt_guard_policy",
-             "jwt_guard_pure_rust", "jwt_guard_nocache", "jwt_guard_noop")
+             "jwt_guard_native", "jwt_guard_native_policy", "jwt_guard_pure_rust", "jwt_guard_nocache",
+             "jwt_guard_noop")
 RSS_ALG = "ES256"
-# (jwt-guard kind, its native peer): Envoy's RSS with the first within 30 MiB of the second.
-RSS_PAIRS = (("jwt_guard", "native"), ("jwt_guard_policy", "native_rbac"))
-RSS_TARGET_MIB = 30.0
-WASM_TARGET = Target("jwt_guard.wasm ≤ 1 MiB", maximum=1.0)
+# (jwt-guard kind, its peer among Envoy's filters, the most MiB its Envoy may have over the
+# peer's, the issue that set it; None: the difference is shown, no target).
+RSS_PAIRS = (("jwt_guard", "native", 30.0, "#7"), ("jwt_guard_policy", "native_rbac", 30.0, "#7"),
+             ("jwt_guard_native", "native", 5.0, "#17"), ("jwt_guard_native_policy", "native_rbac", None, ""))
+WASM_TARGET = Target("jwt_guard.wasm ≤ 1 MiB", maximum=1.0, issue="#7, #17")
 
 
 @dataclass
@@ -279,6 +332,7 @@ class Verdict:
     target: str
     measured: str
     passed: bool
+    issue: str
 
     @property
     def word(self) -> str:
@@ -291,14 +345,16 @@ def verdicts(outcomes: list[Outcome], rss: dict[str, Rss], wasm_bytes: int) -> l
         t = o.comparison.target
         if t is None:
             continue
-        shown = f"{100 * o.value:+.1f} %" if o.comparison.overhead else f"{o.value:.3f}"
-        out.append(Verdict(f"{o.table.workload.short}: {t.text}", shown, t.met(o.value)))
-    for a, b in RSS_PAIRS:
-        if a in rss and b in rss:
+        out.append(Verdict(f"{o.table.workload.short}: {t.text}", o.comparison.show(o.value), t.met(o.value),
+                           t.issue))
+    for a, b, most, issue in RSS_PAIRS:
+        if most is not None and a in rss and b in rss:
             delta = rss[a].mib - rss[b].mib
-            target = Target(f"RSS, --concurrency {RSS_CONCURRENCY}: {a} ≤ {b} + {RSS_TARGET_MIB:.0f} MiB",
-                            maximum=RSS_TARGET_MIB)
-            out.append(Verdict(target.text, f"{delta:+.1f} MiB", target.met(delta)))
+            target = Target(f"RSS, --concurrency {RSS_CONCURRENCY}: {a} ≤ {b} + {most:.0f} MiB", maximum=most,
+                            issue=issue)
+            out.append(Verdict(target.text, f"{delta:+.1f} MiB", target.met(delta), issue))
     size = wasm_bytes / 2**20
-    out.append(Verdict(WASM_TARGET.text, f"{size:.3f} MiB ({wasm_bytes:,} bytes)", WASM_TARGET.met(size)))
-    return out
+    out.append(Verdict(WASM_TARGET.text, f"{size:.3f} MiB ({wasm_bytes:,} bytes)", WASM_TARGET.met(size),
+                       WASM_TARGET.issue))
+    # Issue by issue, each in the order the tables come.
+    return sorted(out, key=lambda v: v.issue != "#7")

@@ -31,6 +31,8 @@ class RunInfo:
     wrk_version: str
     wasm_path: str
     wasm_bytes: int
+    module_path: str
+    module_bytes: int
     nproc: int
     cpu_model: str
     kernel: str
@@ -65,7 +67,7 @@ def _ms(x: float | None) -> str:
 
 
 HEADER = ["filter", "req/s", "min–max", "× no auth", "+µs/req", "p50 ms", "p99 ms", "paced at",
-          "RSS MiB", "jwt_authn cache hits"]
+          "RSS MiB", "cache hits"]
 
 
 def table_cells(table: Table, series: dict[str, Series], rss: dict[str, Rss]) -> list[list[str]]:
@@ -100,9 +102,8 @@ def table_cells(table: Table, series: dict[str, Series], rss: dict[str, Rss]) ->
 
 def outcome_cells(o: Outcome) -> list[str]:
     c = o.comparison
-    fmt = (lambda v: f"{100 * v:+.1f} %") if c.overhead else (lambda v: f"{v:.3f}")
-    target = c.target.text if c.target else ""
-    return [c.what, f"{c.a} vs {c.b}", fmt(o.value), ", ".join(fmt(v) for v in o.per_round), target,
+    target = f"{c.target.text} ({c.target.issue})" if c.target else ""
+    return [c.what, f"{c.a} vs {c.b}", c.show(o.value), ", ".join(c.show(v) for v in o.per_round), target,
             o.verdict or ""]
 
 
@@ -110,7 +111,7 @@ OUTCOME_HEADER = ["comparison", "rows", "value", "per round", "target", "verdict
 
 
 def rss_cells(rss: dict[str, Rss]) -> list[list[str]]:
-    peers = {a: b for a, b in RSS_PAIRS}
+    peers = {a: b for a, b, _, _ in RSS_PAIRS}
     native = rss.get("native")
     rows = []
     for kind, r in rss.items():
@@ -170,9 +171,12 @@ def print_rss(rss: dict[str, Rss]) -> None:
     print(console(RSS_HEADER, rss_cells(rss)))
 
 
+VERDICT_HEADER = ["issue", "target", "measured", "verdict"]
+
+
 def print_verdicts(vs: list[Verdict]) -> None:
-    print("\n== targets (issue #7)")
-    print(console(["target", "measured", "verdict"], [[v.target, v.measured, v.word] for v in vs]))
+    print("\n== targets (issues #7 and #17)")
+    print(console(VERDICT_HEADER, [[v.issue, v.target, v.measured, v.word] for v in vs]))
 
 
 # --------------------------------------------------------------------------- files
@@ -196,8 +200,8 @@ def write_json(path: Path, info: RunInfo, tables: list[Table], series: dict[str,
                 "kind": r.kind.name, "listener": r.listener.name, "diagnostic": r.kind.diagnostic,
                 "median_rps": round(series[r.key].median_rps(), 1),
                 "samples": [sample(x) for x in series[r.key].samples],
-                "jwt_authn_cache_hits": series[r.key].cache_hits,
-                "jwt_authn_cache_misses": series[r.key].cache_misses,
+                "cache_hits": series[r.key].cache_hits,
+                "cache_misses": series[r.key].cache_misses,
                 "latency_rate": series[r.key].latency_rate,
                 "latency_own_rate": series[r.key].latency_own_rate,
                 "latency": sample(series[r.key].latency) if series[r.key].latency else None,
@@ -250,8 +254,10 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
         ]
     parts += [
         *run_rows(info),
-        f"| Envoy | {info.envoy_version}, `--concurrency 1` (RSS: `--concurrency {RSS_CONCURRENCY}`), V8 |",
+        f"| Envoy | {info.envoy_version}, `--concurrency 1` (RSS: `--concurrency {RSS_CONCURRENCY}`); V8 for the "
+        "Wasm rows, the dynamic module for `jwt_guard_native*` |",
         f"| jwt_guard.wasm | {info.wasm_bytes:,} bytes ({info.wasm_bytes / 2**20:.3f} MiB) |",
+        f"| {Path(info.module_path).name} | {info.module_bytes:,} bytes (`{info.module_path}`, `make native`) |",
         f"| wrk | {info.wrk_version}, `-t1 -c{info.connections}`, {info.seconds} s per run, "
         f"{info.rounds} interleaved round(s), median |",
         f"| latency | one paced run of {info.latency_seconds} s per row at half the saturation rate of the "
@@ -262,7 +268,7 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
         "",
         "## Targets",
         "",
-        markdown(["target", "measured", "verdict"], [[v.target, v.measured, f"**{v.word}**"] for v in vs]),
+        markdown(VERDICT_HEADER, [[v.issue, v.target, v.measured, f"**{v.word}**"] for v in vs]),
         "",
     ]
     for t in tables:
@@ -275,26 +281,36 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
 
 def notes(native_policy: str) -> dict:
     return {
-        "rows": "◦ marks a diagnostic row (not a contender). Each table's rows ran interleaved in the "
-                "same Envoy; `× no auth` is the row's median req/s over the baseline's in the same table, "
-                "`+µs/req` is 1e6/req_s − 1e6/baseline: the filter's time per request on the one worker.",
+        "rows": "◦ marks a diagnostic row (not a contender). `native`, `native_cached` and `native_rbac` are "
+                "Envoy's own jwt_authn (and rbac); `jwt_guard_native` and `jwt_guard_native_policy` are "
+                "jwt-guard as a dynamic module (libjwt_guard.so, signatures by ring, a token cache per worker) "
+                "with the same configuration as `jwt_guard` and `jwt_guard_policy` (the .wasm in V8). Each "
+                "table's rows ran interleaved in the same Envoy; `× no auth` is the row's median req/s over "
+                "the baseline's in the same table, `+µs/req` is 1e6/req_s − 1e6/baseline: the filter's time "
+                "per request on the one worker.",
         "ratios": "A comparison's value is the median over rounds of the ratio of the two rows' runs of "
                   "the same round (runs minutes apart at most); `overhead` is the extra time per request "
-                  "of the first row over the second (req/s of the second ÷ req/s of the first − 1).",
+                  "of the first row over the second (req/s of the second ÷ req/s of the first − 1); a value "
+                  "in µs is 1e6/req_s of the first − 1e6/req_s of the second, of the same round's runs (the "
+                  "`+µs/req` column's measure, against the second row instead of no auth).",
         "latency": "p50/p99 from one paced run per row at `paced at` req/s: half the saturation rate of the "
                    "table's slowest non-diagnostic row, the same for all rows of the table; a diagnostic too "
                    "slow for it is paced at half its own rate (own ½). wrk has no fixed-rate option: the "
                    "generated Lua script's delay() hook spaces the requests of all 8 connections on one "
                    "schedule; wrk's latency excludes that wait.",
-        "cache hits": "from jwt_authn's own jwt_cache_hit/jwt_cache_miss counters (jwt-guard's own are "
-                      "wasmcustom.jwt_guard.token_cache.hit/miss; compare jwt_guard with jwt_guard_nocache too).",
-        "no token": "the 401 path: the native rows and jwt-guard answer 401, no auth answers 200; every "
-                    "answer of these runs is checked in wrk's response() hook, which all rows of the table "
-                    "share. native_cached and the diagnostics are left out: without a token no cache is "
-                    "consulted and no signature checked. The tables for information have no baseline row.",
-        "RSS": "The same figure in every table: VmRSS of an Envoy with one ES256 listener and --concurrency 2 (a main thread and two workers, "
-               "each with its own Wasm VM for jwt-guard), read after the traffic shown (every token new, "
-               "so each worker's token cache is full).",
+        "cache hits": "the share of token cache lookups that hit during the saturation runs: for jwt_authn "
+                      "its own jwt_cache_hit/jwt_cache_miss counters, for jwt-guard (both runtimes) its "
+                      "wasmcustom.jwt_guard.token_cache.hit/miss (one counter for all its listeners; only the "
+                      "measured listener has traffic during a run). `-`: no cache, or no lookup.",
+        "no token": "the 401 path: the native rows and jwt-guard (both runtimes) answer 401, no auth and "
+                    "the no-op answer 200; every answer of these runs is checked in wrk's response() hook, "
+                    "which all rows of the table share. native_cached and the other diagnostics are left "
+                    "out: without a token no cache is consulted and no signature checked. The tables for "
+                    "information have no baseline row.",
+        "RSS": "The same figure in every table: VmRSS of an Envoy with one ES256 listener and --concurrency 2 "
+               "(a main thread and two workers; the Wasm filter has a Wasm VM per worker and the main "
+               "thread's, the dynamic module a compiled configuration and token cache per worker), read "
+               "after the traffic shown (every token new, so each worker's token cache is full).",
         "native policy": native_policy,
     }
 
