@@ -17,10 +17,14 @@ pub enum AuthFailure {
     LifetimeExceeded,
     TooLarge,
     KeysUnavailable,
+    CertificateMissing,
+    CertificateMismatch,
+    CertificateBindingRequired,
+    BindingUnchecked,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 14] = [
+    pub const ALL: [AuthFailure; 18] = [
         AuthFailure::Missing,
         AuthFailure::Malformed,
         AuthFailure::UnsupportedAlgorithm,
@@ -35,6 +39,10 @@ impl AuthFailure {
         AuthFailure::LifetimeExceeded,
         AuthFailure::TooLarge,
         AuthFailure::KeysUnavailable,
+        AuthFailure::CertificateMissing,
+        AuthFailure::CertificateMismatch,
+        AuthFailure::CertificateBindingRequired,
+        AuthFailure::BindingUnchecked,
     ];
 
     pub fn code(self) -> &'static str {
@@ -53,6 +61,10 @@ impl AuthFailure {
             AuthFailure::LifetimeExceeded => "lifetime_exceeded",
             AuthFailure::TooLarge => "too_large",
             AuthFailure::KeysUnavailable => "keys_unavailable",
+            AuthFailure::CertificateMissing => "certificate_missing",
+            AuthFailure::CertificateMismatch => "certificate_mismatch",
+            AuthFailure::CertificateBindingRequired => "certificate_binding_required",
+            AuthFailure::BindingUnchecked => "binding_unchecked",
         }
     }
 
@@ -85,6 +97,10 @@ impl AuthFailure {
             AuthFailure::LifetimeExceeded => "the token lifetime is too long",
             AuthFailure::TooLarge => "the token is too large",
             AuthFailure::KeysUnavailable => "the keys of the token issuer are not available yet",
+            AuthFailure::CertificateMissing => "the token needs a client certificate",
+            AuthFailure::CertificateMismatch => "the token is bound to another certificate",
+            AuthFailure::CertificateBindingRequired => "the token is not certificate-bound",
+            AuthFailure::BindingUnchecked => "the token binding cannot be checked here",
         }
     }
 }

@@ -108,6 +108,8 @@ pub enum Step {
         provider: usize,
         result: Result<(), AuthFailure>,
     },
+    /// The accepting provider refused the token's binding (`cnf`) for this request.
+    Binding(Result<(), AuthFailure>),
     /// The client address policy saw (`None`: it could not be determined).
     ClientIp(Option<IpAddr>),
     /// The client country policy saw.

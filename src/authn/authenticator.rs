@@ -88,6 +88,7 @@ impl Authenticator<'_> {
             .collect();
         trace.record(|| Step::Candidates(candidates.iter().map(|(index, _)| *index).collect()));
         if let Some(verified) = self.cached(&candidates, &found, now, trace)? {
+            check_binding(verified.1, &verified.2, request, trace)?;
             return Ok(Some(Verified {
                 index: verified.0,
                 provider: verified.1,
@@ -110,6 +111,7 @@ impl Authenticator<'_> {
                 claims: claims.clone(),
             },
         );
+        check_binding(provider, &claims, request, trace)?;
         Ok(Some(Verified {
             index,
             provider,
@@ -255,6 +257,24 @@ impl Authenticator<'_> {
         });
         result
     }
+}
+
+/// The accepting provider's check of the token's `cnf` against this request (never cached: a
+/// bound token is bound to the connection it comes on, not to itself). Its refusal is the
+/// answer: the token is genuine, so no other provider for its issuer is tried.
+fn check_binding<T: Trace>(
+    provider: &Provider,
+    claims: &VerifiedClaims,
+    request: &Request<'_>,
+    trace: &mut T,
+) -> Result<(), AuthFailure> {
+    let result = provider
+        .binding
+        .check(claims, request.peer_certificate_digest);
+    if result.is_err() {
+        trace.record(|| Step::Binding(result));
+    }
+    result
 }
 
 /// Refusals of the registered-claim checks, which come after the signature check.

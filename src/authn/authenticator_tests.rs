@@ -402,3 +402,106 @@ fn a_cached_refusal_is_bound_to_its_reason_and_key_version() {
         "cache after the first provider's keys changed"
     );
 }
+
+/// Providers "bound" (certificate_binding), "strict" (required), "plain" (off), "lenient"
+/// (accept_unchecked_bindings); tokens from the PyJWT fixtures.
+fn binding_config() -> Config {
+    let provider = |extra: serde_json::Value| {
+        let mut p = json!({"issuer": testutil::issuer(), "jwks": testutil::jwks()});
+        p.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        p
+    };
+    let json = json!({
+        "providers": {
+            "bound": provider(json!({"certificate_binding": {}})),
+            "lenient": provider(json!({"accept_unchecked_bindings": true})),
+            "plain": provider(json!({})),
+            "strict": provider(json!({"certificate_binding": {"required": true}})),
+        },
+        "rules": [{"match": {"prefix": "/"}}],
+    });
+    Config::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+/// One request with `token` on the connection whose client certificate has `digest`.
+fn bound_request(
+    config: &Config,
+    provider: &str,
+    token: &str,
+    digest: Option<&str>,
+    verifier: &Counting,
+    cache: &mut TokenCache,
+) -> Result<(), AuthFailure> {
+    let index = config
+        .providers
+        .iter()
+        .position(|p| p.name == provider)
+        .unwrap();
+    let h = headers(&[("authorization", &format!("Bearer {token}"))]);
+    let digest = digest.map(str::to_string);
+    let certificate = move || digest.clone();
+    let request = Request {
+        peer_certificate_digest: &certificate,
+        ..Request::bare(&h)
+    };
+    let clock = || Some(testutil::now());
+    let mut auth = Authenticator {
+        verifier,
+        cache,
+        clock: &clock,
+        judged_by: None,
+    };
+    let verified = auth.authenticate(&config.providers, &[index], &request)?;
+    assert_eq!(auth.judged_by, Some(index));
+    assert_eq!(verified.map(|v| v.index), Some(index));
+    Ok(())
+}
+
+#[test]
+fn the_binding_is_checked_on_every_request_cache_hits_included() {
+    use AuthFailure::*;
+    let config = binding_config();
+    let digest = testutil::fixtures()["cert_sha256_hex"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = "ab".repeat(32);
+    let (x5t, jkt, plain) = (
+        testutil::token("bound_x5t"),
+        testutil::token("bound_jkt"),
+        testutil::token("valid_HS256"),
+    );
+    // (provider, token, the client certificate's digest, expected), in this order, with one
+    // cache: each token is verified once, then every row after its first comes from the cache.
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, Result<(), AuthFailure>);
+    let rows: [Row; 14] = [
+        ("bound", &x5t, Some(&digest), Ok(())),
+        ("bound", &x5t, Some(&other), Err(CertificateMismatch)),
+        ("bound", &x5t, None, Err(CertificateMissing)),
+        ("bound", &x5t, Some(&digest), Ok(())),
+        ("strict", &x5t, Some(&digest), Ok(())),
+        ("strict", &x5t, Some(&other), Err(CertificateMismatch)),
+        (
+            "strict",
+            &plain,
+            Some(&digest),
+            Err(CertificateBindingRequired),
+        ),
+        ("bound", &plain, None, Ok(())),
+        ("plain", &x5t, Some(&digest), Err(BindingUnchecked)),
+        ("plain", &jkt, None, Err(BindingUnchecked)),
+        ("bound", &jkt, Some(&digest), Err(BindingUnchecked)),
+        ("lenient", &x5t, Some(&other), Ok(())),
+        ("lenient", &jkt, None, Ok(())),
+        ("plain", &plain, None, Ok(())),
+    ];
+    let (verifier, mut cache) = (Counting::default(), TokenCache::new(10));
+    for (n, (provider, token, digest, expected)) in rows.into_iter().enumerate() {
+        let answer = bound_request(&config, provider, token, digest, &verifier, &mut cache);
+        assert_eq!(answer, expected, "row {n}: {provider} {digest:?}");
+    }
+    // One signature check per token and provider: the rest were cache hits, and still refused.
+    assert_eq!(verifier.0.get(), 10);
+}

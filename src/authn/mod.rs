@@ -6,6 +6,7 @@
 //! [`VerifiedClaims`] can only be built here: policy and identity headers take nothing else.
 
 pub mod authenticator;
+pub mod binding;
 pub mod cache;
 pub mod claims;
 pub mod fetch;

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::authn::binding::Binding;
 use crate::authn::remote::RemoteJwks;
 use crate::authn::verify::TokenRules;
 use crate::token::extract::TokenLocation;
@@ -18,4 +19,6 @@ pub struct Provider {
     pub inline_jwks: Option<Value>,
     pub locations: Vec<TokenLocation>,
     pub forward: bool,
+    /// What it checks of a token's `cnf` (sender-constrained tokens).
+    pub binding: Binding,
 }

@@ -1,5 +1,6 @@
 //! `providers.<name>`: issuer, audiences, keys, token locations and identity headers.
 
+use crate::authn::binding::{Binding, CertificateBinding};
 use crate::authn::claims::ClaimPath;
 use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::provider::Provider;
@@ -94,6 +95,16 @@ pub(super) fn compile_provider(
         },
         locations,
         forward: raw.forward.unwrap_or(false),
+        binding: Binding {
+            certificate: raw.certificate_binding.map(|binding| {
+                if binding.required {
+                    CertificateBinding::Required
+                } else {
+                    CertificateBinding::Optional
+                }
+            }),
+            accept_unchecked: raw.accept_unchecked_bindings,
+        },
         remote,
         inline_jwks: raw.jwks,
         name,

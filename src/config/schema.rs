@@ -47,6 +47,16 @@ pub(super) struct RawProvider {
     pub(super) forward: Option<bool>,
     pub(super) claim_to_headers: Option<Vec<RawClaimHeader>>,
     pub(super) forward_payload_header: Option<String>,
+    pub(super) certificate_binding: Option<RawCertificateBinding>,
+    #[serde(default)]
+    pub(super) accept_unchecked_bindings: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawCertificateBinding {
+    #[serde(default)]
+    pub(super) required: bool,
 }
 
 #[derive(Deserialize)]

@@ -162,6 +162,7 @@ impl Case {
         let request = Request {
             headers: &h,
             peer_address: &|| self.peer.map(String::from),
+            peer_certificate_digest: &|| None,
             route_name: self.route,
             route_rule: self.route_rule.map(str::as_bytes),
         };

@@ -17,6 +17,10 @@ pub struct Request<'r> {
     /// Envoy's `source.address` (`ip:port`), asked for only when the matched rule needs the
     /// client address.
     pub peer_address: &'r dyn Fn() -> Option<String>,
+    /// Envoy's `connection.sha256_peer_certificate_digest` (hex SHA-256 of the DER client
+    /// certificate on the downstream TLS connection), asked for only to check a
+    /// certificate-bound token.
+    pub peer_certificate_digest: &'r dyn Fn() -> Option<String>,
     /// Envoy's `xds.route_name`, when a rule matches on it.
     pub route_name: Option<&'r str>,
     /// The rule named by the route's metadata (see [`route_binding`]): that rule decides,
@@ -93,6 +97,7 @@ impl<'r> Request<'r> {
         Request {
             headers,
             peer_address: &|| None,
+            peer_certificate_digest: &|| None,
             route_name: None,
             route_rule: None,
         }

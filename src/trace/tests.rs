@@ -91,6 +91,7 @@ impl Case {
         let request = Request {
             headers: &h,
             peer_address: &|| self.peer.map(String::from),
+            peer_certificate_digest: &|| None,
             route_name: None,
             route_rule: self.route_rule.map(str::as_bytes),
         };
@@ -183,6 +184,7 @@ fn brief(config: &Config, step: &Step) -> String {
             provider,
             result: r,
         } => format!("{}: {}", name(provider), result(r)),
+        Step::Binding(outcome) => format!("binding {}", result(outcome)),
         Step::ClientIp(ip) => format!("ip {}", ip.map_or("-".into(), |ip| ip.to_string())),
         Step::Country(country) => format!("country {country:?}"),
         Step::Policy { check, result } => format!(
@@ -518,6 +520,7 @@ fn mismatches_name_each_part_a_request_fails() {
         let request = Request {
             headers: &h,
             peer_address: &|| None,
+            peer_certificate_digest: &|| None,
             route_name: route,
             route_rule: None,
         };

@@ -203,6 +203,9 @@ def _cases(keys: KeySet) -> list[tuple[str, str, str]]:
         ("lifetime_exceeded", "exp - iat = 2 h > 1 h", keys.mint("ES256", iat=now, exp=now + 7200)),
         ("lifetime_exceeded", "no iat, exp in 2 h", keys.mint("ES256", iat=DROP, exp=now + 7200)),
         ("too_large", "9 KiB token", keys.mint("ES256", pad="x" * 9000)),
+        ("binding_unchecked", "DPoP-bound (cnf.jkt), DPoP not checked", keys.mint("ES256", cnf={"jkt": "x" * 43})),
+        ("binding_unchecked", "certificate-bound, no certificate_binding",
+         keys.mint("ES256", cnf={"x5t#S256": "x" * 43})),
     ]
 
 
@@ -218,8 +221,10 @@ def test_every_401_reason(get, keys, refused):
             expect_401(resp, reason)
         except AssertionError as e:
             failures.append(f"[{reason}] {desc}: {e}")
-    # keys_unavailable needs a provider with remote_jwks and no keys yet: test_remote_jwks.py.
-    assert seen | {"missing", "keys_unavailable"} == set(REASONS_401)
+    # keys_unavailable needs a provider with remote_jwks and no keys yet: test_remote_jwks.py; the
+    # client-certificate reasons need certificate_binding and TLS: test_cert_binding.py.
+    certificate = {"certificate_missing", "certificate_mismatch", "certificate_binding_required"}
+    assert seen | {"missing", "keys_unavailable"} | certificate == set(REASONS_401)
     assert not failures, "\n".join(failures)
 
 

@@ -28,8 +28,10 @@ HOST_CALLS_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "wycheproof-envoy" / 
 PREFIX = "wasmcustom.jwt_guard."
 
 
-def config(keys: KeySet, identity: bool) -> dict:
+def config(keys: KeySet, identity: bool, certificate_binding: bool = False) -> dict:
     provider = {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": keys.jwks(["ES256", "RS256"])}
+    if certificate_binding:
+        provider["certificate_binding"] = {}
     top: dict = {}
     if identity:
         provider["claim_to_headers"] = [{"claim": "sub", "header": "x-sub"},
@@ -56,6 +58,8 @@ def stack(request, upstream, keys):
     return start_stack(request, upstream, "host_calls", [
         listener("plain", 0, [wasm_filter(config(keys, identity=False), HOST_CALLS_WASM, name="hc_plain")]),
         listener("identity", 0, [wasm_filter(config(keys, identity=True), HOST_CALLS_WASM, name="hc_identity")]),
+        listener("bound", 0, [wasm_filter(config(keys, identity=False, certificate_binding=True), HOST_CALLS_WASM,
+                                          name="hc_bound")]),
     ])
 
 
@@ -148,3 +152,31 @@ def test_host_calls_per_path_do_not_grow(stack, keys, refused, name):
         measured[path] = calls
         print(f"{name:9} {path:26} calls={sum(calls.values()):3} bytes={moved:5} {json.dumps(calls)}")
     assert measured == EXPECTED[name]
+
+
+def test_the_client_certificate_is_read_only_for_a_certificate_bound_token(stack, keys, refused):
+    """With certificate_binding on: an unbound token makes the same calls as without it; a
+    certificate-bound one one property read more (the certificate's digest; none here, on plain
+    HTTP, so it is refused)."""
+    unbound = {"Authorization": f"Bearer {keys.mint('ES256', sub='user-bound')}"}
+    bound = {"Authorization": f"Bearer {keys.mint('ES256', sub='user-bound', cnf={'x5t#S256': 'A' * 43})}"}
+
+    def refused_bound():
+        with refused():
+            expect_401(stack.get("bound", "/x", headers=bound), "certificate_missing")
+
+    measured = {}
+    for path, send in {
+        "cache miss": lambda: expect_upstream(stack.get("bound", "/x", headers=unbound)),
+        "cache hit": lambda: expect_upstream(stack.get("bound", "/x", headers=unbound)),
+        "bound, cache miss": refused_bound,
+        "bound, cache hit": refused_bound,
+    }.items():
+        measured[path] = host_calls(stack, send)[0]
+    with_digest = {**HIT, "get_property": 2, "send_local_response": 1}
+    assert measured == {
+        "cache miss": EXPECTED["plain"]["cache miss"],
+        "cache hit": EXPECTED["plain"]["cache hit"],
+        "bound, cache miss": {**with_digest, "call_foreign_function": 1},
+        "bound, cache hit": with_digest,
+    }

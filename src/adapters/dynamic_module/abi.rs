@@ -86,8 +86,10 @@ pub const LOG_WARN: u32 = 3;
 pub const LOG_ERROR: u32 = 4;
 pub const LOG_CRITICAL: u32 = 5;
 
-/// `envoy_dynamic_module_type_attribute_id`: `source.address` and `xds.route_name`.
+/// `envoy_dynamic_module_type_attribute_id`: `source.address`,
+/// `connection.sha256_peer_certificate_digest` and `xds.route_name`.
 pub const ATTRIBUTE_SOURCE_ADDRESS: u32 = 24;
+pub const ATTRIBUTE_CONNECTION_SHA256_PEER_CERTIFICATE_DIGEST: u32 = 38;
 pub const ATTRIBUTE_XDS_ROUTE_NAME: u32 = 61;
 
 /// `envoy_dynamic_module_type_metadata_source_Route`.

@@ -15,8 +15,9 @@ use crate::request::{
 use crate::token::extract::HeaderChange;
 
 use super::abi::{
-    ATTRIBUTE_SOURCE_ADDRESS, ATTRIBUTE_XDS_ROUTE_NAME, HEADERS_CONTINUE, HEADERS_STOP_ITERATION,
-    LOG_DEBUG, LOG_ERROR, LOG_INFO, LOG_WARN,
+    ATTRIBUTE_CONNECTION_SHA256_PEER_CERTIFICATE_DIGEST, ATTRIBUTE_SOURCE_ADDRESS,
+    ATTRIBUTE_XDS_ROUTE_NAME, HEADERS_CONTINUE, HEADERS_STOP_ITERATION, LOG_DEBUG, LOG_ERROR,
+    LOG_INFO, LOG_WARN,
 };
 use super::filter_config::FilterConfig;
 use super::host::{self, Stream};
@@ -59,9 +60,12 @@ pub fn on_request_headers(stream: Stream, config: &FilterConfig) -> u32 {
     // to ordered matching because the configuration lost its names.
     let binding = RouteBinding::read(stream);
     let peer = || stream.attribute_string(ATTRIBUTE_SOURCE_ADDRESS);
+    let certificate =
+        || stream.attribute_string(ATTRIBUTE_CONNECTION_SHA256_PEER_CERTIFICATE_DIGEST);
     let request = Request {
         headers: &headers,
         peer_address: &peer,
+        peer_certificate_digest: &certificate,
         route_name: route.as_deref(),
         route_rule: binding.rule(),
     };

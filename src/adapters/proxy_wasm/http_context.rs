@@ -80,6 +80,7 @@ impl Guard {
         let request = Request {
             headers,
             peer_address: &|| property(b"source\0address\0"),
+            peer_certificate_digest: &|| property(b"connection\0sha256_peer_certificate_digest\0"),
             route_name: route.as_deref(),
             route_rule: binding.rule(),
         };

@@ -147,6 +147,13 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                     ),
                 },
             ),
+            Step::Binding(Err(failure)) => lines.add(
+                2,
+                format!(
+                    "→ the token's cnf binding is not satisfied (explain sees no client certificate) → 401 {}",
+                    failure.code()
+                ),
+            ),
             _ => {}
         }
     }
