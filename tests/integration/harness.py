@@ -351,7 +351,7 @@ def native_filter(config: dict | str, name: str = "jwt_guard") -> dict:
 def for_this_runtime(config_text: str) -> str:
     """A shipped Envoy configuration (YAML) for JWTG_RUNTIME: unchanged for `wasm`; for
     `native`, every jwt-guard Wasm filter becomes the dynamic module with the same JSON
-    configuration and name (the rest of the file is kept, as JSON, which Envoy reads as YAML)."""
+    configuration and name (the rest of the file is kept; its comments are not)."""
     if runtime() != "native":
         return config_text
     import yaml  # only here: the harness needs no YAML otherwise
@@ -369,7 +369,8 @@ def for_this_runtime(config_text: str) -> str:
             return [swap(v) for v in node]
         return node
 
-    return json.dumps(swap(yaml.safe_load(config_text)), indent=1)
+    # Block YAML, in the file's order: tests that edit the shipped text line by line still can.
+    return yaml.safe_dump(swap(yaml.safe_load(config_text)), sort_keys=False, width=1 << 16)
 
 
 def strip_geo_header_filter(header: str = "x-geo-country") -> dict:
