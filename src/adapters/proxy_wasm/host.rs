@@ -270,6 +270,14 @@ pub fn add_counter(id: u32, by: u64) {
 }
 
 /// [`add_counter`] without counting it (for `host_calls`' own reports).
+/// Adds `by` to the counter `name` (defining it is idempotent: Envoy answers the same id for
+/// the same name), without being counted: for the host-call counts' own report.
+pub(super) fn add_counter_by_name_uncounted(name: &str, by: u64) {
+    if let Ok(id) = define_counter_uncounted(name) {
+        add_counter_uncounted(id, by);
+    }
+}
+
 pub(super) fn add_counter_uncounted(id: u32, by: u64) {
     let by = i64::try_from(by).unwrap_or(i64::MAX);
     // SAFETY: plain values. A counter that cannot be incremented is not worth failing a request.

@@ -64,7 +64,7 @@ pub fn reset() {}
 
 #[cfg(not(feature = "host-call-counts"))]
 #[inline(always)]
-pub fn report() {}
+pub fn report(_add: impl Fn(&str, u64)) {}
 
 #[cfg(feature = "host-call-counts")]
 pub use counting::{note, report, reset};
@@ -98,21 +98,14 @@ mod counting {
         BYTES.with(|total| total.set(0));
     }
 
-    /// Adds what was counted since [`reset`] to the Envoy counters, through host calls that
-    /// are themselves not counted.
-    pub fn report() {
+    /// Adds what was counted since [`reset`] to the Envoy counters through `add` (host calls
+    /// that are themselves not counted; handed in, so this module needs nothing of the host's).
+    pub fn report(add: impl Fn(&str, u64)) {
         let counts = CALLS.with(Cell::get);
         for (name, count) in HostFn::NAMES.iter().zip(counts) {
             add(&format!("jwt_guard.host_calls.{name}"), count);
         }
         add("jwt_guard.host_bytes", BYTES.with(Cell::get));
         add("jwt_guard.host_calls_reported", 1);
-    }
-
-    fn add(name: &str, by: u64) {
-        // Defining is idempotent: Envoy answers the same id for the same name.
-        if let Ok(id) = super::super::host::define_counter_uncounted(name) {
-            super::super::host::add_counter_uncounted(id, by);
-        }
     }
 }

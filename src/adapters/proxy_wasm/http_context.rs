@@ -42,7 +42,7 @@ impl HttpContext for Guard {
     fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         host_calls::reset();
         let action = self.judge();
-        host_calls::report();
+        host_calls::report(host::add_counter_by_name_uncounted);
         action
     }
 }
