@@ -31,14 +31,16 @@ impl ReplayStore for SharedDataReplayStore {
 /// Creates the buckets of every DPoP provider's store that does not exist yet. Only the first
 /// VM of the process does the work: it leaves a marker for the others.
 pub(super) fn prepare(config: &Config) -> Result<(), host::HostError> {
-    let mut sizes: Vec<u32> = config
+    let mut sizes: Vec<u32> = Vec::new();
+    for dpop in config
         .providers
         .iter()
-        .filter_map(|provider| provider.binding.dpop.as_ref())
-        .map(|dpop| dpop.replay_buckets)
-        .collect();
-    sizes.sort_unstable();
-    sizes.dedup();
+        .filter_map(|p| p.binding.dpop.as_ref())
+    {
+        if !sizes.contains(&dpop.replay_buckets) {
+            sizes.push(dpop.replay_buckets);
+        }
+    }
     for of in sizes {
         let ready = format!("jwt_guard.dpop.{of}.ready");
         if host::get_shared_data(&ready)?.is_some() {
