@@ -18,11 +18,6 @@ mod report;
 mod source;
 mod token;
 
-// RFC 7638 thumbprints from the core's own module, compiled in here until the DPoP core
-// exposes it as jwt_guard::authn::dpop::thumbprint.
-#[path = "../../authn/dpop/thumbprint.rs"]
-mod thumbprint;
-
 use std::io::Write;
 use std::process::ExitCode;
 

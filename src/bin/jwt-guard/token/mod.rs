@@ -121,7 +121,7 @@ pub fn read_key(path: &str) -> Result<KeyFile, Failure> {
 /// The RFC 7638 thumbprint of a DPoP key's public JWK, as `cnf.jkt` carries it.
 fn dpop_thumbprint(key: &KeyFile) -> Result<String, String> {
     let (_, signer) = key.signer(None)?;
-    crate::thumbprint::jwk_thumbprint(&signer.public_jwk()).map_err(str::to_string)
+    jwt_guard::authn::dpop::thumbprint::jwk_thumbprint(&signer.public_jwk()).map_err(str::to_string)
 }
 
 /// `cnf.jkt` set, beside any other confirmation member the claims already have (e.g. a
