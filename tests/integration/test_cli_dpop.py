@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import shutil
+import subprocess
 import time
 from typing import Any
 
@@ -13,7 +16,8 @@ import jwt
 import pytest
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from test_cli import _other_key, _private_key_files, cli, demo_envoy, run_cli  # noqa: F401  (fixtures)
+from harness import REPO_ROOT
+from test_cli import _other_key, _private_key_files, _readme_blocks, cli, demo_envoy, run_cli  # noqa: F401
 from tokens import ALL_ALGS, AUDIENCE, HMAC_ALGS, ISSUER, RSA_ALGS, b64url
 
 # ------------------------------------------------- dpop: proofs and bound tokens, checked by PyJWT
@@ -89,3 +93,33 @@ def test_dpop_options_and_refusals(cli, keys, tmp_path):
         assert (proc.returncode, proc.stdout) == (code, ""), (argv, proc.stderr)
     proc = run_cli(cli, "token", "--key", str(path), "--dpop-key", str(hmac))
     assert proc.returncode == 4 and "asymmetric" in proc.stderr, proc.stderr
+
+
+def test_the_readme_dpop_commands_run_as_written(cli, demo_envoy, tmp_path):
+    """The README's DPoP examples (tokens and proofs from the CLI, keys from openssl), run by
+    bash with curl against Envoy running envoy/envoy.yaml: each answers what its comment says."""
+    for tool in ("curl", "bash", "openssl"):
+        if shutil.which(tool) is None:
+            pytest.fail(f"{tool} is needed to run the README's DPoP commands", pytrace=False)
+    _, port, _ = demo_envoy
+    mint, _ = _readme_blocks("### Try it by hand")
+    (dpop,) = _readme_blocks("### DPoP-bound tokens")
+    mint = mint[mint.index("mint() {"):mint.index("TOKEN=")]
+    script, expected = [mint], []
+    for line in dpop.splitlines():
+        if line.startswith("curl "):
+            comment = line.split("  #", 1)[1].split()
+            expected.append((int(comment[0]), comment[1] if len(comment) > 1 else None))
+            line = line.split("  #")[0].replace("curl -i", "curl -s -w ' %{http_code}\\n'")
+        script.append(line)
+    assert len(expected) == 4
+    script = ("\n".join(script).replace("target/cli/jwt-guard", str(cli))
+              .replace("localhost:10000", f"127.0.0.1:{port}")
+              .replace("client.pem", str(tmp_path / "client.pem")).replace("thief.pem", str(tmp_path / "thief.pem")))
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=REPO_ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    parts = re.split(r" (\d{3})\n", proc.stdout)  # body, status, body, status, ..., ""
+    answers = [(int(status), json.loads(body).get("reason") if status != "200" else None)
+               for body, status in zip(parts[0::2], parts[1::2])]
+    assert answers == expected, (script, proc.stdout)
