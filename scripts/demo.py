@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
 
 from harness import WASM_PATH, Envoy, EnvoyStartError, EchoUpstream, for_this_envoy, for_this_runtime, request  # noqa: E402
 from jwks_server import JwksServer  # noqa: E402
-from mint import claims, mint  # noqa: E402
+from mint import claims, dpop_proof, jwk_thumbprint, mint, public_jwk  # noqa: E402
 
 SHIPPED = REPO_ROOT / "envoy" / "envoy.yaml"
 DEMO_JWKS = REPO_ROOT / "envoy" / "demo-keys" / "demo-jwks.json"
@@ -52,6 +52,8 @@ class Row:
     token: str | None = None
     method: str = "GET"
     headers: dict[str, str] = field(default_factory=dict)
+    # Request headers that must not reach the upstream (checked on a 200 in the echoed request).
+    gone: tuple[str, ...] = ()
 
 
 def b64(obj: dict) -> str:
@@ -115,6 +117,31 @@ def demo_rows() -> list[Row]:
         Row("/beta (dry run), roles [user]", "/beta", (200, "(dry run: upstream told '403 missing_role')"),
             alice),
         Row("/unknown (no rule matches)", "/unknown", (403, "no_matching_rule"), alice),
+    ]
+
+
+def dpop_rows(port: int) -> list[Row]:
+    """DPoP (RFC 9449) on the demo provider ("dpop": {}): a token bound to alice's client key
+    (cnf.jkt), presented as `Authorization: DPoP` with a proof signed by that key for this very
+    request; the same proof again; the token stolen and sent as a bearer token; the stolen token
+    with a proof from the thief's own key. Proofs name the URL the request goes to (htu), so
+    the port is needed. In this order: the replay row repeats the first row's proof."""
+    client, thief = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    bound = mint(claims("alice", scope="orders:read", cnf={"jkt": jwk_thumbprint(public_jwk(client))}))
+    url = f"http://127.0.0.1:{port}/orders/42"
+    proof = dpop_proof(client, "GET", url, bound)
+    gone = ("authorization", "dpop")
+    return [
+        Row("/orders, DPoP-bound token + its proof", "/orders/42", (200, "-"),
+            headers={"Authorization": f"DPoP {bound}", "DPoP": proof}, gone=gone),
+        Row("/orders, the same DPoP proof again (replay)", "/orders/42", (401, "dpop_proof_replayed"),
+            headers={"Authorization": f"DPoP {bound}", "DPoP": proof}),
+        Row("/orders, DPoP-bound token stolen, sent as Bearer", "/orders/42", (401, "dpop_bound_as_bearer"), bound),
+        Row("/orders, stolen DPoP token + the thief's own proof", "/orders/42", (401, "dpop_key_mismatch"),
+            headers={"Authorization": f"DPoP {bound}", "DPoP": dpop_proof(thief, "GET", url, bound)}),
+        Row("/orders, DPoP proof made for another URL", "/orders/42", (401, "dpop_proof_mismatch"),
+            headers={"Authorization": f"DPoP {bound}",
+                     "DPoP": dpop_proof(client, "GET", f"http://127.0.0.1:{port}/admin", bound)}),
     ]
 
 
@@ -202,7 +229,7 @@ def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports:
             print(f"jwt-guard did not fetch the demo keys from the JWKS server (127.0.0.1:{idp.port}):\n"
                   f"{envoy.log_tail(20)}", file=sys.stderr)
             return 1
-        rows = demo_rows()
+        rows = demo_rows() + dpop_rows(listen)
         print(f"jwt-guard demo: real Envoy ({SHIPPED.relative_to(REPO_ROOT)}, "
               f"port {listen}) + echo upstream; {WASM_PATH.name} {WASM_PATH.stat().st_size // 1024} KiB\n"
               f"keys: {envoy.stats('jwt_guard.jwks').get(KEYS_GAUGE, 0)}, fetched by jwt-guard from the demo JWKS "
@@ -220,15 +247,18 @@ def run(listen: int, admin: int, upstream_port: int, jwks_port: int, free_ports:
                            body=b"{}" if r.method in ("POST", "PUT") else None)
             reason = reason_of(resp.status, resp.body)
             reached = upstream.count > before
-            ok = (resp.status, reason) == r.expect and reached == (resp.status == 200)
+            leaked = [h for h in r.gone if resp.status == 200 and h in json.loads(resp.body)["headers"]]
+            ok = (resp.status, reason) == r.expect and reached == (resp.status == 200) and not leaked
             bad += not ok
-            note = "" if ok else f"   <-- expected {r.expect[0]} {r.expect[1]}"
+            note = "" if ok else f"   <-- expected {r.expect[0]} {r.expect[1]}" + (
+                f", upstream got {', '.join(leaked)}" if leaked else "")
             print(f"{r.what:<{width}} {resp.status:<6}  {reason}{note}")
         print(f"\n{len(rows) - bad}/{len(rows)} answers as expected; refused requests never reached the upstream."
               if bad == 0 else f"\n{bad} of {len(rows)} answers differ from the expected ones (marked <--).")
         print("Mint your own token (make cli builds the tool): target/cli/jwt-guard token "
               "--key envoy/demo-keys/demo-es256.key.pem --kid demo-es256 --iss https://idp.example.com "
               "--aud orders --sub alice --claim roles='[\"admin\"]' --claim email_verified=true\n"
+              "DPoP by hand (token --dpop-key, dpop --key): README.md, section DPoP-bound tokens\n"
               "Run Envoy yourself: make run")
         return 1 if (check and bad) else 0
     finally:

@@ -8,13 +8,17 @@
 from __future__ import annotations
 
 import argparse
+import base64
+import hashlib
 import json
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from jwt.algorithms import ECAlgorithm
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_KEY = REPO_ROOT / "envoy" / "demo-keys" / "demo-es256.key.pem"
@@ -41,6 +45,27 @@ def claims(sub: str = "alice", ttl: int = 300, **extra: Any) -> dict:
 def mint(payload: dict, kid: str | None = DEMO_KID, key: Any = None) -> str:
     headers = {"kid": kid} if kid else {}
     return jwt.encode(payload, key or demo_key(), algorithm="ES256", headers=headers)
+
+
+def jwk_thumbprint(jwk: dict) -> str:
+    """RFC 7638: SHA-256 of the key's required members, sorted, without white space."""
+    required = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x")}[jwk["kty"]]
+    canonical = json.dumps({k: jwk[k] for k in required}, separators=(",", ":"), sort_keys=True)
+    return base64.urlsafe_b64encode(hashlib.sha256(canonical.encode()).digest()).rstrip(b"=").decode()
+
+
+def public_jwk(key: Any) -> dict:
+    """An EC key's public JWK (public members only), as a DPoP proof carries it."""
+    jwk = ECAlgorithm.to_jwk(key.public_key(), as_dict=True)
+    return {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+
+
+def dpop_proof(key: Any, method: str, url: str, token: str, jti: str | None = None) -> str:
+    """A DPoP proof (RFC 9449 §4.2) for one request, signed ES256 by an EC P-256 client key."""
+    ath = base64.urlsafe_b64encode(hashlib.sha256(token.encode()).digest()).rstrip(b"=").decode()
+    payload = {"jti": jti or secrets.token_urlsafe(16), "htm": method, "htu": url, "iat": int(time.time()),
+               "ath": ath}
+    return jwt.encode(payload, key, algorithm="ES256", headers={"typ": "dpop+jwt", "jwk": public_jwk(key)})
 
 
 def main() -> None:

@@ -3,6 +3,7 @@
 //!   jwt-guard check CONFIG               validate a configuration (the filter's own messages)
 //!   jwt-guard explain CONFIG --path /x   how the filter would decide one request, step by step
 //!   jwt-guard token --key KEY ...        mint a token for local testing
+//!   jwt-guard dpop --key KEY --url URL   mint a DPoP proof for one request
 //!
 //! Everything here only reads and renders: the configuration is compiled by
 //! `Config::from_json` and every decision is `decide`'s, exactly as in the filter.
@@ -10,6 +11,7 @@
 mod args;
 mod check;
 mod compiled;
+mod dpop;
 mod envoy_headers;
 mod explain;
 mod report;
@@ -30,6 +32,7 @@ Commands:
   check CONFIG      validate a configuration, with the filter's own error messages
   explain CONFIG    show how the filter decides one request: the rule, each check, the answer
   token             mint a token for local testing from a private JWK or PEM key
+  dpop              mint a DPoP proof (RFC 9449) for one request, to go with a DPoP-bound token
 
 CONFIG is a file holding the filter's JSON configuration, or an Envoy YAML file whose Wasm
 filter carries it as `configuration: {\"@type\": ...StringValue, value: |` followed by the JSON.
@@ -37,7 +40,7 @@ filter carries it as `configuration: {\"@type\": ...StringValue, value: |` follo
 `jwt-guard <COMMAND> --help` describes each command.
 
 Exit codes:
-  0  done: the configuration is valid, the request would go upstream, the token was minted
+  0  done: the configuration is valid, the request would go upstream, the token (proof) was minted
   1  the configuration is invalid (the filter would refuse it)
   2  wrong command line
   3  explain: the request would be refused (401 or 403)
@@ -90,18 +93,20 @@ fn run(argv: &[String]) -> Result<Report, Failure> {
     let Some((command, rest)) = argv.split_first() else {
         return Err(Failure::usage(
             "",
-            "no command given (check, explain or token)",
+            "no command given (check, explain, token or dpop)",
         ));
     };
     match command.as_str() {
         "check" => check::run(rest),
         "explain" => explain::run(rest),
         "token" => token::run(rest),
+        "dpop" => dpop::run(rest),
         "-h" | "--help" | "help" => Ok(Report::ok(
             match rest.first().map(String::as_str) {
                 Some("check") => check::HELP,
                 Some("explain") => explain::HELP,
                 Some("token") => token::HELP,
+                Some("dpop") => dpop::HELP,
                 _ => HELP,
             }
             .to_string(),
@@ -112,7 +117,7 @@ fn run(argv: &[String]) -> Result<Report, Failure> {
         ))),
         other => Err(Failure::usage(
             "",
-            format!("unknown command {other:?} (check, explain or token)"),
+            format!("unknown command {other:?} (check, explain, token or dpop)"),
         )),
     }
 }

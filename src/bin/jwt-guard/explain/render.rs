@@ -56,11 +56,19 @@ pub fn json(explained: &Explained, notes: &[String]) -> Value {
         }
         Decision::Refuse(refused) => {
             let response = refused.response(&explained.config.realm);
-            let headers: Map<String, Value> = response
-                .headers
-                .iter()
-                .map(|(name, value)| (name.to_string(), Value::from(value.as_str())))
-                .collect();
+            // A header sent on several lines (WWW-Authenticate with a Bearer and a DPoP
+            // challenge) is an array of its values, in order; any other a string.
+            let mut headers = Map::new();
+            for (name, value) in &response.headers {
+                let value = Value::from(value.as_str());
+                match headers.get_mut(*name) {
+                    Some(Value::Array(values)) => values.push(value),
+                    Some(first) => *first = Value::Array(vec![first.take(), value]),
+                    None => {
+                        headers.insert(name.to_string(), value);
+                    }
+                }
+            }
             out.insert("upstream".into(), Value::Null);
             out.insert(
                 "response".into(),

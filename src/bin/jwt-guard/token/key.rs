@@ -137,7 +137,7 @@ impl KeyFile {
     }
 
     /// The key's family and the algorithm to sign with.
-    fn choose(&self, alg: Option<Algorithm>) -> Result<(Family, Algorithm), String> {
+    pub(super) fn choose(&self, alg: Option<Algorithm>) -> Result<(Family, Algorithm), String> {
         let family = match self {
             KeyFile::Jwk { family, .. } => *family,
             KeyFile::Pem { label, der } => pem_family(label, der, alg)?,
@@ -155,6 +155,29 @@ impl KeyFile {
             return Err(format!("{} cannot sign {}", family.name(), alg.name()));
         }
         Ok((family, alg))
+    }
+
+    /// The JWK as jwt-simple's `from_jwk` takes it, or None for a PEM key. jwt-simple loads a
+    /// JWK only into the type its `alg` names: the algorithm chosen here is the one asked for,
+    /// so the JWK's own `alg` is left out.
+    pub(super) fn jwt_simple_jwk(&self) -> Option<String> {
+        match self {
+            KeyFile::Jwk { jwk, .. } => {
+                let mut jwk = jwk.clone();
+                jwk.remove("alg");
+                jwk.remove("kid");
+                Some(Value::Object(jwk).to_string())
+            }
+            KeyFile::Pem { .. } => None,
+        }
+    }
+
+    /// The DER of a PEM key (empty for a JWK).
+    pub(super) fn der(&self) -> &[u8] {
+        match self {
+            KeyFile::Pem { der, .. } => der.as_slice(),
+            KeyFile::Jwk { .. } => &[],
+        }
     }
 
     pub fn sign(
@@ -176,21 +199,8 @@ impl KeyFile {
             custom: claims,
         };
         let failed = |err: jwt_simple::Error| format!("cannot sign with this key: {err}");
-        // jwt-simple loads a JWK only into the type its `alg` names: the algorithm chosen here
-        // is the one asked for, so the JWK's own `alg` is left out.
-        let jwk = match self {
-            KeyFile::Jwk { jwk, .. } => {
-                let mut jwk = jwk.clone();
-                jwk.remove("alg");
-                jwk.remove("kid");
-                Some(Value::Object(jwk).to_string())
-            }
-            KeyFile::Pem { .. } => None,
-        };
-        let der = match self {
-            KeyFile::Pem { der, .. } => der.as_slice(),
-            KeyFile::Jwk { .. } => &[],
-        };
+        let jwk = self.jwt_simple_jwk();
+        let der = self.der();
         let unusable = |_| format!("not a usable private key for {}", alg.name());
         macro_rules! sign_with {
             ($key_pair:ty, $sign:ident) => {{

@@ -3,6 +3,7 @@
 //! line and builds the claims; [`key`] reads the key file and signs.
 
 mod key;
+mod signer;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -12,7 +13,7 @@ use serde_json::{Map, Value};
 use crate::args::{self, Args, Opt};
 use crate::report::{Failure, Report};
 
-use key::KeyFile;
+pub use key::KeyFile;
 
 pub const HELP: &str = "\
 Usage: jwt-guard token --key KEY [OPTIONS]
@@ -29,6 +30,9 @@ Key:
                     RSA RS256, oct HS256 — as the filter derives it from a public JWK)
   --kid KID         the header's kid (default: the JWK's kid, none for a PEM key)
   --no-kid          no kid in the header, even if the JWK has one
+  --dpop-key FILE   bind the token to this DPoP key (RFC 9449): cnf.jkt = the RFC 7638
+                    thumbprint of its public JWK (any asymmetric key --key takes); present
+                    the token as `Authorization: DPoP <token>` with a proof from `jwt-guard dpop`
 
 Claims:
   --iss ISS --sub SUB
@@ -54,6 +58,7 @@ const SPEC: &[Opt] = &[
     args::value("alg"),
     args::value("kid"),
     args::flag("no-kid"),
+    args::value("dpop-key"),
     args::value("iss"),
     args::value("sub"),
     args::values("aud"),
@@ -89,10 +94,13 @@ pub fn run(argv: &[String]) -> Result<Report, Failure> {
     if args.flag("no-exp") && args.one("exp-in").is_some() {
         return Err(args.usage("--exp-in and --no-exp contradict each other"));
     }
-    let claims = claims(&args)?;
-    let text = std::fs::read_to_string(key_path)
-        .map_err(|err| Failure::input(format!("cannot read {key_path}: {err}")))?;
-    let key = KeyFile::parse(&text).map_err(|why| Failure::input(format!("{key_path}: {why}")))?;
+    let mut claims = claims(&args)?;
+    if let Some(path) = args.one("dpop-key") {
+        let jkt = dpop_thumbprint(&read_key(path)?)
+            .map_err(|why| Failure::input(format!("{path}: {why}")))?;
+        bind_to_dpop_key(&mut claims, jkt);
+    }
+    let key = read_key(key_path)?;
     let kid = if args.flag("no-kid") {
         None
     } else {
@@ -102,6 +110,31 @@ pub fn run(argv: &[String]) -> Result<Report, Failure> {
         .sign(alg, kid.as_deref(), claims)
         .map_err(|why| Failure::input(format!("{key_path}: {why}")))?;
     Ok(Report::ok(format!("{token}\n")))
+}
+
+pub fn read_key(path: &str) -> Result<KeyFile, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| Failure::input(format!("cannot read {path}: {err}")))?;
+    KeyFile::parse(&text).map_err(|why| Failure::input(format!("{path}: {why}")))
+}
+
+/// The RFC 7638 thumbprint of a DPoP key's public JWK, as `cnf.jkt` carries it.
+fn dpop_thumbprint(key: &KeyFile) -> Result<String, String> {
+    let (_, signer) = key.signer(None)?;
+    jwt_guard::authn::dpop::thumbprint::jwk_thumbprint(&signer.public_jwk()).map_err(str::to_string)
+}
+
+/// `cnf.jkt` set, beside any other confirmation member the claims already have (e.g. a
+/// certificate's `x5t#S256` from --claims).
+fn bind_to_dpop_key(claims: &mut Map<String, Value>, jkt: String) {
+    match claims.get_mut("cnf") {
+        Some(Value::Object(cnf)) => {
+            cnf.insert("jkt".into(), jkt.into());
+        }
+        _ => {
+            claims.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
+        }
+    }
 }
 
 fn claims(args: &Args) -> Result<Map<String, Value>, Failure> {
@@ -175,4 +208,38 @@ fn claims(args: &Args) -> Result<Map<String, Value>, Failure> {
         claims.insert(name.into(), value);
     }
     Ok(claims)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_dpop_binding_joins_an_existing_cnf() {
+        let mut claims = Map::new();
+        bind_to_dpop_key(&mut claims, "abc".into());
+        assert_eq!(
+            Value::Object(claims.clone()),
+            json!({"cnf": {"jkt": "abc"}})
+        );
+        claims.insert("cnf".into(), json!({"x5t#S256": "t"}));
+        bind_to_dpop_key(&mut claims, "abc".into());
+        assert_eq!(claims["cnf"], json!({"x5t#S256": "t", "jkt": "abc"}));
+    }
+
+    #[test]
+    fn the_dpop_thumbprint_is_that_of_the_public_key() {
+        // RFC 8037 Appendix A: the Ed25519 key and its thumbprint (A.3), from its private JWK.
+        let key = KeyFile::parse(
+            r#"{"kty":"OKP","crv":"Ed25519","kid":"x",
+                "d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A",
+                "x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            dpop_thumbprint(&key).unwrap(),
+            "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"
+        );
+    }
 }
