@@ -21,10 +21,23 @@ pub enum AuthFailure {
     CertificateMismatch,
     CertificateBindingRequired,
     BindingUnchecked,
+    DpopProofMissing,
+    DpopProofMalformed,
+    DpopProofAlgorithm,
+    DpopProofBadSignature,
+    DpopProofMismatch,
+    DpopProofExpired,
+    DpopProofIssuedInFuture,
+    DpopProofReplayed,
+    DpopReplayUnavailable,
+    DpopNonceRequired,
+    DpopKeyMismatch,
+    DpopBoundAsBearer,
+    DpopRequired,
 }
 
 impl AuthFailure {
-    pub const ALL: [AuthFailure; 18] = [
+    pub const ALL: [AuthFailure; 31] = [
         AuthFailure::Missing,
         AuthFailure::Malformed,
         AuthFailure::UnsupportedAlgorithm,
@@ -43,6 +56,19 @@ impl AuthFailure {
         AuthFailure::CertificateMismatch,
         AuthFailure::CertificateBindingRequired,
         AuthFailure::BindingUnchecked,
+        AuthFailure::DpopProofMissing,
+        AuthFailure::DpopProofMalformed,
+        AuthFailure::DpopProofAlgorithm,
+        AuthFailure::DpopProofBadSignature,
+        AuthFailure::DpopProofMismatch,
+        AuthFailure::DpopProofExpired,
+        AuthFailure::DpopProofIssuedInFuture,
+        AuthFailure::DpopProofReplayed,
+        AuthFailure::DpopReplayUnavailable,
+        AuthFailure::DpopNonceRequired,
+        AuthFailure::DpopKeyMismatch,
+        AuthFailure::DpopBoundAsBearer,
+        AuthFailure::DpopRequired,
     ];
 
     pub fn code(self) -> &'static str {
@@ -65,6 +91,19 @@ impl AuthFailure {
             AuthFailure::CertificateMismatch => "certificate_mismatch",
             AuthFailure::CertificateBindingRequired => "certificate_binding_required",
             AuthFailure::BindingUnchecked => "binding_unchecked",
+            AuthFailure::DpopProofMissing => "dpop_proof_missing",
+            AuthFailure::DpopProofMalformed => "dpop_proof_malformed",
+            AuthFailure::DpopProofAlgorithm => "dpop_proof_algorithm",
+            AuthFailure::DpopProofBadSignature => "dpop_proof_bad_signature",
+            AuthFailure::DpopProofMismatch => "dpop_proof_mismatch",
+            AuthFailure::DpopProofExpired => "dpop_proof_expired",
+            AuthFailure::DpopProofIssuedInFuture => "dpop_proof_issued_in_future",
+            AuthFailure::DpopProofReplayed => "dpop_proof_replayed",
+            AuthFailure::DpopReplayUnavailable => "dpop_replay_unavailable",
+            AuthFailure::DpopNonceRequired => "dpop_nonce_required",
+            AuthFailure::DpopKeyMismatch => "dpop_key_mismatch",
+            AuthFailure::DpopBoundAsBearer => "dpop_bound_as_bearer",
+            AuthFailure::DpopRequired => "dpop_required",
         }
     }
 
@@ -77,6 +116,36 @@ impl AuthFailure {
                 | AuthFailure::IssuedInFuture
                 | AuthFailure::LifetimeExceeded
         )
+    }
+
+    /// The OAuth error code of the challenge and body: RFC 6750 §3.1 `invalid_token`, or RFC
+    /// 9449 §7.1 and §8 `invalid_dpop_proof` and `use_dpop_nonce`.
+    pub fn error(self) -> &'static str {
+        match self {
+            AuthFailure::DpopProofMissing
+            | AuthFailure::DpopProofMalformed
+            | AuthFailure::DpopProofAlgorithm
+            | AuthFailure::DpopProofBadSignature
+            | AuthFailure::DpopProofMismatch
+            | AuthFailure::DpopProofExpired
+            | AuthFailure::DpopProofIssuedInFuture
+            | AuthFailure::DpopProofReplayed
+            | AuthFailure::DpopReplayUnavailable => "invalid_dpop_proof",
+            AuthFailure::DpopNonceRequired => "use_dpop_nonce",
+            _ => "invalid_token",
+        }
+    }
+
+    /// Refusals whose challenge uses the DPoP scheme whatever scheme the token came with: the
+    /// client has to send a DPoP proof (again) to get in.
+    pub fn asks_for_dpop(self) -> bool {
+        self.error() != "invalid_token"
+            || matches!(
+                self,
+                AuthFailure::DpopKeyMismatch
+                    | AuthFailure::DpopBoundAsBearer
+                    | AuthFailure::DpopRequired
+            )
     }
 
     /// Fixed text for `error_description`: never echoes request data, and stays inside the
@@ -101,6 +170,19 @@ impl AuthFailure {
             AuthFailure::CertificateMismatch => "the token is bound to another certificate",
             AuthFailure::CertificateBindingRequired => "the token is not certificate-bound",
             AuthFailure::BindingUnchecked => "the token binding cannot be checked here",
+            AuthFailure::DpopProofMissing => "the request has no DPoP proof",
+            AuthFailure::DpopProofMalformed => "the DPoP proof is not a well-formed proof",
+            AuthFailure::DpopProofAlgorithm => "the DPoP proof algorithm is not accepted",
+            AuthFailure::DpopProofBadSignature => "the DPoP proof signature is invalid",
+            AuthFailure::DpopProofMismatch => "the DPoP proof is for another request or token",
+            AuthFailure::DpopProofExpired => "the DPoP proof is too old",
+            AuthFailure::DpopProofIssuedInFuture => "the DPoP proof was issued in the future",
+            AuthFailure::DpopProofReplayed => "the DPoP proof was already used",
+            AuthFailure::DpopReplayUnavailable => "the DPoP proof cannot be checked for replay now",
+            AuthFailure::DpopNonceRequired => "the DPoP proof needs a current server nonce",
+            AuthFailure::DpopKeyMismatch => "the token is not bound to the DPoP proof key",
+            AuthFailure::DpopBoundAsBearer => "the token is DPoP-bound and needs the DPoP scheme",
+            AuthFailure::DpopRequired => "the token is not DPoP-bound",
         }
     }
 }

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use crate::authn::cache::{CachedToken, TokenCache};
 use crate::authn::claims::VerifiedClaims;
+use crate::authn::dpop::{ProofContext, ReplayStore};
 use crate::authn::provider::Provider;
 use crate::authn::verify::SignatureVerifier;
 use crate::reason::AuthFailure;
@@ -40,6 +41,12 @@ pub struct Authenticator<'a> {
     /// refused, the first of the rule's providers that names its issuer. `None` for no token,
     /// or a token no provider of the rule claims. (Counters and outcomes per provider.)
     pub judged_by: Option<usize>,
+    /// Where DPoP proofs' `jti`s are remembered (shared by every worker of the host).
+    pub replay: &'a dyn ReplayStore,
+    /// The last token came with the DPoP authorization scheme.
+    pub presented_with_dpop: bool,
+    /// The server nonce a `dpop_nonce_required` refusal hands the client.
+    pub dpop_nonce: Option<String>,
 }
 
 impl Authenticator<'_> {
@@ -63,6 +70,8 @@ impl Authenticator<'_> {
         trace: &mut T,
     ) -> Result<Option<Verified<'c>>, AuthFailure> {
         self.judged_by = None;
+        self.presented_with_dpop = false;
+        self.dpop_nonce = None;
         let locations = providers
             .iter()
             .filter_map(|&index| configured.get(index))
@@ -79,6 +88,13 @@ impl Authenticator<'_> {
         let Some(found) = found? else {
             return Ok(None);
         };
+        let with_dpop = found.locations.iter().any(|l| l.is_dpop());
+        self.presented_with_dpop = with_dpop;
+        // One token, presented both as DPoP-bound and as a bearer token: which scheme the
+        // upstream believes is anybody's guess.
+        if with_dpop && found.locations.iter().any(|l| !l.is_dpop()) {
+            return Err(AuthFailure::Malformed);
+        }
         let now = (self.clock)().ok_or(AuthFailure::Expired)?;
         // The providers that look where the token was found, in configuration order.
         let candidates: Vec<(usize, &'c Provider)> = providers
@@ -88,7 +104,7 @@ impl Authenticator<'_> {
             .collect();
         trace.record(|| Step::Candidates(candidates.iter().map(|(index, _)| *index).collect()));
         if let Some(verified) = self.cached(&candidates, &found, now, trace)? {
-            check_binding(verified.1, &verified.2, request, trace)?;
+            self.check_binding(verified.1, &verified.2, request, &found.token, now, trace)?;
             return Ok(Some(Verified {
                 index: verified.0,
                 provider: verified.1,
@@ -111,13 +127,50 @@ impl Authenticator<'_> {
                 claims: claims.clone(),
             },
         );
-        check_binding(provider, &claims, request, trace)?;
+        self.check_binding(provider, &claims, request, &found.token, now, trace)?;
         Ok(Some(Verified {
             index,
             provider,
             claims,
             found,
         }))
+    }
+
+    /// The accepting provider's check of the token's `cnf` against this request (never cached:
+    /// a bound token is bound to the connection or proof it comes with, not to itself). Its
+    /// refusal is the answer: the token is genuine, so no other provider for its issuer is tried.
+    fn check_binding<T: Trace>(
+        &mut self,
+        provider: &Provider,
+        claims: &VerifiedClaims,
+        request: &Request<'_>,
+        token: &str,
+        now: u64,
+        trace: &mut T,
+    ) -> Result<(), AuthFailure> {
+        let context = ProofContext {
+            request,
+            token,
+            now,
+            clock_skew_seconds: provider.token_rules.clock_skew_seconds,
+            verifier: self.verifier,
+            replay: self.replay,
+        };
+        let result = provider
+            .binding
+            .check(claims, self.presented_with_dpop, &context);
+        if result == Err(AuthFailure::DpopNonceRequired) {
+            self.dpop_nonce = provider
+                .binding
+                .dpop
+                .as_ref()
+                .and_then(|dpop| dpop.nonce.as_ref())
+                .map(|nonce| nonce.current(now));
+        }
+        if result.is_err() {
+            trace.record(|| Step::Binding(result));
+        }
+        result
     }
 
     /// A cache hit still in force: the provider that accepted the token is the one this request
@@ -257,24 +310,6 @@ impl Authenticator<'_> {
         });
         result
     }
-}
-
-/// The accepting provider's check of the token's `cnf` against this request (never cached: a
-/// bound token is bound to the connection it comes on, not to itself). Its refusal is the
-/// answer: the token is genuine, so no other provider for its issuer is tried.
-fn check_binding<T: Trace>(
-    provider: &Provider,
-    claims: &VerifiedClaims,
-    request: &Request<'_>,
-    trace: &mut T,
-) -> Result<(), AuthFailure> {
-    let result = provider
-        .binding
-        .check(claims, request.peer_certificate_digest);
-    if result.is_err() {
-        trace.record(|| Step::Binding(result));
-    }
-    result
 }
 
 /// Refusals of the registered-claim checks, which come after the signature check.

@@ -47,6 +47,9 @@ fn check(
         cache,
         clock: &clock,
         judged_by: None,
+        replay: &crate::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let verified = auth.authenticate(&config.providers, providers, &Request::bare(&h))?;
     Ok(verified.map_or("none".into(), |v| v.provider.name.clone()))
@@ -95,6 +98,9 @@ fn judge(
         cache,
         clock: &clock,
         judged_by: None,
+        replay: &crate::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let outcome = auth
         .authenticate(&config.providers, &[0, 1], &Request::bare(&h))
@@ -176,6 +182,9 @@ fn no_clock_refuses_a_token_but_not_an_anonymous_request() {
         cache: &mut cache,
         clock: &no_clock,
         judged_by: None,
+        replay: &crate::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let token = format!("Bearer {}", testutil::token("valid_ES256"));
     let with_token = headers(&[("authorization", &token)]);
@@ -452,6 +461,9 @@ fn bound_request(
         cache,
         clock: &clock,
         judged_by: None,
+        replay: &crate::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let verified = auth.authenticate(&config.providers, &[index], &request)?;
     assert_eq!(auth.judged_by, Some(index));

@@ -1,20 +1,24 @@
 //! Sender-constrained tokens: the token's `cnf` claim (RFC 7800) against what this provider
 //! checks. RFC 8705 certificate-bound tokens (`cnf.x5t#S256`) are checked against the client
-//! certificate Envoy saw on the downstream TLS connection. Any other confirmation method
-//! (`cnf.jkt` for DPoP, RFC 9449, or `jwk`, `kid`, `jku`...) is not checked here, so such a token
-//! is refused unless the provider accepts unchecked bindings: a bound token must never pass as a
-//! plain bearer token by accident.
+//! certificate Envoy saw on the downstream TLS connection; RFC 9449 DPoP-bound tokens
+//! (`cnf.jkt`) against the request's DPoP proof ([`crate::authn::dpop`]). Any other confirmation
+//! method (`jwk`, `kid`, `jku`...), or one the provider does not check, makes the token refused
+//! unless the provider accepts unchecked bindings: a bound token must never pass as a plain
+//! bearer token by accident.
 //!
 //! Runs after the signature and claims, on every request, cache hits included: the binding is
 //! to this request's connection, not to the token alone.
 
 use serde_json::{Map, Value};
 
+use crate::authn::dpop::{Dpop, ProofContext};
 use crate::reason::AuthFailure;
 use crate::token::jws::decode_part;
 
 /// The `cnf` member of an RFC 8705 certificate-bound token.
 pub const CERTIFICATE_THUMBPRINT: &str = "x5t#S256";
+/// The `cnf` member of an RFC 9449 DPoP-bound token.
+pub const DPOP_KEY_THUMBPRINT: &str = "jkt";
 
 /// `certificate_binding` of a provider.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,44 +30,62 @@ pub enum CertificateBinding {
 }
 
 /// What a provider checks of a token's `cnf`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct Binding {
     /// `None`: `certificate_binding` is off.
     pub certificate: Option<CertificateBinding>,
+    /// `None`: `dpop` is off.
+    pub dpop: Option<Dpop>,
     /// `accept_unchecked_bindings`: a token bound in a way this provider does not check is
     /// accepted as a bearer token (the operator's explicit choice).
     pub accept_unchecked: bool,
 }
 
 impl Binding {
-    /// `peer_certificate_digest`: the SHA-256 of the DER client certificate, hex, as Envoy gives
-    /// it; asked only when a certificate-bound token is checked.
+    /// `with_dpop`: the token came with the DPoP authorization scheme. The client certificate
+    /// (`peer_certificate_digest` of the request: the SHA-256 of the DER client certificate,
+    /// hex, as Envoy gives it) is asked for only when a certificate-bound token is checked.
     pub fn check(
         &self,
         claims: &Map<String, Value>,
-        peer_certificate_digest: &dyn Fn() -> Option<String>,
+        with_dpop: bool,
+        context: &ProofContext<'_>,
     ) -> Result<(), AuthFailure> {
-        let (thumbprint, other_methods) = match claims.get("cnf") {
-            None => (None, false),
+        let (thumbprint, jkt, other_methods) = match claims.get("cnf") {
+            None => (None, None, false),
             Some(Value::Object(cnf)) => (
                 cnf.get(CERTIFICATE_THUMBPRINT),
-                cnf.keys().any(|method| method != CERTIFICATE_THUMBPRINT),
+                cnf.get(DPOP_KEY_THUMBPRINT),
+                cnf.keys().any(|method| {
+                    method != CERTIFICATE_THUMBPRINT && method != DPOP_KEY_THUMBPRINT
+                }),
             ),
             // A `cnf` that is not an object binds the token in no way anyone can check.
-            Some(_) => (None, true),
+            Some(_) => (None, None, true),
         };
-        if other_methods && !self.accept_unchecked {
+        let dpop_unchecked = jkt.is_some() && self.dpop.is_none();
+        if (other_methods || dpop_unchecked) && !self.accept_unchecked {
             return Err(AuthFailure::BindingUnchecked);
         }
         match (self.certificate, thumbprint) {
-            (None, Some(_)) if !self.accept_unchecked => Err(AuthFailure::BindingUnchecked),
-            (None, _) | (Some(CertificateBinding::Optional), None) => Ok(()),
+            (None, Some(_)) if !self.accept_unchecked => return Err(AuthFailure::BindingUnchecked),
+            (None, _) | (Some(CertificateBinding::Optional), None) => {}
             (Some(CertificateBinding::Required), None) => {
-                Err(AuthFailure::CertificateBindingRequired)
+                return Err(AuthFailure::CertificateBindingRequired);
             }
             (Some(_), Some(thumbprint)) => {
-                matches_certificate(thumbprint, peer_certificate_digest())
+                matches_certificate(thumbprint, (context.request.peer_certificate_digest)())?
             }
+        }
+        let Some(dpop) = &self.dpop else {
+            return Ok(());
+        };
+        match jkt {
+            _ if with_dpop => dpop.check(context, jkt.and_then(Value::as_str)),
+            // Whoever holds a bound token without its key must not get in with it alone.
+            Some(_) => Err(AuthFailure::DpopBoundAsBearer),
+            None if dpop.required => Err(AuthFailure::DpopRequired),
+            None => Ok(()),
         }
     }
 }
@@ -111,6 +133,30 @@ mod tests {
     const THUMBPRINT: &str = "OyocXhwujw86e09sD4sOnV0aKzxNXm9wgZKjtMXW5_g";
     const OTHER_DIGEST: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
+    /// A bearer presentation of a token, on a connection whose certificate is `digest`.
+    fn check(
+        binding: &Binding,
+        claims: &Map<String, Value>,
+        digest: &dyn Fn() -> Option<String>,
+    ) -> Result<(), AuthFailure> {
+        let request = crate::request::Request {
+            headers: &[],
+            peer_address: &|| None,
+            peer_certificate_digest: digest,
+            route_name: None,
+            route_rule: None,
+        };
+        let context = ProofContext {
+            request: &request,
+            token: "",
+            now: 0,
+            clock_skew_seconds: 0,
+            verifier: &crate::authn::verify::PureRustVerifier,
+            replay: &crate::authn::dpop::MemoryReplayStore::default(),
+        };
+        binding.check(claims, false, &context)
+    }
+
     fn claims(cnf: Option<Value>) -> Map<String, Value> {
         let mut claims = Map::new();
         claims.insert("sub".into(), json!("alice"));
@@ -128,18 +174,22 @@ mod tests {
         let opt_out = Binding {
             certificate: None,
             accept_unchecked: true,
+            dpop: None,
         };
         let optional = Binding {
             certificate: Some(Optional),
             accept_unchecked: false,
+            dpop: None,
         };
         let required = Binding {
             certificate: Some(Required),
             accept_unchecked: false,
+            dpop: None,
         };
         let required_opt_out = Binding {
             certificate: Some(Required),
             accept_unchecked: true,
+            dpop: None,
         };
         let bound = Some(json!({ "x5t#S256": THUMBPRINT }));
         let dpop = Some(json!({ "jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I" }));
@@ -148,182 +198,182 @@ mod tests {
         let (signed, long) = ("+f".repeat(32), format!("{DIGEST}00"));
         type Case<'a> = (
             &'a str,
-            Binding,
+            &'a Binding,
             Option<Value>,
             Option<&'a str>,
             Result<(), AuthFailure>,
         );
         let cases: Vec<Case> = vec![
-            ("off, unbound", off, None, None, Ok(())),
-            ("off, empty cnf", off, Some(json!({})), None, Ok(())),
+            ("off, unbound", &off, None, None, Ok(())),
+            ("off, empty cnf", &off, Some(json!({})), None, Ok(())),
             (
                 "off, x5t",
-                off,
+                &off,
                 bound.clone(),
                 Some(DIGEST),
                 Err(BindingUnchecked),
             ),
-            ("off, jkt", off, dpop.clone(), None, Err(BindingUnchecked)),
+            ("off, jkt", &off, dpop.clone(), None, Err(BindingUnchecked)),
             (
                 "off, cnf.jwk",
-                off,
+                &off,
                 Some(json!({"jwk": {}})),
                 None,
                 Err(BindingUnchecked),
             ),
             (
                 "off, cnf string",
-                off,
+                &off,
                 Some(json!("x")),
                 None,
                 Err(BindingUnchecked),
             ),
-            ("opt-out, x5t", opt_out, bound.clone(), None, Ok(())),
-            ("opt-out, jkt", opt_out, dpop.clone(), None, Ok(())),
-            ("optional, unbound", optional, None, None, Ok(())),
+            ("opt-out, x5t", &opt_out, bound.clone(), None, Ok(())),
+            ("opt-out, jkt", &opt_out, dpop.clone(), None, Ok(())),
+            ("optional, unbound", &optional, None, None, Ok(())),
             (
                 "optional, match",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(DIGEST),
                 Ok(()),
             ),
             (
                 "optional, upper-case hex",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(&upper),
                 Ok(()),
             ),
             (
                 "optional, other cert",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(OTHER_DIGEST),
                 Err(CertificateMismatch),
             ),
             (
                 "optional, no cert",
-                optional,
+                &optional,
                 bound.clone(),
                 None,
                 Err(CertificateMissing),
             ),
             (
                 "optional, empty digest",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(""),
                 Err(CertificateMissing),
             ),
             (
                 "optional, short digest",
-                optional,
+                &optional,
                 bound.clone(),
                 Some("3b2a"),
                 Err(CertificateMissing),
             ),
             (
                 "optional, non-hex digest",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(&non_hex),
                 Err(CertificateMissing),
             ),
             (
                 "optional, signed digits",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(&signed),
                 Err(CertificateMissing),
             ),
             (
                 "optional, digest too long",
-                optional,
+                &optional,
                 bound.clone(),
                 Some(&long),
                 Err(CertificateMissing),
             ),
             (
                 "optional, jkt",
-                optional,
+                &optional,
                 dpop.clone(),
                 Some(DIGEST),
                 Err(BindingUnchecked),
             ),
             (
                 "optional, x5t and jkt",
-                optional,
+                &optional,
                 both.clone(),
                 Some(DIGEST),
                 Err(BindingUnchecked),
             ),
             (
                 "required, unbound",
-                required,
+                &required,
                 None,
                 Some(DIGEST),
                 Err(CertificateBindingRequired),
             ),
             (
                 "required, match",
-                required,
+                &required,
                 bound.clone(),
                 Some(DIGEST),
                 Ok(()),
             ),
             (
                 "required, jkt",
-                required,
+                &required,
                 dpop.clone(),
                 Some(DIGEST),
                 Err(BindingUnchecked),
             ),
             (
                 "required+opt-out, jkt",
-                required_opt_out,
+                &required_opt_out,
                 dpop,
                 Some(DIGEST),
                 Err(CertificateBindingRequired),
             ),
             (
                 "required+opt-out, both",
-                required_opt_out,
+                &required_opt_out,
                 both,
                 Some(DIGEST),
                 Ok(()),
             ),
             (
                 "padded thumbprint",
-                optional,
+                &optional,
                 Some(json!({ "x5t#S256": format!("{THUMBPRINT}=") })),
                 Some(DIGEST),
                 Err(CertificateMismatch),
             ),
             (
                 "standard base64 alphabet",
-                optional,
+                &optional,
                 Some(json!({ "x5t#S256": THUMBPRINT.replace('_', "/") })),
                 Some(DIGEST),
                 Err(CertificateMismatch),
             ),
             (
                 "hex thumbprint",
-                optional,
+                &optional,
                 Some(json!({ "x5t#S256": DIGEST })),
                 Some(DIGEST),
                 Err(CertificateMismatch),
             ),
             (
                 "thumbprint not a string",
-                optional,
+                &optional,
                 Some(json!({ "x5t#S256": 1 })),
                 Some(DIGEST),
                 Err(CertificateMismatch),
             ),
             (
                 "truncated thumbprint",
-                optional,
+                &optional,
                 Some(json!({ "x5t#S256": &THUMBPRINT[..40] })),
                 Some(DIGEST),
                 Err(CertificateMismatch),
@@ -332,7 +382,7 @@ mod tests {
         for (name, binding, cnf, digest, expected) in cases {
             let digest = digest.map(str::to_string);
             assert_eq!(
-                binding.check(&claims(cnf), &|| digest.clone()),
+                check(binding, &claims(cnf), &|| digest.clone()),
                 expected,
                 "{name}"
             );
@@ -349,15 +399,20 @@ mod tests {
         let optional = Binding {
             certificate: Some(CertificateBinding::Optional),
             accept_unchecked: true,
+            dpop: None,
         };
-        for binding in [Binding::default(), optional] {
+        for binding in [Binding::default(), optional.clone()] {
             for cnf in [None, Some(json!({"jkt": "x"}))] {
-                let _ = binding.check(&claims(cnf), &digest);
+                let _ = check(&binding, &claims(cnf), &digest);
             }
         }
         assert_eq!(asked.get(), 0);
         assert_eq!(
-            optional.check(&claims(Some(json!({ "x5t#S256": THUMBPRINT }))), &digest),
+            check(
+                &optional,
+                &claims(Some(json!({ "x5t#S256": THUMBPRINT }))),
+                &digest
+            ),
             Ok(())
         );
         assert_eq!(asked.get(), 1);

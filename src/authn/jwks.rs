@@ -62,6 +62,15 @@ impl Backend {
     }
 }
 
+impl VerificationKey {
+    /// Lets the host check this key's signatures, if it serves its algorithm.
+    pub fn prefer_host(&mut self) {
+        if Backend::host_serves(self.alg) && self.spki_der.is_some() {
+            self.backend = Backend::Host;
+        }
+    }
+}
+
 impl std::fmt::Debug for VerificationKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerificationKey")
@@ -198,9 +207,7 @@ impl KeySet {
     /// Lets the host check the signatures of every key whose algorithm it serves.
     pub fn use_host_backend(&mut self) {
         for key in &mut self.keys {
-            if Backend::host_serves(key.alg) && key.spki_der.is_some() {
-                key.backend = Backend::Host;
-            }
+            key.prefer_host();
         }
     }
 
@@ -309,6 +316,35 @@ fn compile_jwk(jwk: &Value) -> Result<Option<VerificationKey>, String> {
         spki_der,
         backend: Backend::PureRust,
     }))
+}
+
+/// JWK members that only a private (or symmetric) key has: a DPoP proof that carries one has
+/// leaked its key, and RFC 9449 §4.3 refuses it.
+const PRIVATE_MEMBERS: [&str; 8] = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
+
+/// The key a DPoP proof's `jwk` header names, for the proof's own `alg` (already one the provider
+/// allows). The JWK must be a public asymmetric key of that algorithm's family; its own `alg`,
+/// when it has one, must agree.
+pub fn proof_key(jwk: &Value, alg: Algorithm) -> Result<VerificationKey, String> {
+    let Some(object) = jwk.as_object() else {
+        return Err("jwk must be a JWK object".into());
+    };
+    if let Some(member) = PRIVATE_MEMBERS.iter().find(|m| object.contains_key(**m)) {
+        return Err(format!("jwk holds the private member {member:?}"));
+    }
+    match object.get("alg") {
+        None => {}
+        Some(Value::String(name)) if name == alg.name() => {}
+        Some(_) => return Err("jwk alg differs from the proof alg".into()),
+    }
+    let (material, spki_der) = asymmetric_material(alg, &jwk.to_string())?;
+    Ok(VerificationKey {
+        kid: None,
+        alg,
+        material,
+        spki_der,
+        backend: Backend::PureRust,
+    })
 }
 
 /// Without `alg`, the type and curve decide. RSA and oct keys could serve several algorithms;

@@ -9,6 +9,7 @@ pub mod authenticator;
 pub mod binding;
 pub mod cache;
 pub mod claims;
+pub mod dpop;
 pub mod fetch;
 pub mod jwks;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]

@@ -104,6 +104,9 @@ impl Config {
         if use_host {
             for provider in &mut self.providers {
                 provider.token_rules.keys.use_host_backend();
+                if let Some(dpop) = &mut provider.binding.dpop {
+                    dpop.use_host = true;
+                }
             }
         }
         Ok(use_host)

@@ -5,6 +5,7 @@ use crate::authn::claims::ClaimPath;
 use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::provider::Provider;
 use crate::authn::verify::TokenRules;
+use crate::config::dpop::compile_dpop;
 use crate::config::error::ConfigError;
 use crate::config::names::{is_header_name, is_stat_name};
 use crate::config::remote_jwks::compile_remote;
@@ -77,7 +78,9 @@ pub(super) fn compile_provider(
             "must be positive",
         ));
     }
-    let locations = compile_locations(&name, raw.from_headers, raw.from_params, raw.from_cookies)?;
+    let mut locations =
+        compile_locations(&name, raw.from_headers, raw.from_params, raw.from_cookies)?;
+    let dpop = compile_dpop(&field, raw.dpop, &mut locations)?;
     let identity = compile_identity(
         &field,
         raw.claim_to_headers.unwrap_or_default(),
@@ -103,6 +106,7 @@ pub(super) fn compile_provider(
                     CertificateBinding::Optional
                 }
             }),
+            dpop,
             accept_unchecked: raw.accept_unchecked_bindings,
         },
         remote,

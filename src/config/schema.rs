@@ -50,6 +50,28 @@ pub(super) struct RawProvider {
     pub(super) certificate_binding: Option<RawCertificateBinding>,
     #[serde(default)]
     pub(super) accept_unchecked_bindings: bool,
+    pub(super) dpop: Option<RawDpop>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDpop {
+    #[serde(default)]
+    pub(super) required: bool,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub(super) max_age_seconds: Option<u64>,
+    pub(super) algorithms: Option<Vec<String>>,
+    pub(super) nonce: Option<RawDpopNonce>,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub(super) replay_capacity: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawDpopNonce {
+    pub(super) secret: String,
+    #[serde(default, deserialize_with = "whole_number")]
+    pub(super) lifetime_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]

@@ -178,10 +178,12 @@ mod tests {
         let expired = Decision::Refuse(Refused {
             refusal: Refusal::Unauthorized(AuthFailure::Expired),
             scope_hint: None,
+            dpop: None,
         });
         let no_rule = Decision::Refuse(Refused {
             refusal: Refusal::Forbidden(Forbidden::NoMatchingRule),
             scope_hint: None,
+            dpop: None,
         });
         let dry = Decision::Allow {
             changes: vec![],

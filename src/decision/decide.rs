@@ -3,10 +3,11 @@
 
 use crate::authn::Authenticator;
 use crate::authn::claims::VerifiedClaims;
+use crate::authn::dpop::DPOP_HEADER;
 use crate::authz::policy::Subject;
 use crate::config::{Authentication, Config, Rule};
 use crate::decision::select::{is_plain_host, select_rule};
-use crate::decision::verdict::{Decision, Refused, Verdict};
+use crate::decision::verdict::{Decision, DpopChallenge, Refused, Verdict};
 use crate::identity;
 use crate::identity::DRY_RUN_HEADER;
 use crate::reason::{AuthFailure, Forbidden, Refusal};
@@ -135,11 +136,19 @@ fn judge<T: Trace>(
     };
     let verified = auth.authenticate_traced(&config.providers, provider_indexes, request, trace);
     verdict.provider = auth.judged_by;
-    let verified = verified.map_err(unauthorized)?;
+    let verified = verified.map_err(|failure| {
+        let mut refused = unauthorized(failure);
+        refused.dpop = dpop_challenge(config, provider_indexes, auth);
+        refused
+    })?;
     let mut changes = Vec::new();
     let claims: Option<&VerifiedClaims> = match &verified {
         None if anonymous_allowed && !rule.policy.needs_token() => None,
-        None => return Err(unauthorized(AuthFailure::Missing)),
+        None => {
+            let mut refused = unauthorized(AuthFailure::Missing);
+            refused.dpop = dpop_challenge(config, provider_indexes, auth);
+            return Err(refused);
+        }
         Some(verified) => {
             if !verified.provider.forward {
                 changes.extend(
@@ -149,6 +158,10 @@ fn judge<T: Trace>(
                         .iter()
                         .filter_map(|loc| removal(request, loc)),
                 );
+                // The proof is for this hop; an upstream that wants it asks with `forward`.
+                if verified.provider.binding.dpop.is_some() && request.has(DPOP_HEADER) {
+                    changes.push(HeaderChange::Remove(DPOP_HEADER.into()));
+                }
             }
             verdict.claims = Some(verified.claims.clone());
             Some(&verified.claims)
@@ -188,6 +201,7 @@ fn judge<T: Trace>(
                 Forbidden::MissingScope => policy.scopes.as_ref().map(|s| s.hint.clone()),
                 _ => None,
             },
+            dpop: None,
         })?;
     if let Some(verified) = &verified
         && let Some(identity) = config.identity.get(verified.index)
@@ -195,6 +209,39 @@ fn judge<T: Trace>(
         changes.extend(identity.changes(&verified.claims, &verified.found.token));
     }
     Ok(changes)
+}
+
+/// How a 401 of this rule challenges, when some of its providers take DPoP-bound tokens:
+/// `None` keeps the plain `Bearer` challenge.
+fn dpop_challenge(
+    config: &Config,
+    providers: &[usize],
+    auth: &Authenticator<'_>,
+) -> Option<DpopChallenge> {
+    let mut algs: Vec<&str> = Vec::new();
+    let mut bearer = false;
+    for provider in providers.iter().filter_map(|&i| config.providers.get(i)) {
+        match &provider.binding.dpop {
+            None => bearer = true,
+            Some(dpop) => {
+                bearer |= !dpop.required;
+                for alg in dpop.algs.split(' ') {
+                    if !algs.contains(&alg) {
+                        algs.push(alg);
+                    }
+                }
+            }
+        }
+    }
+    if algs.is_empty() {
+        return None;
+    }
+    Some(DpopChallenge {
+        bearer,
+        algs: algs.join(" "),
+        presented: auth.presented_with_dpop,
+        nonce: auth.dpop_nonce.clone(),
+    })
 }
 
 /// The trusted header (set by Envoy's geoip filter) wins; otherwise the token's claim. A header

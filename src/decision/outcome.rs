@@ -69,6 +69,7 @@ mod tests {
             Decision::Refuse(Refused {
                 refusal,
                 scope_hint: None,
+                dpop: None,
             })
         };
         let table = [

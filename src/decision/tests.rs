@@ -32,6 +32,9 @@ fn verdict_cached(config: &Config, request: &Request<'_>, cache: &mut TokenCache
         cache,
         clock: &clock,
         judged_by: None,
+        replay: &crate::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     decide(config, request, &mut auth)
 }
@@ -600,6 +603,7 @@ fn responses_follow_rfc_6750() {
         Refused {
             refusal,
             scope_hint: hint.map(String::from),
+            dpop: None,
         }
         .response("api")
     };

@@ -23,6 +23,22 @@ pub struct Refused {
     pub refusal: Refusal,
     /// The scopes a `missing_scope` refusal names in its challenge.
     pub scope_hint: Option<String>,
+    /// The schemes a 401 challenges with, when the rule has DPoP providers.
+    pub dpop: Option<DpopChallenge>,
+}
+
+/// How a 401 asks for DPoP (RFC 9449 §7.1): beside or instead of `Bearer`, with the proof
+/// algorithms accepted, and a fresh server nonce when the refusal asks for one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopChallenge {
+    /// Some provider of the rule accepts plain bearer tokens.
+    pub bearer: bool,
+    /// The challenge's `algs`: the rule's DPoP proof algorithms, space-separated.
+    pub algs: String,
+    /// The token came with the DPoP scheme: its refusal challenges with DPoP.
+    pub presented: bool,
+    /// The `DPoP-Nonce` header of a `use_dpop_nonce` refusal.
+    pub nonce: Option<String>,
 }
 
 /// A local reply for Envoy to send instead of forwarding the request.
@@ -38,10 +54,19 @@ impl Refused {
         Refused {
             refusal,
             scope_hint: None,
+            dpop: None,
         }
     }
 
+    /// The same for every request refused for this reason: hosts may prepare it once.
+    pub fn is_plain(&self) -> bool {
+        self.scope_hint.is_none() && self.dpop.is_none()
+    }
+
     pub fn response(&self, realm: &str) -> LocalResponse {
+        if let (Refusal::Unauthorized(failure), Some(dpop)) = (self.refusal, &self.dpop) {
+            return dpop.response(realm, failure);
+        }
         let (error, challenge) = match self.refusal {
             Refusal::Unauthorized(AuthFailure::Missing) => {
                 ("invalid_token", Some(format!("Bearer realm=\"{realm}\"")))
@@ -77,6 +102,54 @@ impl Refused {
         .to_string();
         LocalResponse {
             status: self.refusal.status(),
+            headers,
+            body,
+        }
+    }
+}
+
+impl DpopChallenge {
+    fn response(&self, realm: &str, failure: AuthFailure) -> LocalResponse {
+        let dpop = |error: &str| {
+            let mut challenge = format!("DPoP realm=\"{realm}\"");
+            if !error.is_empty() {
+                challenge.push_str(&format!(
+                    ", error=\"{error}\", error_description=\"{}\"",
+                    failure.description()
+                ));
+            }
+            challenge.push_str(&format!(", algs=\"{}\"", self.algs));
+            challenge
+        };
+        let mut headers = vec![("content-type", "application/json".to_string())];
+        if failure == AuthFailure::Missing {
+            // One challenge per scheme the rule accepts (RFC 9110 §11.6.1).
+            if self.bearer {
+                headers.push(("www-authenticate", format!("Bearer realm=\"{realm}\"")));
+            }
+            headers.push(("www-authenticate", dpop("")));
+        } else if self.presented || failure.asks_for_dpop() {
+            headers.push(("www-authenticate", dpop(failure.error())));
+        } else {
+            headers.push((
+                "www-authenticate",
+                format!(
+                    "Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"{}\"",
+                    failure.description()
+                ),
+            ));
+        }
+        if let Some(nonce) = &self.nonce {
+            headers.push((crate::authn::dpop::NONCE_HEADER, nonce.clone()));
+        }
+        let body = serde_json::json!({
+            "status": 401,
+            "error": failure.error(),
+            "reason": failure.code(),
+        })
+        .to_string();
+        LocalResponse {
+            status: 401,
             headers,
             body,
         }

@@ -41,6 +41,18 @@ fn trim_ows(mut bytes: &[u8]) -> &[u8] {
 }
 
 impl TokenLocation {
+    /// `Authorization: DPoP <token>` (RFC 9449 §7.1), read for providers with `dpop`.
+    pub fn dpop_header() -> TokenLocation {
+        TokenLocation::Header {
+            name: "authorization".into(),
+            prefix: "DPoP ".into(),
+        }
+    }
+
+    pub fn is_dpop(&self) -> bool {
+        matches!(self, TokenLocation::Header { name, prefix } if name == "authorization" && prefix.eq_ignore_ascii_case("DPoP "))
+    }
+
     pub fn default_header() -> TokenLocation {
         TokenLocation::Header {
             name: "authorization".into(),

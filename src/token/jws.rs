@@ -73,6 +73,9 @@ pub struct Header {
     pub alg: Option<Algorithm>,
     pub kid: Option<String>,
     pub typ: Option<String>,
+    /// The public key a DPoP proof carries (RFC 9449 §4.2); never used for an access token,
+    /// whose keys come from configuration only.
+    pub jwk: Option<Value>,
 }
 
 /// A token's claims as its payload states them: nothing about them is checked yet.
@@ -158,7 +161,7 @@ fn has_canonical_tail(encoded: &[u8]) -> bool {
 }
 
 fn parse_header(json: &[u8]) -> Result<Header, AuthFailure> {
-    let header = parse_object(json)?;
+    let mut header = parse_object(json)?;
     // jwt-guard understands no JWS extension, so any `crit` (even an empty one, which RFC 7515
     // §4.1.11 forbids) makes the token unusable. `enc` marks a JWE; `b64` (RFC 7797) changes
     // what the signature covers. `jwk`, `jku`, `x5u`, `x5c` are allowed but never used: keys
@@ -179,6 +182,7 @@ fn parse_header(json: &[u8]) -> Result<Header, AuthFailure> {
         alg: Algorithm::from_name(&alg_name),
         kid: text("kid")?,
         typ: text("typ")?,
+        jwk: header.remove("jwk"),
     })
 }
 

@@ -105,6 +105,9 @@ impl Case {
                 cache,
                 clock: &clock,
                 judged_by: None,
+                replay: &crate::authn::dpop::MemoryReplayStore::default(),
+                presented_with_dpop: false,
+                dpop_nonce: None,
             },
             &mut steps,
         );
@@ -116,6 +119,9 @@ impl Case {
                 cache: &mut TokenCache::new(0),
                 clock: &clock,
                 judged_by: None,
+                replay: &crate::authn::dpop::MemoryReplayStore::default(),
+                presented_with_dpop: false,
+                dpop_nonce: None,
             },
         );
         (traced, steps, plain)

@@ -222,9 +222,11 @@ def test_every_401_reason(get, keys, refused):
         except AssertionError as e:
             failures.append(f"[{reason}] {desc}: {e}")
     # keys_unavailable needs a provider with remote_jwks and no keys yet: test_remote_jwks.py; the
-    # client-certificate reasons need certificate_binding and TLS: test_cert_binding.py.
+    # client-certificate reasons need certificate_binding and TLS: test_cert_binding.py; the DPoP
+    # reasons need a provider with dpop and proofs: test_dpop.py.
     certificate = {"certificate_missing", "certificate_mismatch", "certificate_binding_required"}
-    assert seen | {"missing", "keys_unavailable"} | certificate == set(REASONS_401)
+    dpop = {reason for reason in REASONS_401 if reason.startswith("dpop_")}
+    assert seen | {"missing", "keys_unavailable"} | certificate | dpop == set(REASONS_401)
     assert not failures, "\n".join(failures)
 
 

@@ -53,7 +53,8 @@ STRUCT_DEFS = {
     "RawRemoteJwks": ["remote_jwks"], "RawHeaderLocation": ["header_location"], "RawRule": ["rule"],
     "RawMatch": ["match"], "RawAnyAll": ["any_all"], "RawClaim": ["claim"],
     "RawAllowDeny": ["ip_list", "country_list"], "RawClientIp": ["client_ip"], "RawGeo": ["geo"],
-    "RawCertificateBinding": ["certificate_binding"],
+    "RawCertificateBinding": ["certificate_binding"], "RawDpop": ["dpop"],
+    "RawDpopNonce": ["dpop_nonce"],
 }
 SCALARS = {"bool": "boolean", "String": "string", "u64": "integer", "usize": "integer", "u32": "integer"}
 

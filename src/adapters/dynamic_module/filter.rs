@@ -79,6 +79,9 @@ pub fn on_request_headers(stream: Stream, config: &FilterConfig) -> u32 {
             cache: &mut cache,
             clock: &now_seconds,
             judged_by: None,
+            replay: &*super::replay::PROCESS_REPLAY_STORE,
+            presented_with_dpop: false,
+            dpop_nonce: None,
         };
         let (hits, misses) = (auth.cache.hits, auth.cache.misses);
         let verdict = decide(compiled, &request, &mut auth);
@@ -160,7 +163,7 @@ fn apply(stream: Stream, changes: &[HeaderChange]) {
 fn refuse(stream: Stream, config: &FilterConfig, refused: &Refused) -> u32 {
     let owned;
     let reply = match config.reply(refused.refusal) {
-        Some(reply) if refused.scope_hint.is_none() => reply,
+        Some(reply) if refused.is_plain() => reply,
         _ => {
             owned = refused.response(&config.realm);
             &owned
@@ -180,6 +183,7 @@ pub fn refuse_early(stream: Stream, config: &FilterConfig) -> u32 {
     let refused = Refused {
         refusal: Refusal::Unauthorized(AuthFailure::Malformed),
         scope_hint: None,
+        dpop: None,
     };
     let verdict = Verdict {
         decision: Decision::Refuse(refused.clone()),

@@ -53,6 +53,7 @@ impl FilterConfig {
                 let reply = Refused {
                     refusal,
                     scope_hint: None,
+                    dpop: None,
                 }
                 .response(&config.realm);
                 (refusal, reply)

@@ -14,4 +14,5 @@ mod filter_config;
 pub mod hooks;
 mod host;
 mod remote;
+mod replay;
 mod worker;

@@ -94,6 +94,9 @@ impl Guard {
                 cache: &mut cache,
                 clock: &host_clock,
                 judged_by: None,
+                replay: &super::replay::SharedDataReplayStore,
+                presented_with_dpop: false,
+                dpop_nonce: None,
             };
             let (hits, misses) = (auth.cache.hits, auth.cache.misses);
             let verdict = decide(config, &request, &mut auth);
@@ -148,6 +151,7 @@ impl Guard {
         let refused = Refused {
             refusal: Refusal::Unauthorized(AuthFailure::Malformed),
             scope_hint: None,
+            dpop: None,
         };
         self.running.outcomes.tally(&Verdict {
             decision: Decision::Refuse(refused.clone()),
@@ -174,6 +178,7 @@ impl HttpContext for Unconfigured {
         let refused = Refused {
             refusal: Refusal::Unauthorized(AuthFailure::Malformed),
             scope_hint: None,
+            dpop: None,
         };
         PreparedResponse::of(&refused, "jwt-guard").send()
     }

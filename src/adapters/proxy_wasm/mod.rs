@@ -21,6 +21,8 @@ mod http_context;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod outcomes;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
+mod replay;
+#[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod root_context;
 #[cfg(all(target_arch = "wasm32", feature = "filter"))]
 mod route_metadata;

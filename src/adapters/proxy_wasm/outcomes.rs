@@ -139,6 +139,7 @@ impl Outcomes {
                         &Refused {
                             refusal,
                             scope_hint: None,
+                            dpop: None,
                         },
                         &config.realm,
                     ),
@@ -179,7 +180,7 @@ impl Outcomes {
     pub(super) fn refuse(&self, refused: &Refused, realm: &str) -> Action {
         let prepared = self.refused.iter().find(|p| p.refusal == refused.refusal);
         match prepared {
-            Some(prepared) if refused.scope_hint.is_none() => prepared.response.send(),
+            Some(prepared) if refused.is_plain() => prepared.response.send(),
             _ => PreparedResponse::of(refused, realm).send(),
         }
     }

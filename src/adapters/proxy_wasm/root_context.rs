@@ -14,6 +14,7 @@ use crate::adapters::proxy_wasm::host_verifier::host_can_verify;
 use crate::adapters::proxy_wasm::http_context::Guard;
 use crate::adapters::proxy_wasm::http_context::Unconfigured;
 use crate::adapters::proxy_wasm::outcomes::Outcomes;
+use crate::adapters::proxy_wasm::replay;
 use crate::adapters::proxy_wasm::running::Running;
 use crate::authn::cache::TokenCache;
 use crate::authn::jwks::Backend;
@@ -69,6 +70,13 @@ impl RootContext for Root {
         match compiled {
             Ok((config, host_backend)) => {
                 host::log(LOG_INFO, &describe(&config, host_backend));
+                if let Err(status) = replay::prepare(&config) {
+                    host::log(
+                        LOG_CRITICAL,
+                        &format!("jwt-guard: no shared data for the DPoP replay store: {status:?}"),
+                    );
+                    return false;
+                }
                 let fetcher = Fetcher::new(&config, host_backend);
                 if !fetcher.is_empty()
                     && let Err(status) = host::set_tick_period_ms(fetcher::TICK_MS)

@@ -124,6 +124,9 @@ pub fn run(argv: &[String]) -> Result<Report, Failure> {
         cache: &mut cache,
         clock: &clock,
         judged_by: None,
+        replay: &jwt_guard::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let mut steps: Vec<Step> = Vec::new();
     let verdict = decide_traced(&config, &request, &mut auth, &mut steps);
