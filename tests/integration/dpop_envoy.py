@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 from typing import Any
 
 from conftest import DESCRIPTIONS, REALM
@@ -35,7 +36,7 @@ def error_of(reason: str) -> str:
     return ERRORS.get(reason, "invalid_token")
 
 
-def config(keys: KeySet, **top: Any) -> dict:
+def config(keys: KeySet, nonce_secret: str = NONCE_SECRET, **top: Any) -> dict:
     def provider(**extra: Any) -> dict:
         return {"issuer": ISSUER, "audiences": [AUDIENCE], "jwks": keys.jwks(["ES256", "RS256"]), **extra}
 
@@ -43,9 +44,13 @@ def config(keys: KeySet, **top: Any) -> dict:
         "dp": provider(dpop={}),
         "req": provider(dpop={"required": True, "algorithms": REQ_ALGS}),
         "fwd": provider(dpop={}, forward=True),
-        "nonce": provider(dpop={"nonce": {"secret": NONCE_SECRET, "lifetime_seconds": 300}}),
+        "nonce": provider(dpop={"nonce": {"secret": nonce_secret, "lifetime_seconds": 300}}),
+        # Nonces of 1 s windows: one is good in its window and the next, then never again.
+        "quick": provider(dpop={"nonce": {"secret": nonce_secret, "lifetime_seconds": 1}}),
         "short": provider(dpop={"max_age_seconds": SHORT_MAX_AGE}, clock_skew_seconds=SHORT_SKEW),
         "plain": provider(),
+        # The smallest replay store (64 buckets of 16): test_dpop_flows.py fills it.
+        "full": provider(dpop={"replay_capacity": 1024}),
     }
     rules = [{"match": {"prefix": f"/{name}"}, "provider": name} for name in providers]
     # A bearer-only provider beside a DPoP-required one: both challenges when there is no token.
@@ -114,13 +119,29 @@ def dpop_challenge(algs: list[str] = DEFAULT_ALGS, reason: str | None = None, re
             f'algs="{" ".join(algs)}"')
 
 
+_ALGS_RE = re.compile(r'^(?P<head>DPoP .*), algs="(?P<algs>[^"]*)"$')
+
+
+def same_challenges(got: list[str], expected: list[str]) -> bool:
+    """The WWW-Authenticate lines are these challenges, in any order; in a DPoP challenge the
+    algorithms of `algs` may come in any order (the contract fixes the set, not the order)."""
+    def canonical(line: str) -> str:
+        m = _ALGS_RE.match(line)
+        if not m:
+            return line
+        algs = m["algs"].split(" ")
+        return f'{m["head"]}, algs="{" ".join(sorted(algs)) if len(set(algs)) == len(algs) else m["algs"]}"'
+    return sorted(map(canonical, got)) == sorted(map(canonical, expected))
+
+
 def expect_dpop_401(resp: Response, reason: str, algs: list[str] = DEFAULT_ALGS, realm: str = REALM) -> None:
     """A 401 for `reason` with the DPoP challenge (DPoP failures, dpop_required,
     dpop_bound_as_bearer, and any failure of a token presented with the DPoP scheme)."""
     assert resp.status == 401, f"expected 401 {reason}, got {resp!r}"
     assert resp.header("content-type") == "application/json", resp
     assert json.loads(resp.body) == {"status": 401, "error": error_of(reason), "reason": reason}, resp
-    assert resp.all("www-authenticate") == [dpop_challenge(algs, reason, realm)], resp
+    expected = [dpop_challenge(algs, reason, realm)]
+    assert same_challenges(resp.all("www-authenticate"), expected), (expected, resp)
     if reason != "dpop_nonce_required":
         assert resp.all("dpop-nonce") == [], resp
 

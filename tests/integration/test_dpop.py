@@ -17,7 +17,7 @@ import pytest
 from conftest import NotForwarded, expect_401, expect_upstream, start_stack
 from dpop import DROP, ClientKey, ath, bound_token, new_client_key, proof
 from dpop_envoy import (CACHE_HIT, REQ_ALGS, SHORT_MAX_AGE, SHORT_SKEW, config, dpop_challenge, expect_dpop_401,
-                        send, url)
+                        same_challenges, send, url)
 from harness import listener, wasm_filter
 from tokens import KeySet
 
@@ -109,6 +109,17 @@ def test_scheme_host_and_default_port_are_normalised(stack, keys, alice, htu, au
     pr = proof(alice, "GET", htu.format(port=p_), token)
     kw = {"authority": authority.format(port=p_)} if authority else {}
     expect_upstream(send(stack, "/dp/p", token, pr, **kw))
+
+
+def test_http2_with_one_and_with_two_dpop_fields(stack, keys, alice):
+    token, p = good(stack, keys, alice, "/dp/h2")
+    echoed = expect_upstream(stack.get_h2("dpop", "/dp/h2", headers=[("authorization", f"DPoP {token}"), ("dpop", p)]))
+    assert "authorization" not in echoed["headers"] and "dpop" not in echoed["headers"], echoed
+    token, p = good(stack, keys, alice, "/dp/h2")
+    other = proof(alice, "GET", url(port(stack), "/dp/h2"), token)
+    with NotForwarded(stack.upstream):
+        resp = stack.get_h2("dpop", "/dp/h2", headers=[("authorization", f"DPoP {token}"), ("dpop", p), ("dpop", other)])
+    expect_dpop_401(resp, "dpop_proof_malformed")
 
 
 def test_iat_within_the_window_passes(stack, keys, alice):
@@ -260,6 +271,36 @@ def test_a_proof_with_d_and_its_public_twin(stack, keys, alice):
     expect_upstream(send(stack, "/dp/f", token, proof(alice, "GET", url(port(stack), "/dp/f"), token)))
 
 
+ORDER = [
+    # (id, path, two faults, the reason of the check that comes first)
+    ("token-before-proof", "/dp/o", "expired", {"token": {"iat": -1000, "exp": -500}, "proof": None}),
+    ("typ-before-alg", "/dp/o", "dpop_proof_malformed", {"header": {"typ": "jwt", "alg": "HS256"}, "hs": True}),
+    ("signature-before-htm", "/dp/o", "dpop_proof_bad_signature", {"claims": {"htm": "PUT"}, "rogue": True}),
+    ("htm-before-iat", "/dp/o", "dpop_proof_mismatch", {"claims": {"htm": "PUT", "iat": -1000}}),
+    ("iat-before-nonce", "/nonce/o", "dpop_proof_expired", {"claims": {"iat": -1000}}),
+    ("nonce-before-key", "/nonce/o", "dpop_nonce_required", {"other_key": True}),
+    ("iat-before-key", "/dp/o", "dpop_proof_issued_in_future", {"claims": {"iat": 1000}, "other_key": True}),
+]
+
+
+@pytest.mark.parametrize("path, reason, how", [o[1:] for o in ORDER], ids=[o[0] for o in ORDER])
+def test_the_first_failing_check_answers(stack, keys, alice, mallory, refused, path, reason, how):
+    now = int(time.time())
+    token_claims = {k: now + v for k, v in how.get("token", {}).items()}
+    signer = mallory if how.get("other_key") else alice
+    token = bound_token(keys, alice, **token_claims)
+    claims = {k: (now + v if k == "iat" else v) for k, v in how.get("claims", {}).items()}
+    kw: dict = {"header": how.get("header"), "claims": claims}
+    if how.get("rogue"):
+        kw["sign_with"] = mallory.private
+    if how.get("hs"):
+        kw.update(sign_with=b"h" * 32, sign_alg="HS256")
+    p = proof(signer, "GET", url(port(stack), path), token, **kw)
+    with refused():
+        resp = send(stack, path, token, None if "proof" in how else p)
+    expect_dpop_401(resp, reason)
+
+
 # --------------------------------------------------------------------------- scheme and binding
 
 
@@ -296,6 +337,20 @@ def test_a_bad_token_with_the_dpop_scheme_gets_the_dpop_challenge(stack, keys, a
             expect_dpop_401(resp, reason)
 
 
+@pytest.mark.parametrize("lines", [1, 2], ids=["one-line", "two-lines"])
+def test_a_dpop_and_a_bearer_credential_together_are_malformed(stack, keys, alice, lines):
+    """Two credentials are `malformed` (one token per request); one was presented with the
+    DPoP scheme, so the challenge is DPoP's, however the client split the header."""
+    token = bound_token(keys, alice)
+    other = bound_token(keys, None)
+    p = proof(alice, "GET", url(port(stack), "/dp/two"), token)
+    auth = ([("Authorization", f"DPoP {token}, Bearer {other}")] if lines == 1 else
+            [("Authorization", f"DPoP {token}"), ("Authorization", f"Bearer {other}")])
+    with NotForwarded(stack.upstream):
+        resp = stack.get("dpop", "/dp/two", headers=auth + [("DPoP", p)])
+    expect_dpop_401(resp, "malformed")
+
+
 # --------------------------------------------------------------------------- challenges and counters
 
 
@@ -308,7 +363,7 @@ def test_challenges_without_a_token(stack):
             resp = send(stack, path, None)
             assert resp.status == 401, (path, resp)
             assert resp.json() == {"status": 401, "error": "invalid_token", "reason": "missing"}, (path, resp)
-            assert sorted(resp.all("www-authenticate")) == sorted(expected), (path, resp)
+            assert same_challenges(resp.all("www-authenticate"), expected), (path, expected, resp)
 
 
 def test_a_dpop_refusal_is_counted_by_reason(stack, keys, alice):

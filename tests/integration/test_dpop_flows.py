@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -18,7 +19,7 @@ import pytest
 
 from conftest import NotForwarded, expect_upstream, start_stack
 from dpop import ClientKey, bound_token, new_client_key, proof
-from dpop_envoy import NONCE_SECRET, Conn, config, dpop_headers, expect_dpop_401, expect_nonce_401, send, url
+from dpop_envoy import Conn, same_challenges, config, dpop_headers, expect_dpop_401, expect_nonce_401, send, url
 from harness import Envoy, bootstrap, listener, request, wasm_filter
 from tokens import ISSUER, KeySet
 
@@ -44,6 +45,13 @@ def replica(request, upstream, keys, wasm):
 
 
 @pytest.fixture(scope="module")
+def stranger(request, upstream, keys, wasm):
+    """An Envoy like the others but with another nonce secret."""
+    cfg = config(keys, nonce_secret="another-integration-test-nonce-secret-987654")
+    return start_stack(request, upstream, "dpop-stranger", [listener("dpop", 0, [wasm_filter(cfg)])])
+
+
+@pytest.fixture(scope="module")
 def alice() -> ClientKey:
     return new_client_key("ES256")
 
@@ -53,11 +61,11 @@ def port(stack) -> int:
 
 
 def worker_connections(stack) -> dict[str, int]:
-    """Connections accepted so far by each worker on the `dpop` listener."""
+    """Connections accepted so far by each worker on the `dpop` listener (the only one; its
+    stats are named after its configured address, port 0)."""
     stats = stack.envoy.stats(r"^listener\.127\.0\.0\.1_\d+\.worker_\d+\.downstream_cx_total$")
-    ours = {name: n for name, n in stats.items() if f"_{port(stack)}.worker_" in name}
-    assert len(ours) == 2, stats
-    return ours
+    assert len(stats) == 2, stats
+    return stats
 
 
 def changed(before: dict[str, int], after: dict[str, int]) -> list[str]:
@@ -143,6 +151,28 @@ def test_replay_counted_by_reason_and_provider(stack, keys, alice):
         assert after.get(name, 0) - before.get(name, 0) == 1, (name, changed(before, after))
 
 
+def test_a_full_replay_store_refuses_new_proofs_and_forgets_none(stack, keys, alice):
+    """Provider `full` keeps 1024 jti: sent more, within their window, it fails closed
+    (dpop_replay_unavailable) and every proof it accepted is still a replay."""
+    token = bound_token(keys, alice)
+    accepted: list[str] = []
+    with Conn(port(stack)) as conn:
+        for _ in range(1300):
+            p = proof(alice, "GET", url(port(stack), "/full/f"), token)
+            resp = conn.send("/full/f", dpop_headers(token, p))
+            if resp.status == 200:
+                accepted.append(p)
+                continue
+            expect_dpop_401(resp, "dpop_replay_unavailable")
+            break
+        else:
+            pytest.fail("1300 proofs in the window of a store of 1024 jti: none refused")
+        assert 16 <= len(accepted) <= 1024, len(accepted)
+        with NotForwarded(stack.upstream):
+            for p in accepted[:40] + accepted[-40:]:
+                expect_dpop_401(conn.send("/full/f", dpop_headers(token, p)), "dpop_proof_replayed")
+
+
 # --------------------------------------------------------------------------- nonces
 
 
@@ -184,9 +214,26 @@ def test_a_nonce_is_not_needed_where_none_is_configured(stack, keys, alice):
     expect_upstream(nonce_request(stack, keys, alice, None, path="/dp/nn"))
 
 
-def test_a_nonce_from_one_replica_is_accepted_by_another(stack, replica, keys, alice):
+def test_a_nonce_from_one_replica_is_accepted_by_another(stack, replica, stranger, keys, alice):
     nonce = expect_nonce_401(nonce_request(stack, keys, alice, None))
     expect_upstream(nonce_request(replica, keys, alice, nonce))
+    with NotForwarded(stack.upstream):
+        other = expect_nonce_401(nonce_request(stranger, keys, alice, nonce))
+    assert other != nonce
+    expect_upstream(nonce_request(stranger, keys, alice, other))
+    with NotForwarded(stack.upstream):
+        expect_nonce_401(nonce_request(stack, keys, alice, other))
+
+
+def test_a_nonce_expires_after_the_next_window(stack, keys, alice):
+    nonce = expect_nonce_401(nonce_request(stack, keys, alice, None, path="/quick/n"))
+    expect_upstream(nonce_request(stack, keys, alice, nonce, path="/quick/n"))
+    # Issued in window w (1 s), good in w and w + 1; 2.5 s later it is w + 2 at least.
+    time.sleep(2.5)
+    with NotForwarded(stack.upstream):
+        fresh = expect_nonce_401(nonce_request(stack, keys, alice, nonce, path="/quick/n"))
+    assert fresh != nonce
+    expect_upstream(nonce_request(stack, keys, alice, fresh, path="/quick/n"))
 
 
 # --------------------------------------------------------------------------- refused configurations
@@ -223,7 +270,8 @@ def test_a_full_dpop_configuration_starts(keys, wasm, upstream, tmp_path):
     try:
         env.start()
         resp = request(env.listener_ports()["good"], "/x")
-        assert resp.status == 401 and resp.all("www-authenticate") == ['DPoP realm="api", algs="ES256 EdDSA"'], resp
+        assert resp.status == 401, resp
+        assert same_challenges(resp.all("www-authenticate"), ['DPoP realm="api", algs="ES256 EdDSA"']), resp
     finally:
         env.cleanup()
     assert PREFIX not in env.log()
