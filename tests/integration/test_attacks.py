@@ -27,7 +27,8 @@ Cases by RFC 8725 (JWT Best Current Practices) section:
   §3.11 explicit typing: typ at+jwt accepted, typ not a string refused    -> typ-*
 
 Replay of a valid token is out of scope for a stateless verifier (no jti store): the `replay`
-case pins that the same token is accepted twice.
+case pins that the same token is accepted twice. DPoP proofs (RFC 9449), whose jti is stored,
+have their own corpus in test_attacks_dpop.py.
 """
 
 from __future__ import annotations
