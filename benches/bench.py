@@ -14,13 +14,16 @@ the HTTP filters differ (benchlib/filters.py):
     jwt_guard_native     jwt-guard as a dynamic module (target/native/libjwt_guard.so, `make native`),
                          the configuration of jwt_guard (signatures by ring, cache 1000 per worker)
     jwt_guard_native_policy  the module with jwt_guard_policy's configuration
+    jwt_guard_dpop       jwt-guard with DPoP (issue #18): a bound token (cache hit) and a fresh ES256
+                         proof every request (benchlib/dpop.py); jwt_guard_native_dpop: the module
   diagnostics:
     jwt_guard_pure_rust  signature_backend: pure_rust (every signature in Rust, in the VM)
     jwt_guard_nocache    token_cache_size: 0
     jwt_guard_noop       one `disabled` rule: the cost of proxy-wasm alone
 
 Workloads (benchlib/plan.py): "every token new" (a rotation of --pool tokens, larger than any
-cache), "1,000 tokens cycled" (each in the caches after priming) — for ES256 and RS256, and for
+cache), "1,000 tokens cycled" (each in the caches after priming) — for ES256 and RS256 (their
+"every token new" tables also hold the DPoP rows, with their own workload), and for
 EdDSA, PS256 and HS256 "for information" — and "no token" (the 401 path). The no-op runs in
 the cycled and no-token tables too: issue #17 sets the Wasm cache hit and 401 against it.
 
@@ -38,6 +41,11 @@ measured run fails the bench. Envoy is always stopped (also on Ctrl-C, SIGTERM o
 
     .venv/bin/python benches/bench.py      # BENCH_SECONDS (5), BENCH_ROUNDS (3), BENCH_LATENCY_SECONDS (3)
     make bench-quick                       # BENCH_SECONDS=2 BENCH_ROUNDS=1 BENCH_LATENCY_SECONDS=2
+    BENCH_ONLY='jwt_guard(_native)?(_dpop)?@' make bench-quick   # only the rows whose key matches
+
+A partial run (`--only REGEX`, env BENCH_ONLY: the rows whose key `<listener>@<workload>`
+matches, the comparisons between them, the RSS of their filters) writes build/bench/partial.md
+instead of benches/RESULTS.md.
 
 Writes build/bench/results.json and benches/RESULTS.md; keys, token pools, wrk scripts and
 Envoy configs/logs go under build/bench/. Exit status: 0 when every run was clean (whatever
@@ -71,11 +79,11 @@ sys.path.append(str(REPO_ROOT / "tests" / "integration"))  # harness.py (after b
 
 from harness import NATIVE_LIB_DIR, NATIVE_LIB_PATH, WASM_PATH, EnvoyStartError, envoy_binary  # noqa: E402
 
-from benchlib import plan, report, wrk  # noqa: E402
+from benchlib import dpop, plan, report, wrk  # noqa: E402
 from benchlib.envoys import (BenchEnvoy, CheckFailed, check_guard_settings, check_listener,  # noqa: E402
                              check_module_settings, envoy_version, prime, start_envoy)
 from benchlib.filters import BASELINE_SUFFIX, KINDS, NATIVE_POLICY_NOTES, Listener  # noqa: E402
-from benchlib.plan import CYCLED, NONE, Row, Series, Table  # noqa: E402
+from benchlib.plan import CYCLED, DPOP, NONE, Row, Series, Table  # noqa: E402
 from benchlib.tokens import ALGORITHMS, CheckTokens, SigningKey, TokenPool, check_tokens, load_or_create_key, \
     load_or_mint_pool  # noqa: E402
 
@@ -103,6 +111,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured load per listener first")
     ap.add_argument("--rss-seconds", type=int, default=3, help="seconds of traffic before reading the RSS")
+    ap.add_argument("--only", default=os.environ.get("BENCH_ONLY") or None, metavar="REGEX",
+                    help="only the rows whose key (<listener>@<workload>, e.g. es256_jwt_guard_dpop@ES256/dpop) "
+                         "matches; writes build/bench/partial.md, not benches/RESULTS.md (env BENCH_ONLY)")
+    ap.add_argument("--dpop-rate", type=int, default=env("BENCH_DPOP_RATE", dpop.DEFAULT_RATE),
+                    help="req/s a DPoP row may reach: proofs are minted for that rate over all its runs "
+                         f"(env BENCH_DPOP_RATE, default {dpop.DEFAULT_RATE})")
     ap.add_argument("--baseline", type=Path, default=os.environ.get("BENCH_BASELINE") or None, metavar="WASM",
                     help="another jwt_guard.wasm: its jwt-guard rows measured alongside, compared in build/bench/"
                          "baseline.md; benches/RESULTS.md is left alone (env BENCH_BASELINE)")
@@ -117,7 +131,8 @@ def parse_args() -> argparse.Namespace:
 def command_line(args: argparse.Namespace) -> str:
     return (f"make bench BENCH_SECONDS={args.seconds} BENCH_ROUNDS={args.rounds} "
             f"BENCH_LATENCY_SECONDS={args.latency_seconds} BENCH_POOL={args.pool}"
-            + (f" BENCH_BASELINE={args.baseline}" if args.baseline else ""))
+            + (f" BENCH_BASELINE={args.baseline}" if args.baseline else "")
+            + (f" BENCH_ONLY='{args.only}'" if args.only else ""))
 
 
 def is_quick(args: argparse.Namespace) -> bool:
@@ -133,10 +148,10 @@ def unique_listeners(tables: list[Table]) -> list[Listener]:
 
 
 def estimate_seconds(tables: list[Table], listeners: list[Listener], args: argparse.Namespace,
-                     twins: int = 0) -> int:
+                     twins: int = 0, rss_kinds: int = len(plan.RSS_KINDS)) -> int:
     rows = sum(len(t.rows) for t in tables) + twins
     load = rows * (args.rounds * args.seconds + args.latency_seconds) + len(listeners) * args.warmup
-    return int(load + len(plan.RSS_KINDS) * (args.rss_seconds + 3) + rows * args.rounds * 0.3)
+    return int(load + rss_kinds * (args.rss_seconds + 3) + rows * args.rounds * 0.3)
 
 
 # --------------------------------------------------------------------------- the throughput Envoy
@@ -151,6 +166,7 @@ class Bench:
     pools: dict[str, TokenPool]
     args: argparse.Namespace
     scripts_dir: Path
+    dpop_pools: dict[str, dpop.DpopPool] = field(default_factory=dict)  # by token algorithm
     positions: dict[tuple[str, str], int] = field(default_factory=dict)  # (listener, token file) -> next index
 
     def pool(self, listener: Listener) -> TokenPool:
@@ -171,9 +187,11 @@ class Bench:
         port = self.ports[listener.name]
         if row.workload.name == CYCLED and listener.kind.caches:
             prime(port, self.pools[row.workload.alg].cycled)
-        tokens = self.tokens(row)
-        script = wrk.Script(tokens, row.expect, rate, self.args.connections).write(self.scripts_dir)
-        where = (listener.name, str(tokens))
+        tokens, proofs = self.tokens(row), None
+        if row.workload.name == DPOP:
+            tokens, proofs = self.dpop_pools[row.workload.alg].token_path, self.dpop_pools[row.workload.alg].proofs_path
+        script = wrk.Script(tokens, row.expect, rate, self.args.connections, proofs).write(self.scripts_dir)
+        where = (listener.name, str(proofs or tokens))
         counters = (r"jwt_authn\." if listener.kind.native
                     else GUARD_CACHE if listener.kind.runtime and listener.kind.caches else None)
         before = self.envoy.stats(counters) if counters else {}
@@ -182,6 +200,9 @@ class Bench:
         after = self.envoy.stats(counters) if counters else {}
         if tokens is not None:
             self.positions[where] = result.end_pos
+        if proofs and result.end_pos > self.dpop_pools[row.workload.alg].count:
+            raise CheckFailed(f"{row.key}: the {self.dpop_pools[row.workload.alg].count:,} DPoP proofs ran out "
+                              f"(more than --dpop-rate {self.args.dpop_rate:,} req/s): raise BENCH_DPOP_RATE")
         if not result.clean:
             raise CheckFailed(f"{row.key}: {result.status_errors} unexpected answers, {result.socket_errors} "
                               f"socket errors, {result.requests} requests\n{' '.join(cmd)}\n{result.raw}")
@@ -196,7 +217,8 @@ class Bench:
 def check_all(bench: Bench, listeners: list[Listener], checks: dict[str, CheckTokens]) -> None:
     print("checks before measuring (every answer as expected; jwt-guard's start-up line):")
     for l in listeners:
-        summary = check_listener(l, bench.ports[l.name], bench.pool(l), checks[l.alg or plan.MAIN_ALGS[0]])
+        summary = check_listener(l, bench.ports[l.name], bench.pool(l), checks[l.alg or plan.MAIN_ALGS[0]],
+                                 bench.dpop_pools.get(l.alg or ""))
         settings = check_guard_settings(bench.envoy, l)
         print(f"  {l.name:<30} {summary}" + (f"\n  {'':<30} └ {settings}" if settings else ""))
     module = check_module_settings(bench.envoy, listeners)
@@ -207,7 +229,7 @@ def check_all(bench: Bench, listeners: list[Listener], checks: dict[str, CheckTo
 def warm_up(bench: Bench, listeners: list[Listener]) -> None:
     for l in listeners:
         alg = l.alg or plan.MAIN_ALGS[0]
-        bench.run(Row(l, plan.Workload(plan.NEW, alg)), bench.args.warmup)
+        bench.run(Row(l, plan.Workload(DPOP if l.kind.dpop else plan.NEW, alg)), bench.args.warmup)
 
 
 def with_twins(rows: list[Row], twins: dict[str, Row], twin_first: bool = False) -> list[Row]:
@@ -259,13 +281,14 @@ def latency_runs(bench: Bench, tables: list[Table], series: dict[str, Series],
 
 
 def measure_rss(keys: dict[str, SigningKey], pools: dict[str, TokenPool], checks: dict[str, CheckTokens],
-                args: argparse.Namespace, workdir: Path, scripts_dir: Path) -> dict[str, plan.Rss]:
+                args: argparse.Namespace, workdir: Path, scripts_dir: Path,
+                kinds: tuple[str, ...] = plan.RSS_KINDS) -> dict[str, plan.Rss]:
     """One Envoy per filter, --concurrency 2: checked, loaded with every-token-new traffic
     (fills each worker's token cache), then its VmRSS."""
     out: dict[str, plan.Rss] = {}
     alg = plan.RSS_ALG
     script = wrk.Script(pools[alg].fresh_path).write(scripts_dir)
-    for kind in plan.RSS_KINDS:
+    for kind in kinds:
         listener = Listener.of(KINDS[kind], alg)
         envoy, ports = start_envoy([listener], keys, workdir / kind, f"rss-{kind}", plan.RSS_CONCURRENCY)
         try:
@@ -302,6 +325,19 @@ def prepare_tokens(args: argparse.Namespace) -> tuple[dict[str, SigningKey], dic
     return keys, pools, checks
 
 
+def prepare_dpop(tables: list[Table], keys: dict[str, SigningKey], args: argparse.Namespace,
+                 reserve_s: int) -> dict[str, dpop.DpopPool]:
+    """Proofs for every DPoP row's algorithm: enough for --dpop-rate over all runs of a listener."""
+    algs = sorted({r.workload.alg for t in tables for r in t.rows if r.workload.name == DPOP})
+    need = int(args.dpop_rate * (args.warmup + args.rounds * args.seconds + args.latency_seconds) * 1.1) + 1000
+    out = {}
+    for alg in algs:
+        out[alg] = p = dpop.load_or_mint(keys[alg], need, reserve_s, OUT_DIR / "dpop")
+        how = f"minted in {p.mint_seconds:.1f}s" if p.minted else "reused from disk"
+        print(f"  DPoP, {alg} token: {p.count:,} ES256 proofs, {how}")
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     started, t0 = time.monotonic(), dt.datetime.now(dt.timezone.utc)
     wasm_bytes = WASM_PATH.stat().st_size
@@ -313,8 +349,11 @@ def run(args: argparse.Namespace) -> int:
         wasm_path=str(WASM_PATH.relative_to(REPO_ROOT)), wasm_bytes=wasm_bytes,
         module_path=str(NATIVE_LIB_PATH.relative_to(REPO_ROOT)), module_bytes=NATIVE_LIB_PATH.stat().st_size,
         **report.machine(),
-        loadavg_start=os.getloadavg())
-    tables = plan.build_tables()
+        loadavg_start=os.getloadavg(), only=args.only)
+    tables = plan.select(plan.build_tables(), args.only)
+    if not tables:
+        raise CheckFailed(f"no row matches --only / BENCH_ONLY {args.only!r}")
+    rss_kinds = tuple(k for k in plan.RSS_KINDS if not args.only or any(t.row(k) for t in tables))
     base_wasm = args.baseline.resolve() if args.baseline else None
     twins = plan.twins(tables, str(base_wasm)) if base_wasm else {}
     listeners = unique_listeners(tables) + list({r.listener.name: r.listener for r in twins.values()}.values())
@@ -326,17 +365,19 @@ def run(args: argparse.Namespace) -> int:
               f"with it (listeners *{BASELINE_SUFFIX}, same configuration); the comparison comes last, "
               f"in build/bench/baseline.md; benches/RESULTS.md is not written")
     print(f"{len(listeners)} listeners, {len(rows) + len(twins)} rows × {args.rounds} rounds × {args.seconds}s "
-          f"+ {len(rows) + len(twins)} paced runs × {args.latency_seconds}s + RSS of {len(plan.RSS_KINDS)} filters: "
-          f"about {estimate_seconds(tables, listeners, args, len(twins)) / 60:.0f} min")
+          f"+ {len(rows) + len(twins)} paced runs × {args.latency_seconds}s + RSS of {len(rss_kinds)} filters: "
+          f"about {estimate_seconds(tables, listeners, args, len(twins), len(rss_kinds)) / 60:.0f} min")
     print("keys and tokens (build/bench/keys, build/bench/tokens):")
     keys, pools, checks = prepare_tokens(args)
+    dpop_pools = prepare_dpop(tables, keys, args, estimate_seconds(tables, listeners, args, len(twins), len(rss_kinds)) + 300)
+    info.dpop_proofs = max((p.count for p in dpop_pools.values()), default=0)
 
     envoy_dir = OUT_DIR / "envoy"
     shutil.rmtree(envoy_dir, ignore_errors=True)
     series = {r.key: Series(r) for r in with_twins(rows, twins)}
     envoy, ports = start_envoy(listeners, keys, envoy_dir / "throughput", "bench", concurrency=1)
     try:
-        bench = Bench(envoy, ports, pools, args, OUT_DIR / "wrk")
+        bench = Bench(envoy, ports, pools, args, OUT_DIR / "wrk", dpop_pools)
         bench.scripts_dir.mkdir(parents=True, exist_ok=True)
         check_all(bench, listeners, checks)
         example = wrk.command(Path("build/bench/wrk/<script>.lua"), 0, args.seconds, 0, args.connections)
@@ -354,7 +395,7 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"RSS: one Envoy per filter, --concurrency {plan.RSS_CONCURRENCY}, {args.rss_seconds}s of "
           f"{plan.RSS_ALG} every-token-new traffic first")
-    rss = measure_rss(keys, pools, checks, args, envoy_dir / "rss", OUT_DIR / "wrk")
+    rss = measure_rss(keys, pools, checks, args, envoy_dir / "rss", OUT_DIR / "wrk", rss_kinds)
 
     outcomes = [plan.compare(t, c, series) for t in tables for c in t.comparisons]
     verdicts = plan.verdicts(outcomes, rss, wasm_bytes)
@@ -373,9 +414,11 @@ def run(args: argparse.Namespace) -> int:
         report.write_versus_markdown(OUT_DIR / "baseline.md", info, base, series)
         written = "build/bench/results.json and build/bench/baseline.md (benches/RESULTS.md left as it was)"
     else:
+        # A partial run's figures are no reference: benches/RESULTS.md keeps the last full run's.
+        markdown = OUT_DIR / "partial.md" if args.only else RESULTS_MD
         report.write_json(OUT_DIR / "results.json", info, tables, series, outcomes, rss, verdicts, notes)
-        report.write_markdown(RESULTS_MD, info, tables, series, outcomes, rss, verdicts, notes)
-        written = "build/bench/results.json and benches/RESULTS.md"
+        report.write_markdown(markdown, info, tables, series, outcomes, rss, verdicts, notes)
+        written = f"build/bench/results.json and {markdown.relative_to(REPO_ROOT)}"
     print(f"\nwrote {written}; wall time {info.wall_seconds:.0f}s; "
           f"load average now {', '.join(f'{x:.2f}' for x in info.loadavg_end)}")
     return 0

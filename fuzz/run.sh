@@ -4,7 +4,7 @@
 # target finds a crash (a panic, a wrong decision, an input slower than FUZZ_TIMEOUT seconds).
 #
 #   FUZZ_SECONDS   seconds per target (default 60)
-#   FUZZ_TARGETS   which targets (default: all five)
+#   FUZZ_TARGETS   which targets (default: all six)
 #   FUZZ_TIMEOUT   seconds one input may take (default 10)
 #   FUZZ_TOOLCHAIN rustup toolchain to build with (default: nightly if installed)
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 FUZZ_SECONDS=${FUZZ_SECONDS:-60}
-FUZZ_TARGETS=${FUZZ_TARGETS:-token request config jwks differential}
+FUZZ_TARGETS=${FUZZ_TARGETS:-token request config jwks differential dpop_proof}
 FUZZ_TIMEOUT=${FUZZ_TIMEOUT:-10}
 FUZZ_REPORT=${FUZZ_REPORT:-1}
 CARGO_FUZZ_VERSION=0.13.2

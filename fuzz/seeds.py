@@ -3,7 +3,7 @@
 from what the repository already holds: the PyJWT-minted unit-test tokens
 (tests/fixtures/tokens.json), the shipped configurations (envoy/*.yaml), the examples of
 docs/configuration.md, and the attack corpus's ideas (tests/integration/test_attacks.py), written
-as the targets' input formats. Standard library only; deterministic, so the committed seeds are
+as the targets' input formats; the DPoP proof target's come from fuzz/dpop_seeds.py. Standard library only; deterministic, so the committed seeds are
 its output:
 
     python3 fuzz/seeds.py
@@ -19,6 +19,8 @@ import hmac
 import json
 import re
 from pathlib import Path
+
+import dpop_seeds  # fuzz/dpop_seeds.py (this script's folder is on sys.path)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "fuzz" / "seeds"
@@ -337,6 +339,8 @@ def main() -> None:
     write("config", config_seeds())
     write("jwks", jwks_seeds())
     write("differential", differential_seeds())
+    write("dpop_proof", dpop_seeds.dpop_seeds(NOW))
+    write_dict("dpop_proof", dpop_seeds.DICT)
     json_words = ['"alg"', '"kid"', '"typ"', '"crit"', '"b64"', '"enc"', '"jwk"', '"jku"', '"x5c"', '"exp"',
                   '"nbf"', '"iat"', '"iss"', '"aud"', '"sub"', '"jti"', "null", "true", "false", "1e9",
                   "-0", "0.5", "[]", "{}", '""', "\\u0000", '"HS256"', '"ES256"', '"EdDSA"', '"none"']

@@ -6,6 +6,7 @@ taken with 2 workers). Envoy is stopped by the harness's own guards too (atexit,
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import time
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from harness import Envoy, envoy_binary, request
 
+from .dpop import DPOP_HOST, DpopPool
 from .filters import OPEN, POLICY, POLICY_ANSWERS, Listener, envoy_config
 from .tokens import CheckTokens, SigningKey, TokenPool
 
@@ -92,9 +94,30 @@ def probes(listener: Listener, pool: TokenPool, check: CheckTokens) -> list[Prob
     return out
 
 
-def check_listener(listener: Listener, port: int, pool: TokenPool, check: CheckTokens) -> str:
-    """Sends every probe; CheckFailed on the first unexpected answer. Returns a summary such as
-    "11 probes: 200 ×6, 401 ×2, 403 ×3"."""
+def dpop_probes(dpop: DpopPool) -> list[tuple[str, dict[str, str], int, str | None]]:
+    """A DPoP listener's own checks: (what, headers, status, the 401's reason). The proofs are
+    not the rotation's: its lines stay unsent."""
+    bound = f"DPoP {dpop.token}"
+    return [
+        ("DPoP: bound token and a proof", {"Authorization": bound, "DPoP": dpop.probe}, 200, None),
+        ("DPoP: the same proof again", {"Authorization": bound, "DPoP": dpop.probe}, 401, "dpop_proof_replayed"),
+        ("DPoP: a proof by another key", {"Authorization": bound, "DPoP": dpop.foreign_probe}, 401,
+         "dpop_key_mismatch"),
+        ("DPoP: the bound token as Bearer", {"Authorization": f"Bearer {dpop.token}"}, 401, "dpop_bound_as_bearer"),
+    ]
+
+
+def _reason(body: bytes) -> str | None:
+    try:
+        return json.loads(body).get("reason")
+    except (ValueError, AttributeError):
+        return None
+
+
+def check_listener(listener: Listener, port: int, pool: TokenPool, check: CheckTokens,
+                   dpop: DpopPool | None = None) -> str:
+    """Sends every probe (and a DPoP listener's, with `dpop`); CheckFailed on the first unexpected
+    answer. Returns a summary such as "11 probes: 200 ×6, 401 ×2, 403 ×3"."""
     sent = probes(listener, pool, check)
     for p in sent:
         headers = {POLICY.country_header: p.country} if p.country else {}
@@ -103,8 +126,19 @@ def check_listener(listener: Listener, port: int, pool: TokenPool, check: CheckT
         r = request(port, "/", headers=headers, source=p.source)
         if r.status != p.expect:
             raise CheckFailed(f"{listener.name}: {p.what}: expected {p.expect}, got {r.status} {r.body[:200]!r}")
-    counts = Counter(p.expect for p in sent)
-    return f"{len(sent)} probes: " + ", ".join(f"{s} ×{n}" for s, n in sorted(counts.items()))
+    statuses = [p.expect for p in sent]
+    if listener.kind.dpop:
+        if dpop is None:
+            raise CheckFailed(f"{listener.name}: a DPoP listener without DPoP tokens to check it with")
+        for what, headers, expect, reason in dpop_probes(dpop):
+            r = request(port, "/", headers={POLICY.country_header: POLICY.client_country, **headers},
+                        authority=DPOP_HOST)
+            if r.status != expect or (reason and _reason(r.body) != reason):
+                raise CheckFailed(f"{listener.name}: {what}: expected {expect} {reason or ''}, got {r.status} "
+                                  f"{r.body[:200]!r}")
+            statuses.append(expect)
+    counts = Counter(statuses)
+    return f"{len(statuses)} probes: " + ", ".join(f"{s} ×{n}" for s, n in sorted(counts.items()))
 
 
 def prime(port: int, tokens: list[str], timeout: float = 60) -> None:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 from harness import listener, native_filter, wasm_filter
 
+from .dpop import CONFIG as DPOP_CONFIG
 from .tokens import AUDIENCE, ISSUER, SigningKey
 
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -53,10 +54,11 @@ def _cidr(prefix: tuple[str, int]) -> str:
 # --------------------------------------------------------------------------- jwt-guard
 
 
-def guard_config(key: SigningKey | None, *, policy: bool = False, noop: bool = False,
+def guard_config(key: SigningKey | None, *, policy: bool = False, noop: bool = False, dpop: bool = False,
                  **top_level: Any) -> dict:
     """jwt-guard's configuration: one provider for `key`, one catch-all rule; `top_level` adds
-    settings such as signature_backend or token_cache_size (omitted: the defaults)."""
+    settings such as signature_backend or token_cache_size (omitted: the defaults). `dpop`: the
+    provider checks DPoP proofs (benchlib/dpop.py's settings; bearer tokens still accepted)."""
     if noop:
         return {"realm": "bench", "rules": [{"match": {"prefix": "/"}, "disabled": True}]}
     assert key is not None
@@ -66,6 +68,8 @@ def guard_config(key: SigningKey | None, *, policy: bool = False, noop: bool = F
         "rules": [{"match": {"prefix": "/"}, "provider": "p"}],
         **top_level,
     }
+    if dpop:
+        config["providers"]["p"]["dpop"] = dict(DPOP_CONFIG)
     if policy:
         config["geo"] = {"country_header": POLICY.country_header}
         config["rules"][0].update({
@@ -162,6 +166,7 @@ class Kind:
     native: bool = False  # jwt_authn: its jwt_cache_hit/miss counters are read
     diagnostic: bool = False
     runtime: str | None = None  # jwt-guard's: "wasm" (V8) or "module" (the dynamic module); else None
+    dpop: bool = False  # measured with DPoP requests (a bound token, a fresh proof each), not its table's
 
     @property
     def guard(self) -> bool:
@@ -194,6 +199,10 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
          AUTHN, _guard_module(), caches=True, runtime="module"),
     Kind("jwt_guard_native_policy", "jwt-guard native (dynamic module): role, scope, CIDR, country",
          POLICY_ANSWERS, _guard_module(policy=True), caches=True, runtime="module"),
+    Kind("jwt_guard_dpop", "jwt-guard, DPoP: the bound token cached, a fresh ES256 proof every request",
+         AUTHN, _guard(dpop=True), caches=True, runtime="wasm", dpop=True),
+    Kind("jwt_guard_native_dpop", "jwt-guard native (dynamic module), DPoP: the bound token cached, a fresh "
+         "ES256 proof every request", AUTHN, _guard_module(dpop=True), caches=True, runtime="module", dpop=True),
     Kind("jwt_guard_pure_rust", "jwt-guard, signature_backend: pure_rust", AUTHN,
          _guard(signature_backend="pure_rust"), caches=True, diagnostic=True, runtime="wasm"),
     Kind("jwt_guard_nocache", "jwt-guard, token_cache_size: 0", AUTHN,

@@ -1,14 +1,17 @@
 """What is measured: workloads, the tables (one per workload and algorithm), their rows, the
 comparisons printed under each table and the issues' targets (#7 item 4: the Wasm filter against
-Envoy's filters; #17: the native module, and the Wasm hot path over the no-op filter).
+Envoy's filters; #17: the native module, and the Wasm hot path over the no-op filter; #18: DPoP
+against jwt-guard's own "every token new", in both runtimes).
 Everything about "which row is compared with which, against which target" is here and nowhere else.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
 from dataclasses import dataclass, field
 
+from .dpop import PROOF_ALG
 from .filters import KINDS, Kind, Listener
 from .wrk import WrkResult
 
@@ -16,13 +19,14 @@ MAIN_ALGS = ("ES256", "RS256")
 INFO_ALGS = ("EdDSA", "PS256", "HS256")
 MAIN_KINDS = ("baseline", "native", "native_cached", "native_rbac", "jwt_guard", "jwt_guard_policy",
               "jwt_guard_native", "jwt_guard_native_policy")
-NEW, CYCLED, NONE = "new", "cycled", "none"
+NEW, CYCLED, NONE, DPOP = "new", "cycled", "none", "dpop"
+DPOP_KINDS = ("jwt_guard_dpop", "jwt_guard_native_dpop")
 CYCLED_TOKENS = 1000
 
 
 @dataclass(frozen=True)
 class Workload:
-    name: str  # NEW, CYCLED or NONE
+    name: str  # NEW, CYCLED, NONE or DPOP (rows of the "every token new" table only)
     alg: str | None  # whose tokens (None: no token)
 
     @property
@@ -31,7 +35,8 @@ class Workload:
 
     @property
     def short(self) -> str:
-        return {NEW: f"{self.alg} every token new", CYCLED: f"{self.alg} 1,000 cycled", NONE: "no token"}[self.name]
+        return {NEW: f"{self.alg} every token new", CYCLED: f"{self.alg} 1,000 cycled", NONE: "no token",
+                DPOP: f"{self.alg} DPoP, a fresh proof every request"}[self.name]
 
     def title(self, pool_size: int) -> str:
         return {
@@ -120,7 +125,23 @@ def _wasm_over_noop(what: str, maximum: float) -> Comparison:
                                     issue="#17"))
 
 
-def _targets_new() -> list[Comparison]:
+def _dpop(alg: str) -> list[Comparison]:
+    """Issue #18: a DPoP request (the token from the cache, a proof to verify and record) costs
+    about what a new token costs, on the same algorithm and runtime. The proofs are ES256
+    (PROOF_ALG): in another algorithm's table the two rows verify different signatures, and the
+    ratio is shown without a target."""
+    same = alg == PROOF_ALG
+    return [
+        Comparison(f"jwt_guard{r}_dpop", f"jwt_guard{r}",
+                   f"{what}: DPoP (cached token, fresh {PROOF_ALG} proof) / every token new"
+                   + ("" if same else f" (for information: {PROOF_ALG} proofs, {alg} tokens)"),
+                   target=Target(f"jwt_guard{r}_dpop (cached token, a fresh proof each request) ≥ 0.8 × "
+                                 f"jwt_guard{r} (every token new)", minimum=0.8, issue="#18") if same else None)
+        for r, what in (("", "Wasm"), ("_native", "native module"))
+    ]
+
+
+def _targets_new(alg: str) -> list[Comparison]:
     return [
         Comparison("jwt_guard", "native", "jwt-guard / native jwt_authn",
                    target=Target("jwt_guard ≥ 0.9 × native", minimum=0.9)),
@@ -137,6 +158,7 @@ def _targets_new() -> list[Comparison]:
         Comparison("jwt_guard_pure_rust", "jwt_guard", "diagnostic: pure_rust / host backend"),
         Comparison("jwt_guard_nocache", "jwt_guard", "diagnostic: no cache / cache (no hits here)"),
         Comparison("jwt_guard_noop", "baseline", "diagnostic: proxy-wasm alone (noop) / no auth"),
+        *_dpop(alg),
     ]
 
 
@@ -197,7 +219,8 @@ class Table:
 
 def _table(workload: Workload, kinds: list[str], comparisons: list[Comparison], info: bool = False) -> Table:
     alg = workload.alg or MAIN_ALGS[0]  # no token: the ES256 listeners
-    rows = [Row(Listener.of(KINDS[k], alg), workload) for k in kinds]
+    # A DPoP row sits beside the "every token new" rows it is compared with, under its own workload.
+    rows = [Row(Listener.of(KINDS[k], alg), Workload(DPOP, alg) if KINDS[k].dpop else workload) for k in kinds]
     present = {k for k in kinds}
     return Table(workload, rows, [c for c in comparisons if c.a in present and c.b in present], info)
 
@@ -206,7 +229,7 @@ def build_tables() -> list[Table]:
     tables = []
     for alg in MAIN_ALGS:
         diagnostics = ["jwt_guard_pure_rust", "jwt_guard_nocache"] + (["jwt_guard_noop"] if alg == "ES256" else [])
-        tables.append(_table(Workload(NEW, alg), [*MAIN_KINDS, *diagnostics], _targets_new()))
+        tables.append(_table(Workload(NEW, alg), [*MAIN_KINDS, *DPOP_KINDS, *diagnostics], _targets_new(alg)))
         # The no-op here too: #17 sets the Wasm cache hit against it.
         tables.append(_table(Workload(CYCLED, alg), [*MAIN_KINDS, "jwt_guard_nocache", "jwt_guard_noop"],
                              _targets_cycled()))
@@ -217,6 +240,20 @@ def build_tables() -> list[Table]:
         tables.append(_table(Workload(NEW, alg), ["native", "jwt_guard", "jwt_guard_native"], _targets_info(),
                              info=True))
     return tables
+
+
+def select(tables: list[Table], pattern: str | None) -> list[Table]:
+    """Only the rows whose key (`<listener>@<workload>`, e.g. `es256_jwt_guard_dpop@ES256/dpop`)
+    matches `pattern` (re.search), and the comparisons between them; tables left empty go."""
+    if not pattern:
+        return tables
+    out = []
+    for t in tables:
+        rows = [r for r in t.rows if re.search(pattern, r.key)]
+        kinds = {r.kind.name for r in rows}
+        if rows:
+            out.append(Table(t.workload, rows, [c for c in t.comparisons if c.a in kinds and c.b in kinds], t.info))
+    return out
 
 
 # --------------------------------------------------------------------------- results
@@ -358,5 +395,5 @@ def verdicts(outcomes: list[Outcome], rss: dict[str, Rss], wasm_bytes: int) -> l
     size = wasm_bytes / 2**20
     out.append(Verdict(WASM_TARGET.text, f"{size:.3f} MiB ({wasm_bytes:,} bytes)", WASM_TARGET.met(size),
                        WASM_TARGET.issue))
-    # Issue by issue, each in the order the tables come.
-    return sorted(out, key=lambda v: v.issue != "#7")
+    # Issue by issue (#7 first), each in the order the tables come.
+    return sorted(out, key=lambda v: (v.issue != "#7", v.issue))

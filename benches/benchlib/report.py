@@ -39,6 +39,8 @@ class RunInfo:
     loadavg_start: tuple[float, float, float]
     loadavg_end: tuple[float, float, float] | None = None
     wall_seconds: float | None = None
+    only: str | None = None  # BENCH_ONLY: the rows measured (a partial run), None: all
+    dpop_proofs: int = 0  # proofs minted per algorithm for the DPoP rows
 
 
 def cpu_model() -> str:
@@ -175,7 +177,7 @@ VERDICT_HEADER = ["issue", "target", "measured", "verdict"]
 
 
 def print_verdicts(vs: list[Verdict]) -> None:
-    print("\n== targets (issues #7 and #17)")
+    print("\n== targets (issues #7, #17 and #18)")
     print(console(VERDICT_HEADER, [[v.issue, v.target, v.measured, v.word] for v in vs]))
 
 
@@ -239,7 +241,8 @@ def run_rows(info: RunInfo) -> list[str]:
 def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[str, Series],
                    outcomes: list[Outcome], rss: dict[str, Rss], vs: list[Verdict], notes: dict) -> None:
     parts = [
-        "# jwt-guard benchmark results" + (" (quick run)" if info.quick else ""),
+        "# jwt-guard benchmark results" + (" (quick run)" if info.quick else "")
+        + (f" (partial run: rows matching `{info.only}`)" if info.only else ""),
         "",
         "Written by `make bench` (`benches/bench.py`); docs/benchmarks.md's *Benchmarks* section says how",
         "the rows, workloads and targets are defined and how to read them.",
@@ -263,7 +266,7 @@ def write_markdown(path: Path, info: RunInfo, tables: list[Table], series: dict[
         f"| latency | one paced run of {info.latency_seconds} s per row at half the saturation rate of the "
         "table's slowest compared row (wrk's Lua `delay()` hook) |",
         f"| tokens | {info.pool:,}-token rotation per algorithm for \"every token new\", 1,000 others "
-        "for \"cycled\" |",
+        f"for \"cycled\"; DPoP: one bound token, {info.dpop_proofs:,} proofs per algorithm |",
         f"| wall time | {info.wall_seconds:.0f} s |" if info.wall_seconds else "| wall time | - |",
         "",
         "## Targets",
@@ -311,6 +314,17 @@ def notes(native_policy: str) -> dict:
                "(a main thread and two workers; the Wasm filter has a Wasm VM per worker and the main "
                "thread's, the dynamic module a compiled configuration and token cache per worker), read "
                "after the traffic shown (every token new, so each worker's token cache is full).",
+        "DPoP": "`jwt_guard_dpop` and `jwt_guard_native_dpop` (issue #18) sit in the every-token-new tables "
+                "but run their own workload: every request carries the same token, bound to an ES256 proof key "
+                "(`cnf.jkt`), as `Authorization: DPoP`, so the token is a cache hit after the first, and a "
+                "proof never sent before (its own `jti`, `htm` GET, `htu` http://dpop.bench.test/ — the "
+                "requests' Host —, `ath` of the token, pre-minted with Python's `cryptography`): each request "
+                "verifies one ES256 proof signature, checks its claims and records its `jti` in the replay store "
+                "(provider `dpop`: ES256 proofs, max_age_seconds 3600, replay_capacity 4,194,304). Their target: "
+                "at least 0.8 × the same runtime's every-token-new row of the ES256 table (the proofs' "
+                "algorithm); in the RS256 table the ratio is for information (ES256 proofs beside RS256 tokens). Before measuring, each "
+                "answers 200 to a proof, 401 to the same proof again, to a proof by another key and to the "
+                "bound token sent as Bearer.",
         "native policy": native_policy,
     }
 

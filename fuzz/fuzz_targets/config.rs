@@ -109,6 +109,7 @@ fuzz_target!(|data: &[u8]| {
                 let request = Request {
                     headers: &headers,
                     peer_address: &peer,
+                    peer_certificate_digest: &|| None,
                     route_name: Some("orders"),
                     route_rule: route_rule.as_deref().map(str::as_bytes),
                 };
@@ -118,6 +119,9 @@ fuzz_target!(|data: &[u8]| {
                     cache: &mut cache,
                     clock: &clock,
                     judged_by: None,
+                    replay: &jwt_guard::authn::dpop::MemoryReplayStore::default(),
+                    presented_with_dpop: false,
+                    dpop_nonce: None,
                 };
                 let verdict = decide(&config, &request, &mut auth);
                 if verdict.rule.is_some_and(|r| r >= rules) {

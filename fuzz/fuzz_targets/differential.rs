@@ -72,6 +72,7 @@ fn guard(config: &Config, token: &str, now: u64) -> Result<Value, String> {
     let request = Request {
         headers: &headers,
         peer_address: &|| None,
+        peer_certificate_digest: &|| None,
         route_name: None,
         route_rule: None,
     };
@@ -82,6 +83,9 @@ fn guard(config: &Config, token: &str, now: u64) -> Result<Value, String> {
         cache: &mut cache,
         clock: &clock,
         judged_by: None,
+        replay: &jwt_guard::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     match auth.authenticate(&config.providers, &[0], &request) {
         Ok(Some(verified)) => Ok(Value::Object(serde_json::Map::clone(&verified.claims))),

@@ -56,6 +56,9 @@ fn run(config: &Config, input: &RequestInput, cache: &mut TokenCache, at: u64) -
         cache,
         clock: &clock,
         judged_by: None,
+        replay: &jwt_guard::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let verdict = decide(config, &request, &mut auth);
     let seen = Seen {

@@ -66,6 +66,7 @@ fn authenticate(config: &Config, cache: &mut TokenCache, token: &[u8], at: u64) 
     let request = Request {
         headers: &headers,
         peer_address: &|| None,
+        peer_certificate_digest: &|| None,
         route_name: None,
         route_rule: None,
     };
@@ -76,6 +77,9 @@ fn authenticate(config: &Config, cache: &mut TokenCache, token: &[u8], at: u64) 
         cache,
         clock: &clock,
         judged_by: None,
+        replay: &jwt_guard::authn::dpop::MemoryReplayStore::default(),
+        presented_with_dpop: false,
+        dpop_nonce: None,
     };
     let providers: Vec<usize> = (0..config.providers.len()).collect();
     let verified = auth.authenticate(&config.providers, &providers, &request)?;

@@ -295,6 +295,7 @@ impl RequestInput {
         Request {
             headers,
             peer_address: peer,
+            peer_certificate_digest: &|| None,
             route_name: self.route_name.as_deref(),
             route_rule: self.route_rule.as_deref(),
         }
