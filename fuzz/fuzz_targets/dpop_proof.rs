@@ -70,6 +70,7 @@ fn dpop(nonce: bool) -> Dpop {
         nonce: nonce.then(|| NonceKey::new(NONCE_SECRET, 300)),
         replay_buckets: 64,
         use_host: false,
+        keys: Default::default(),
     }
 }
 

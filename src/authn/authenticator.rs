@@ -76,7 +76,7 @@ impl Authenticator<'_> {
             .iter()
             .filter_map(|&index| configured.get(index))
             .flat_map(|provider| provider.locations.iter());
-        let found = find_token(request, locations);
+        let found = find_token(request, locations.clone());
         trace.record(|| match &found {
             Ok(None) => Step::NoToken,
             Ok(Some(found)) => Step::TokenFound {
@@ -85,7 +85,17 @@ impl Authenticator<'_> {
             },
             Err(failure) => Step::TokenUnusable(*failure),
         });
-        let Some(found) = found? else {
+        let found = match found {
+            Ok(found) => found,
+            Err(failure) => {
+                // Refused before one token stood out (two credentials, say): the challenge is
+                // DPoP's if any of them came with the DPoP scheme.
+                let dpop = locations.filter(|location| location.is_dpop());
+                self.presented_with_dpop = !matches!(find_token(request, dpop), Ok(None));
+                return Err(failure);
+            }
+        };
+        let Some(found) = found else {
             return Ok(None);
         };
         let with_dpop = found.locations.iter().any(|l| l.is_dpop());

@@ -129,6 +129,7 @@ pub(super) fn compile_dpop(
         nonce,
         replay_buckets,
         use_host: false,
+        keys: Default::default(),
     }))
 }
 

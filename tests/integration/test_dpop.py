@@ -178,7 +178,7 @@ def _faults(stack, keys: KeySet, alice: ClientKey, mallory: ClientKey, clients: 
         ("not-a-jws", "/dp/f", d + "malformed", token, ["not.a-jws"]),
         # 2. header
         ("typ-jwt", "/dp/f", d + "malformed", token, [pf(header={"typ": "JWT"})]),
-        ("typ-case", "/dp/f", d + "malformed", token, [pf(header={"typ": "DPoP+jwt"})]),
+        ("typ-prefixed", "/dp/f", d + "malformed", token, [pf(header={"typ": "jwt+dpop"})]),
         ("typ-missing", "/dp/f", d + "malformed", token, [pf(header={"typ": DROP})]),
         ("crit", "/dp/f", d + "malformed", token, [pf(header={"crit": ["exp"]})]),
         ("jwk-missing", "/dp/f", d + "malformed", token, [pf(header={"jwk": DROP})]),
@@ -243,7 +243,7 @@ def _faults(stack, keys: KeySet, alice: ClientKey, mallory: ClientKey, clients: 
     return out
 
 
-FAULT_IDS = ["missing", "two-lines", "comma-list", "not-a-jws", "typ-jwt", "typ-case", "typ-missing",
+FAULT_IDS = ["missing", "two-lines", "comma-list", "not-a-jws", "typ-jwt", "typ-prefixed", "typ-missing",
              "crit", "jwk-missing", "jwk-private-d", "jwk-private-rsa", "jwk-kty-not-alg", "jwk-crv-not-alg",
              "alg-hs256", "alg-none", "alg-not-configured", "signed-by-another-key", "signature-stripped",
              "jti-missing", "jti-empty", "jti-257", "jti-number", "htm-missing", "htu-missing", "iat-missing",
@@ -261,6 +261,14 @@ def test_each_proof_fault_is_refused(stack, keys, alice, mallory, clients, refus
     with refused():
         resp = send(stack, path, token, proofs)
     expect_dpop_401(resp, reason, **({"algs": algs} if algs else {}))
+
+
+def test_typ_is_a_media_type_compared_without_case(stack, keys, alice):
+    """RFC 7515 §4.1.9: `typ` is a media type, and media types are case-insensitive; a proof with
+    `DPoP+JWT` is the same type as `dpop+jwt`."""
+    token = bound_token(keys, alice)
+    u = url(port(stack), "/dp/f")
+    expect_upstream(send(stack, "/dp/f", token, proof(alice, "GET", u, token, header={"typ": "DPoP+JWT"})))
 
 
 def test_a_proof_with_d_and_its_public_twin(stack, keys, alice):

@@ -8,6 +8,7 @@
 //! ([`replay`]), so that no refused proof takes a place in it.
 
 pub mod htu;
+pub mod keys;
 pub mod nonce;
 pub mod proof;
 pub mod replay;
@@ -46,6 +47,8 @@ pub struct Dpop {
     pub replay_buckets: u32,
     /// The host checks the proof signatures it serves (set with the provider's own keys).
     pub use_host: bool,
+    /// This worker's compiled proof keys (empty in every fresh copy).
+    pub keys: keys::ProofKeys,
 }
 
 /// What one proof is checked against besides the provider's `dpop`.
@@ -73,7 +76,13 @@ impl Dpop {
         }
         let text =
             std::str::from_utf8(line.trim_ascii()).map_err(|_| AuthFailure::DpopProofMalformed)?;
-        let proof = proof::verify(text, &self.algorithms, self.use_host, context.verifier)?;
+        let proof = proof::verify(
+            text,
+            &self.algorithms,
+            self.use_host,
+            context.verifier,
+            &self.keys,
+        )?;
         if proof.htm.as_bytes() != request.method() || !htu::matches(&proof.htu, request) {
             return Err(AuthFailure::DpopProofMismatch);
         }
@@ -95,8 +104,7 @@ impl Dpop {
         {
             return Err(AuthFailure::DpopNonceRequired);
         }
-        let thumbprint =
-            thumbprint::jwk_thumbprint(&proof.jwk).map_err(|_| AuthFailure::DpopProofMalformed)?;
+        let thumbprint = &proof.thumbprint;
         if jkt != Some(thumbprint.as_str()) {
             return Err(AuthFailure::DpopKeyMismatch);
         }
@@ -105,7 +113,7 @@ impl Dpop {
             .iat
             .saturating_add(self.max_age_seconds)
             .saturating_add(1);
-        let key = replay::ReplayKey::new(&thumbprint, &proof.jti, self.replay_buckets);
+        let key = replay::ReplayKey::new(thumbprint, &proof.jti, self.replay_buckets);
         replay::remember(context.replay, key, expires, now)
     }
 }

@@ -4,6 +4,10 @@
 
 use serde_json::{Map, Value};
 
+use std::rc::Rc;
+
+use crate::authn::dpop::keys::{ProofKey, ProofKeys};
+use crate::authn::dpop::thumbprint::jwk_thumbprint;
 use crate::authn::jwks::proof_key;
 use crate::authn::verify::SignatureVerifier;
 use crate::reason::AuthFailure;
@@ -18,7 +22,8 @@ const MAX_JTI_BYTES: usize = 256;
 /// A proof whose signature is good; its claims are still to be judged.
 #[derive(Debug)]
 pub struct SignedProof {
-    pub jwk: Value,
+    /// The RFC 7638 thumbprint of the proof's `jwk`.
+    pub thumbprint: String,
     pub jti: String,
     pub htm: String,
     pub htu: String,
@@ -28,17 +33,18 @@ pub struct SignedProof {
 }
 
 /// Parses and checks the signature of `proof`. `use_host`: the host checks the signatures it
-/// serves, as for the provider's own keys.
+/// serves, as for the provider's own keys. `keys`: the worker's compiled proof keys.
 pub fn verify(
     proof: &str,
     algorithms: &[Algorithm],
     use_host: bool,
     verifier: &dyn SignatureVerifier,
+    keys: &ProofKeys,
 ) -> Result<SignedProof, AuthFailure> {
     if proof.len() > MAX_PROOF_BYTES {
         return Err(AuthFailure::DpopProofMalformed);
     }
-    let mut jws = UnverifiedJws::parse(proof).map_err(|_| AuthFailure::DpopProofMalformed)?;
+    let jws = UnverifiedJws::parse(proof).map_err(|_| AuthFailure::DpopProofMalformed)?;
     if !jws
         .header
         .typ
@@ -52,22 +58,33 @@ pub fn verify(
         .alg
         .filter(|alg| algorithms.contains(alg))
         .ok_or(AuthFailure::DpopProofAlgorithm)?;
-    let jwk = jws
-        .header
-        .jwk
-        .take()
-        .ok_or(AuthFailure::DpopProofMalformed)?;
-    let mut key = proof_key(&jwk, alg).map_err(|_| AuthFailure::DpopProofMalformed)?;
-    if use_host {
-        key.prefer_host();
-    }
+    // The header text names the key and the algorithm exactly: the same text, the same key.
+    let header = proof.split('.').next().unwrap_or_default();
+    let key = match keys.get(header) {
+        Some(key) => key,
+        None => {
+            let jwk = jws
+                .header
+                .jwk
+                .as_ref()
+                .ok_or(AuthFailure::DpopProofMalformed)?;
+            let mut key = proof_key(jwk, alg).map_err(|_| AuthFailure::DpopProofMalformed)?;
+            if use_host {
+                key.prefer_host();
+            }
+            let thumbprint = jwk_thumbprint(jwk).map_err(|_| AuthFailure::DpopProofMalformed)?;
+            let key = Rc::new(ProofKey { key, thumbprint });
+            keys.insert(header, key.clone());
+            key
+        }
+    };
     verifier
-        .verify(&key, &jws)
+        .verify(&key.key, &jws)
         .map_err(|_| AuthFailure::DpopProofBadSignature)?;
-    claims(jwk, &jws.claims)
+    claims(key.thumbprint.clone(), &jws.claims)
 }
 
-fn claims(jwk: Value, claims: &Map<String, Value>) -> Result<SignedProof, AuthFailure> {
+fn claims(thumbprint: String, claims: &Map<String, Value>) -> Result<SignedProof, AuthFailure> {
     let text = |name: &str| match claims.get(name) {
         Some(Value::String(text)) => Ok(Some(text.clone())),
         None => Ok(None),
@@ -83,7 +100,7 @@ fn claims(jwk: Value, claims: &Map<String, Value>) -> Result<SignedProof, AuthFa
         .and_then(numeric_date)
         .ok_or(AuthFailure::DpopProofMalformed)?;
     Ok(SignedProof {
-        jwk,
+        thumbprint,
         htm: required("htm")?,
         htu: required("htu")?,
         ath: text("ath")?,

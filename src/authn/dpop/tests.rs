@@ -64,6 +64,7 @@ fn dpop() -> Dpop {
         nonce: None,
         replay_buckets: 64,
         use_host: false,
+        keys: Default::default(),
     }
 }
 
