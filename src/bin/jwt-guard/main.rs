@@ -14,6 +14,7 @@ mod compiled;
 mod dpop;
 mod envoy_headers;
 mod explain;
+mod import;
 mod report;
 mod source;
 mod token;
@@ -33,6 +34,7 @@ Commands:
   explain CONFIG    show how the filter decides one request: the rule, each check, the answer
   token             mint a token for local testing from a private JWK or PEM key
   dpop              mint a DPoP proof (RFC 9449) for one request, to go with a DPoP-bound token
+  import            turn an Envoy jwt_authn configuration or Istio policies into a jwt-guard one
 
 CONFIG is a file holding the filter's JSON configuration, or an Envoy YAML file whose Wasm
 filter carries it as `configuration: {\"@type\": ...StringValue, value: |` followed by the JSON.
@@ -45,6 +47,7 @@ Exit codes:
   2  wrong command line
   3  explain: the request would be refused (401 or 403)
   4  a file cannot be read or used (key, key set, claims)
+  5  import: a field of the source cannot be expressed (without --allow-lossy)
 ";
 
 fn main() -> ExitCode {
@@ -93,7 +96,7 @@ fn run(argv: &[String]) -> Result<Report, Failure> {
     let Some((command, rest)) = argv.split_first() else {
         return Err(Failure::usage(
             "",
-            "no command given (check, explain, token or dpop)",
+            "no command given (check, explain, token, dpop or import)",
         ));
     };
     match command.as_str() {
@@ -101,12 +104,14 @@ fn run(argv: &[String]) -> Result<Report, Failure> {
         "explain" => explain::run(rest),
         "token" => token::run(rest),
         "dpop" => dpop::run(rest),
+        "import" => import::run(rest),
         "-h" | "--help" | "help" => Ok(Report::ok(
             match rest.first().map(String::as_str) {
                 Some("check") => check::HELP,
                 Some("explain") => explain::HELP,
                 Some("token") => token::HELP,
                 Some("dpop") => dpop::HELP,
+                Some("import") => import::HELP,
                 _ => HELP,
             }
             .to_string(),
@@ -117,7 +122,7 @@ fn run(argv: &[String]) -> Result<Report, Failure> {
         ))),
         other => Err(Failure::usage(
             "",
-            format!("unknown command {other:?} (check, explain, token or dpop)"),
+            format!("unknown command {other:?} (check, explain, token, dpop or import)"),
         )),
     }
 }
