@@ -15,7 +15,9 @@ pub mod rule;
 pub mod schema;
 
 pub use error::ConfigError;
-pub use model::{Authentication, Config, Matcher, PathMatch, Rule, SignatureBackend};
+pub use model::{
+    Authentication, Config, CustomRefusal, Matcher, PathMatch, Rule, RuleAction, SignatureBackend,
+};
 
 #[cfg(test)]
 mod tests;

@@ -2,12 +2,17 @@
 
 use crate::authn::claims::ClaimPath;
 use crate::authn::provider::Provider;
+use std::rc::Rc;
+
 use crate::authz::address::{NetSet, parse_net};
+use crate::authz::conditions::{HeaderCondition, Pattern, PrincipalRule};
 use crate::authz::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
 use crate::config::error::ConfigError;
-use crate::config::model::{Authentication, Matcher, PathMatch, Rule};
+use crate::config::model::{Authentication, CustomRefusal, Matcher, PathMatch, Rule, RuleAction};
 use crate::config::names::{is_quotable, is_stat_name, is_unnamed_label};
-use crate::config::schema::{RawAllowDeny, RawAnyAll, RawClaim, RawMatch, RawRule};
+use crate::config::schema::{
+    RawAllowDeny, RawAnyAll, RawClaim, RawHeader, RawMatch, RawRefusal, RawRule,
+};
 
 pub(super) fn compile_rule(
     index: usize,
@@ -33,6 +38,19 @@ pub(super) fn compile_rule(
         }
         Some(name) => name.to_string(),
     };
+    let action = match raw.action.as_deref() {
+        None | Some("allow") => RuleAction::Allow,
+        Some("deny") => RuleAction::Deny,
+        Some(other) => {
+            return Err(ConfigError::new(
+                field("action"),
+                format!("\"allow\" or \"deny\", not {other:?}"),
+            ));
+        }
+    };
+    if action == RuleAction::Deny {
+        return compile_deny_rule(&at, label, raw, has_geo);
+    }
     let matcher = match raw.matcher {
         Some(matcher) => Some(compile_match(&field("match"), matcher)?),
         None if raw.name.is_none() => {
@@ -67,9 +85,20 @@ pub(super) fn compile_rule(
         || raw.claims.is_some()
         || raw.source_ips.is_some()
         || raw.countries.is_some()
-        || raw.bind_ip_claim.is_some();
-    if raw.disabled {
-        if named.is_some() || raw.allow_anonymous || has_requirements || raw.dry_run {
+        || raw.bind_ip_claim.is_some()
+        || raw.principals.is_some()
+        || raw.headers.is_some();
+    let allow_anonymous = raw.allow_anonymous.unwrap_or(false);
+    let dry_run = raw.dry_run.unwrap_or(false);
+    let fall_through = raw.fall_through.unwrap_or(false);
+    if raw.disabled.unwrap_or(false) {
+        if named.is_some()
+            || allow_anonymous
+            || has_requirements
+            || dry_run
+            || fall_through
+            || raw.refusal.is_some()
+        {
             return Err(ConfigError::new(
                 field("disabled"),
                 "a disabled rule takes only \"match\"",
@@ -82,6 +111,9 @@ pub(super) fn compile_rule(
             authentication: Authentication::Disabled,
             policy: Policy::default(),
             dry_run: false,
+            action,
+            fall_through: false,
+            refusal: None,
         });
     }
     let provider_indexes = match named {
@@ -104,50 +136,305 @@ pub(super) fn compile_rule(
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let authentication = if raw.allow_anonymous {
+    let authentication = if allow_anonymous {
         Authentication::Optional(provider_indexes)
     } else {
         Authentication::Required(provider_indexes)
     };
-    let policy = Policy {
-        roles: raw
-            .roles
-            .map(|r| compile_any_all(&field("roles"), r))
-            .transpose()?,
-        scopes: raw
-            .scopes
-            .map(|r| compile_any_all(&field("scopes"), r))
-            .transpose()?,
-        claims: raw
-            .claims
-            .map(|claims| compile_claims(&field("claims"), claims))
-            .transpose()?
-            .unwrap_or_default(),
-        source_ips: raw
-            .source_ips
-            .map(|ips| compile_ips(&field("source_ips"), ips))
-            .transpose()?,
-        countries: raw
-            .countries
-            .map(|countries| compile_countries(&field("countries"), countries, has_geo))
-            .transpose()?,
-        bind_ip_claim: raw
-            .bind_ip_claim
-            .map(|name| {
-                ClaimPath::parse(&name).ok_or_else(|| {
-                    ConfigError::new(field("bind_ip_claim"), "not a valid claim name")
-                })
-            })
-            .transpose()?,
-    };
+    let refusal = raw
+        .refusal
+        .map(|r| compile_refusal(&field("refusal"), r, false))
+        .transpose()?;
+    let mut policy = compile_conditions(
+        &at,
+        &raw.roles,
+        &raw.scopes,
+        &raw.claims,
+        &raw.principals,
+        &raw.headers,
+    )?;
+    policy.source_ips = raw
+        .source_ips
+        .map(|ips| compile_ips(&field("source_ips"), ips))
+        .transpose()?;
+    policy.countries = raw
+        .countries
+        .map(|countries| compile_countries(&field("countries"), countries, has_geo))
+        .transpose()?;
+    policy.bind_ip_claim = raw
+        .bind_ip_claim
+        .map(|name| {
+            ClaimPath::parse(&name)
+                .ok_or_else(|| ConfigError::new(field("bind_ip_claim"), "not a valid claim name"))
+        })
+        .transpose()?;
     Ok(Rule {
         name: raw.name,
         label,
         matcher,
         authentication,
         policy,
-        dry_run: raw.dry_run,
+        dry_run,
+        action,
+        fall_through,
+        refusal,
     })
+}
+
+/// A deny rule: `name`, `match` (absent: every request), the conditions it tests and its
+/// `refusal`; what only an allow rule can use is refused, naming the field.
+fn compile_deny_rule(
+    at: &str,
+    label: String,
+    raw: RawRule,
+    has_geo: bool,
+) -> Result<Rule, ConfigError> {
+    let field = |member: &str| format!("{at}.{member}");
+    let refused = [
+        ("provider", raw.provider.is_some()),
+        ("providers", raw.providers.is_some()),
+        ("allow_anonymous", raw.allow_anonymous.is_some()),
+        ("disabled", raw.disabled.is_some()),
+        ("dry_run", raw.dry_run.is_some()),
+        ("fall_through", raw.fall_through.is_some()),
+        ("bind_ip_claim", raw.bind_ip_claim.is_some()),
+    ];
+    if let Some((member, _)) = refused.iter().find(|(_, given)| *given) {
+        return Err(ConfigError::new(
+            field(member),
+            "a deny rule takes only name, match, action, conditions and refusal",
+        ));
+    }
+    let matcher = raw
+        .matcher
+        .map(|m| compile_match(&field("match"), m))
+        .transpose()?;
+    let refusal = raw
+        .refusal
+        .map(|r| compile_refusal(&field("refusal"), r, true))
+        .transpose()?;
+    let mut policy = compile_conditions(
+        at,
+        &raw.roles,
+        &raw.scopes,
+        &raw.claims,
+        &raw.principals,
+        &raw.headers,
+    )?;
+    policy.source_ips = raw
+        .source_ips
+        .map(|ips| compile_ips(&field("source_ips"), ips))
+        .transpose()?;
+    policy.countries = raw
+        .countries
+        .map(|countries| compile_countries(&field("countries"), countries, has_geo))
+        .transpose()?;
+    Ok(Rule {
+        name: raw.name,
+        label,
+        matcher,
+        authentication: Authentication::Disabled,
+        policy,
+        dry_run: false,
+        action: RuleAction::Deny,
+        fall_through: false,
+        refusal,
+    })
+}
+
+/// The conditions on the token and the request headers, common to allow and deny rules.
+fn compile_conditions(
+    at: &str,
+    roles: &Option<RawAnyAll>,
+    scopes: &Option<RawAnyAll>,
+    claims: &Option<Vec<RawClaim>>,
+    principals: &Option<RawAnyAll>,
+    headers: &Option<Vec<RawHeader>>,
+) -> Result<Policy, ConfigError> {
+    let field = |member: &str| format!("{at}.{member}");
+    Ok(Policy {
+        roles: roles
+            .as_ref()
+            .map(|r| compile_any_all(&field("roles"), r))
+            .transpose()?,
+        scopes: scopes
+            .as_ref()
+            .map(|r| compile_any_all(&field("scopes"), r))
+            .transpose()?,
+        claims: claims
+            .as_ref()
+            .map(|claims| compile_claims(&field("claims"), claims))
+            .transpose()?
+            .unwrap_or_default(),
+        principals: principals
+            .as_ref()
+            .map(|p| compile_principals(&field("principals"), p))
+            .transpose()?,
+        headers: headers
+            .as_ref()
+            .map(|h| compile_headers(&field("headers"), h))
+            .transpose()?
+            .unwrap_or_default(),
+        ..Policy::default()
+    })
+}
+
+fn patterns(field: &str, list: &[String]) -> Result<Vec<Pattern>, ConfigError> {
+    list.iter()
+        .enumerate()
+        .map(|(index, text)| {
+            Pattern::parse(text).ok_or_else(|| {
+                ConfigError::new(
+                    format!("{field}[{index}]"),
+                    "exact, \"prefix*\", \"*suffix\" or \"*\" (one '*', first or last)",
+                )
+            })
+        })
+        .collect()
+}
+
+fn compile_principals(field: &str, raw: &RawAnyAll) -> Result<PrincipalRule, ConfigError> {
+    if !raw.all.is_empty() {
+        return Err(ConfigError::new(
+            format!("{field}.all"),
+            "principals take \"any\" and \"none\" (a token has one principal)",
+        ));
+    }
+    if raw.any.is_empty() && raw.none.is_empty() {
+        return Err(ConfigError::new(field, "give \"any\" or \"none\""));
+    }
+    Ok(PrincipalRule {
+        any: patterns(&format!("{field}.any"), &raw.any)?,
+        none: patterns(&format!("{field}.none"), &raw.none)?,
+    })
+}
+
+fn compile_headers(field: &str, raw: &[RawHeader]) -> Result<Vec<HeaderCondition>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new(field, "must not be empty (omit it)"));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(index, header)| {
+            let at = format!("{field}[{index}]");
+            let name = &header.name;
+            let token = !name.is_empty()
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+                });
+            if !token {
+                return Err(ConfigError::new(
+                    format!("{at}.name"),
+                    "a lower-case header name (not a ':' pseudo-header)",
+                ));
+            }
+            let list = |member: &str, list: &Option<Vec<String>>| match list {
+                None => Ok(Vec::new()),
+                Some(list) if list.is_empty() => Err(ConfigError::new(
+                    format!("{at}.{member}"),
+                    "must not be empty (omit it)",
+                )),
+                Some(list) => patterns(&format!("{at}.{member}"), list),
+            };
+            let values = list("values", &header.values)?;
+            let not_values = list("not_values", &header.not_values)?;
+            if header.present.is_none() && values.is_empty() && not_values.is_empty() {
+                return Err(ConfigError::new(
+                    at,
+                    "give \"present\", \"values\" or \"not_values\"",
+                ));
+            }
+            if header.present == Some(false) && !(values.is_empty() && not_values.is_empty()) {
+                return Err(ConfigError::new(
+                    format!("{at}.present"),
+                    "false (absent) cannot go with values or not_values",
+                ));
+            }
+            Ok(HeaderCondition {
+                name: name.clone(),
+                present: header.present,
+                values,
+                not_values,
+            })
+        })
+        .collect()
+}
+
+/// `refusal`: a 4xx status, an optional body (at most 4096 bytes) and its type, and which of
+/// the rule's refusals it answers. A 401 answering a 403 would tell an authenticated caller to
+/// authenticate again: refused.
+fn compile_refusal(
+    field: &str,
+    raw: RawRefusal,
+    deny_rule: bool,
+) -> Result<Rc<CustomRefusal>, ConfigError> {
+    let status = match raw.status {
+        None => return Err(ConfigError::new(format!("{field}.status"), "missing")),
+        Some(status @ 400..=499) => status,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{field}.status"),
+                "a client error status, 400 to 499",
+            ));
+        }
+    };
+    let (mut forbidden, mut unauthorized) = (raw.for_.is_none(), false);
+    for (index, kind) in raw.for_.iter().flatten().enumerate() {
+        match kind.as_str() {
+            "forbidden" if !forbidden => forbidden = true,
+            "unauthorized" if !unauthorized => unauthorized = true,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{field}.for[{index}]"),
+                    "\"forbidden\" or \"unauthorized\", each once",
+                ));
+            }
+        }
+    }
+    if !forbidden && !unauthorized {
+        return Err(ConfigError::new(
+            format!("{field}.for"),
+            "must not be empty",
+        ));
+    }
+    if deny_rule && unauthorized {
+        return Err(ConfigError::new(
+            format!("{field}.for"),
+            "a deny rule only forbids: [\"forbidden\"]",
+        ));
+    }
+    if status == 401 && forbidden {
+        return Err(ConfigError::new(
+            format!("{field}.status"),
+            "401 for a 403 would ask an authenticated caller to authenticate again",
+        ));
+    }
+    if let Some(body) = &raw.body
+        && body.len() > 4096
+    {
+        return Err(ConfigError::new(
+            format!("{field}.body"),
+            "at most 4096 bytes",
+        ));
+    }
+    let content_type = match raw.content_type {
+        Some(text) if text.is_empty() || !is_quotable(&text) => {
+            return Err(ConfigError::new(
+                format!("{field}.content_type"),
+                "a media type in printable ASCII",
+            ));
+        }
+        Some(text) => text,
+        None if raw.body.is_some() => "text/plain".to_string(),
+        None => "application/json".to_string(),
+    };
+    Ok(Rc::new(CustomRefusal {
+        status,
+        body: raw.body,
+        content_type,
+        forbidden,
+        unauthorized,
+    }))
 }
 
 pub(super) fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigError> {
@@ -240,15 +527,16 @@ pub(super) fn non_empty_list(
 
 pub(super) fn compile_any_all(
     field: &str,
-    raw: RawAnyAll,
+    raw: &RawAnyAll,
 ) -> Result<StringRequirement, ConfigError> {
-    if raw.any.is_empty() && raw.all.is_empty() {
-        return Err(ConfigError::new(field, "give \"any\" or \"all\""));
+    if raw.any.is_empty() && raw.all.is_empty() && raw.none.is_empty() {
+        return Err(ConfigError::new(field, "give \"any\", \"all\" or \"none\""));
     }
     if raw
         .any
         .iter()
         .chain(&raw.all)
+        .chain(&raw.none)
         .any(|v| v.is_empty() || v.contains(' ') || !is_quotable(v))
     {
         return Err(ConfigError::new(
@@ -256,38 +544,54 @@ pub(super) fn compile_any_all(
             "entries must be non-empty printable ASCII without spaces, '\"' or '\\'",
         ));
     }
-    Ok(StringRequirement::new(raw.any, raw.all))
+    Ok(StringRequirement::with_none(
+        raw.any.clone(),
+        raw.all.clone(),
+        raw.none.clone(),
+    ))
 }
 
 pub(super) fn compile_claims(
     field: &str,
-    raw: Vec<RawClaim>,
+    raw: &[RawClaim],
 ) -> Result<Vec<ClaimRequirement>, ConfigError> {
-    raw.into_iter()
+    raw.iter()
         .enumerate()
         .map(|(index, claim)| {
             let at = format!("{field}[{index}]");
             let path = ClaimPath::parse(&claim.name)
                 .ok_or_else(|| ConfigError::new(format!("{at}.name"), "not a valid claim name"))?;
-            if claim.values.is_empty() {
+            if claim.values.is_none() && claim.not_values.is_none() {
                 return Err(ConfigError::new(
                     format!("{at}.values"),
-                    "must not be empty",
+                    "give \"values\" or \"not_values\"",
                 ));
             }
-            if claim
-                .values
-                .iter()
-                .any(|v| v.is_array() || v.is_object() || v.is_null())
-            {
-                return Err(ConfigError::new(
-                    format!("{at}.values"),
-                    "values must be strings, numbers or booleans",
-                ));
+            let list = |member: &str, list: &Option<Vec<serde_json::Value>>| {
+                let list = list.clone().unwrap_or_default();
+                if list
+                    .iter()
+                    .any(|v| v.is_array() || v.is_object() || v.is_null())
+                {
+                    return Err(ConfigError::new(
+                        format!("{at}.{member}"),
+                        "values must be strings, numbers or booleans",
+                    ));
+                }
+                Ok(list)
+            };
+            for (member, given) in [("values", &claim.values), ("not_values", &claim.not_values)] {
+                if given.as_ref().is_some_and(Vec::is_empty) {
+                    return Err(ConfigError::new(
+                        format!("{at}.{member}"),
+                        "must not be empty",
+                    ));
+                }
             }
             Ok(ClaimRequirement {
                 path,
-                values: claim.values,
+                values: list("values", &claim.values)?,
+                not_values: list("not_values", &claim.not_values)?,
             })
         })
         .collect()

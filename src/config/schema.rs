@@ -103,18 +103,42 @@ pub(super) struct RawRule {
     pub(super) matcher: Option<RawMatch>,
     pub(super) provider: Option<String>,
     pub(super) providers: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) allow_anonymous: bool,
-    #[serde(default)]
-    pub(super) disabled: bool,
-    #[serde(default)]
-    pub(super) dry_run: bool,
+    /// `Option`s so that a deny rule can refuse them even when written `false`.
+    pub(super) allow_anonymous: Option<bool>,
+    pub(super) disabled: Option<bool>,
+    pub(super) dry_run: Option<bool>,
     pub(super) roles: Option<RawAnyAll>,
     pub(super) scopes: Option<RawAnyAll>,
     pub(super) claims: Option<Vec<RawClaim>>,
     pub(super) source_ips: Option<RawAllowDeny>,
     pub(super) countries: Option<RawAllowDeny>,
     pub(super) bind_ip_claim: Option<String>,
+    pub(super) action: Option<String>,
+    pub(super) fall_through: Option<bool>,
+    /// `{"any", "none"}` (`all` is refused).
+    pub(super) principals: Option<RawAnyAll>,
+    pub(super) headers: Option<Vec<RawHeader>>,
+    pub(super) refusal: Option<RawRefusal>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawHeader {
+    pub(super) name: String,
+    pub(super) present: Option<bool>,
+    pub(super) values: Option<Vec<String>>,
+    pub(super) not_values: Option<Vec<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawRefusal {
+    #[serde(default, deserialize_with = "whole_number")]
+    pub(super) status: Option<u32>,
+    pub(super) body: Option<String>,
+    pub(super) content_type: Option<String>,
+    #[serde(rename = "for")]
+    pub(super) for_: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -134,13 +158,16 @@ pub(super) struct RawAnyAll {
     pub(super) any: Vec<String>,
     #[serde(default)]
     pub(super) all: Vec<String>,
+    #[serde(default)]
+    pub(super) none: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClaim {
     pub(super) name: String,
-    pub(super) values: Vec<Value>,
+    pub(super) values: Option<Vec<Value>>,
+    pub(super) not_values: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]

@@ -604,6 +604,7 @@ fn responses_follow_rfc_6750() {
             refusal,
             scope_hint: hint.map(String::from),
             dpop: None,
+            custom: None,
         }
         .response("api")
     };

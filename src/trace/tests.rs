@@ -193,13 +193,20 @@ fn brief(config: &Config, step: &Step) -> String {
         Step::Binding(outcome) => format!("binding {}", result(outcome)),
         Step::ClientIp(ip) => format!("ip {}", ip.map_or("-".into(), |ip| ip.to_string())),
         Step::Country(country) => format!("country {country:?}"),
-        Step::Policy { check, result } => format!(
+        Step::Policy { check, result, .. } => format!(
             "{check:?} {}",
             match result {
-                Ok(()) => "ok",
-                Err(forbidden) => forbidden.code(),
+                Judgement::Holds => "ok",
+                Judgement::Fails(forbidden) => forbidden.code(),
+                Judgement::Unknown(forbidden) => forbidden.code(),
             }
         ),
+        Step::DenyRule {
+            rule,
+            applies,
+            denied,
+        } => format!("deny {rule} applies {applies} denied {denied}"),
+        Step::FallThrough { from, to, why } => format!("fall_through {from} -> {to:?} {why}"),
     }
 }
 
