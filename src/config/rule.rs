@@ -7,12 +7,12 @@ use std::rc::Rc;
 use crate::authz::address::{NetSet, parse_net};
 use crate::authz::conditions::{HeaderCondition, Pattern, PrincipalRule};
 use crate::authz::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
+use crate::config::dpop::{object, whole};
 use crate::config::error::ConfigError;
 use crate::config::model::{Authentication, CustomRefusal, Matcher, PathMatch, Rule, RuleAction};
 use crate::config::names::{is_quotable, is_stat_name, is_unnamed_label};
-use crate::config::schema::{
-    RawAllowDeny, RawAnyAll, RawClaim, RawHeader, RawMatch, RawRefusal, RawRule,
-};
+use crate::config::schema::{RawAllowDeny, RawAnyAll, RawClaim, RawMatch, RawRule};
+use serde_json::Value;
 
 pub(super) fn compile_rule(
     index: usize,
@@ -143,6 +143,7 @@ pub(super) fn compile_rule(
     };
     let refusal = raw
         .refusal
+        .as_ref()
         .map(|r| compile_refusal(&field("refusal"), r, false))
         .transpose()?;
     let mut policy = compile_conditions(
@@ -211,6 +212,7 @@ fn compile_deny_rule(
         .transpose()?;
     let refusal = raw
         .refusal
+        .as_ref()
         .map(|r| compile_refusal(&field("refusal"), r, true))
         .transpose()?;
     let mut policy = compile_conditions(
@@ -249,7 +251,7 @@ fn compile_conditions(
     scopes: &Option<RawAnyAll>,
     claims: &Option<Vec<RawClaim>>,
     principals: &Option<RawAnyAll>,
-    headers: &Option<Vec<RawHeader>>,
+    headers: &Option<Value>,
 ) -> Result<Policy, ConfigError> {
     let field = |member: &str| format!("{at}.{member}");
     Ok(Policy {
@@ -283,12 +285,8 @@ fn patterns(field: &str, list: &[String]) -> Result<Vec<Pattern>, ConfigError> {
     list.iter()
         .enumerate()
         .map(|(index, text)| {
-            Pattern::parse(text).ok_or_else(|| {
-                ConfigError::new(
-                    format!("{field}[{index}]"),
-                    "exact, \"prefix*\", \"*suffix\" or \"*\" (one '*', first or last)",
-                )
-            })
+            Pattern::parse(text)
+                .ok_or_else(|| ConfigError::new(format!("{field}[{index}]"), PATTERN_FORMS))
         })
         .collect()
 }
@@ -309,15 +307,22 @@ fn compile_principals(field: &str, raw: &RawAnyAll) -> Result<PrincipalRule, Con
     })
 }
 
-fn compile_headers(field: &str, raw: &[RawHeader]) -> Result<Vec<HeaderCondition>, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError::new(field, "must not be empty (omit it)"));
-    }
-    raw.iter()
+fn compile_headers(field: &str, raw: &Value) -> Result<Vec<HeaderCondition>, ConfigError> {
+    let entries = match raw {
+        Value::Array(entries) if !entries.is_empty() => entries,
+        Value::Array(_) => return Err(ConfigError::new(field, "must not be empty (omit it)")),
+        _ => return Err(ConfigError::new(field, "must be an array")),
+    };
+    entries
+        .iter()
         .enumerate()
         .map(|(index, header)| {
             let at = format!("{field}[{index}]");
-            let name = &header.name;
+            let members = object(&at, header, &["name", "present", "values", "not_values"])?;
+            let name = members
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             let token = !name.is_empty()
                 && name.bytes().all(|b| {
                     b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
@@ -328,31 +333,52 @@ fn compile_headers(field: &str, raw: &[RawHeader]) -> Result<Vec<HeaderCondition
                     "a lower-case header name (not a ':' pseudo-header)",
                 ));
             }
-            let list = |member: &str, list: &Option<Vec<String>>| match list {
-                None => Ok(Vec::new()),
-                Some(list) if list.is_empty() => Err(ConfigError::new(
-                    format!("{at}.{member}"),
-                    "must not be empty (omit it)",
-                )),
-                Some(list) => patterns(&format!("{at}.{member}"), list),
+            let present = match members.get("present") {
+                None => None,
+                Some(Value::Bool(present)) => Some(*present),
+                Some(_) => {
+                    return Err(ConfigError::new(
+                        format!("{at}.present"),
+                        "must be true or false",
+                    ));
+                }
             };
-            let values = list("values", &header.values)?;
-            let not_values = list("not_values", &header.not_values)?;
-            if header.present.is_none() && values.is_empty() && not_values.is_empty() {
+            let list = |member: &str| {
+                let field = format!("{at}.{member}");
+                match members.get(member) {
+                    None => Ok(Vec::new()),
+                    Some(Value::Array(list)) if !list.is_empty() => list
+                        .iter()
+                        .enumerate()
+                        .map(|(index, text)| {
+                            text.as_str().and_then(Pattern::parse).ok_or_else(|| {
+                                ConfigError::new(format!("{field}[{index}]"), PATTERN_FORMS)
+                            })
+                        })
+                        .collect(),
+                    Some(_) => Err(ConfigError::new(
+                        field,
+                        "must be a non-empty array of strings",
+                    )),
+                }
+            };
+            let values = list("values")?;
+            let not_values = list("not_values")?;
+            if present.is_none() && values.is_empty() && not_values.is_empty() {
                 return Err(ConfigError::new(
                     at,
                     "give \"present\", \"values\" or \"not_values\"",
                 ));
             }
-            if header.present == Some(false) && !(values.is_empty() && not_values.is_empty()) {
+            if present == Some(false) && !(values.is_empty() && not_values.is_empty()) {
                 return Err(ConfigError::new(
                     format!("{at}.present"),
                     "false (absent) cannot go with values or not_values",
                 ));
             }
             Ok(HeaderCondition {
-                name: name.clone(),
-                present: header.present,
+                name: name.to_string(),
+                present,
                 values,
                 not_values,
             })
@@ -360,17 +386,41 @@ fn compile_headers(field: &str, raw: &[RawHeader]) -> Result<Vec<HeaderCondition
         .collect()
 }
 
+const PATTERN_FORMS: &str =
+    "exact, \"prefix*\", \"*suffix\" or \"*\" (one '*', first or last, never alone with others)";
+
 /// `refusal`: a 4xx status, an optional body (at most 4096 bytes) and its type, and which of
 /// the rule's refusals it answers. A 401 answering a 403 would tell an authenticated caller to
 /// authenticate again: refused.
 fn compile_refusal(
     field: &str,
-    raw: RawRefusal,
+    raw: &Value,
     deny_rule: bool,
 ) -> Result<Rc<CustomRefusal>, ConfigError> {
-    let status = match raw.status {
+    let members = object(field, raw, &["status", "body", "content_type", "for"])?;
+    let text = |member: &str| match members.get(member) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(ConfigError::new(
+            format!("{field}.{member}"),
+            "must be a string",
+        )),
+    };
+    let body = text("body")?;
+    let content_type = text("content_type")?;
+    let kinds = match members.get("for") {
+        None => None,
+        Some(Value::Array(kinds)) => Some(kinds),
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{field}.for"),
+                "must be an array: [\"forbidden\"], [\"unauthorized\"] or both",
+            ));
+        }
+    };
+    let status = match whole(field, members, "status")? {
         None => return Err(ConfigError::new(format!("{field}.status"), "missing")),
-        Some(status @ 400..=499) => status,
+        Some(status @ 400..=499) => status as u32,
         Some(_) => {
             return Err(ConfigError::new(
                 format!("{field}.status"),
@@ -378,9 +428,9 @@ fn compile_refusal(
             ));
         }
     };
-    let (mut forbidden, mut unauthorized) = (raw.for_.is_none(), false);
-    for (index, kind) in raw.for_.iter().flatten().enumerate() {
-        match kind.as_str() {
+    let (mut forbidden, mut unauthorized) = (kinds.is_none(), false);
+    for (index, kind) in kinds.into_iter().flatten().enumerate() {
+        match kind.as_str().unwrap_or_default() {
             "forbidden" if !forbidden => forbidden = true,
             "unauthorized" if !unauthorized => unauthorized = true,
             _ => {
@@ -409,7 +459,7 @@ fn compile_refusal(
             "401 for a 403 would ask an authenticated caller to authenticate again",
         ));
     }
-    if let Some(body) = &raw.body
+    if let Some(body) = &body
         && body.len() > 4096
     {
         return Err(ConfigError::new(
@@ -417,7 +467,7 @@ fn compile_refusal(
             "at most 4096 bytes",
         ));
     }
-    let content_type = match raw.content_type {
+    let content_type = match content_type {
         Some(text) if text.is_empty() || !is_quotable(&text) => {
             return Err(ConfigError::new(
                 format!("{field}.content_type"),
@@ -425,12 +475,12 @@ fn compile_refusal(
             ));
         }
         Some(text) => text,
-        None if raw.body.is_some() => "text/plain".to_string(),
+        None if body.is_some() => "text/plain".to_string(),
         None => "application/json".to_string(),
     };
     Ok(Rc::new(CustomRefusal {
         status,
-        body: raw.body,
+        body,
         content_type,
         forbidden,
         unauthorized,

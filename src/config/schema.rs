@@ -117,28 +117,10 @@ pub(super) struct RawRule {
     pub(super) fall_through: Option<bool>,
     /// `{"any", "none"}` (`all` is refused).
     pub(super) principals: Option<RawAnyAll>,
-    pub(super) headers: Option<Vec<RawHeader>>,
-    pub(super) refusal: Option<RawRefusal>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawHeader {
-    pub(super) name: String,
-    pub(super) present: Option<bool>,
-    pub(super) values: Option<Vec<String>>,
-    pub(super) not_values: Option<Vec<String>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawRefusal {
-    #[serde(default, deserialize_with = "whole_number")]
-    pub(super) status: Option<u32>,
-    pub(super) body: Option<String>,
-    pub(super) content_type: Option<String>,
-    #[serde(rename = "for")]
-    pub(super) for_: Option<Vec<String>>,
+    /// `headers` and `refusal` are read member by member by [`super::rule`], as `dpop` is:
+    /// serde derives cost the `.wasm` far more than the few lines that read them.
+    pub(super) headers: Option<Value>,
+    pub(super) refusal: Option<Value>,
 }
 
 #[derive(Deserialize)]
