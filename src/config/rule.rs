@@ -48,12 +48,28 @@ pub(super) fn compile_rule(
             ));
         }
     };
-    if action == RuleAction::Deny {
-        return compile_deny_rule(&at, label, raw, has_geo);
+    let deny = action == RuleAction::Deny;
+    if deny {
+        let refused = [
+            ("provider", raw.provider.is_some()),
+            ("providers", raw.providers.is_some()),
+            ("allow_anonymous", raw.allow_anonymous.is_some()),
+            ("disabled", raw.disabled.is_some()),
+            ("dry_run", raw.dry_run.is_some()),
+            ("fall_through", raw.fall_through.is_some()),
+            ("bind_ip_claim", raw.bind_ip_claim.is_some()),
+        ];
+        if let Some((member, _)) = refused.iter().find(|(_, given)| *given) {
+            return Err(ConfigError::new(
+                field(member),
+                "a deny rule takes only name, match, action, conditions and refusal",
+            ));
+        }
     }
     let matcher = match raw.matcher {
         Some(matcher) => Some(compile_match(&field("match"), matcher)?),
-        None if raw.name.is_none() => {
+        // A deny rule without `match` applies to every request.
+        None if raw.name.is_none() && !deny => {
             return Err(ConfigError::new(
                 field("match"),
                 "missing: a rule without a name needs a match (a named one may be bound by routes only)",
@@ -61,38 +77,20 @@ pub(super) fn compile_rule(
         }
         None => None,
     };
-    let named = match (raw.provider, raw.providers) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                field("providers"),
-                "give provider or providers, not both",
-            ));
-        }
-        (Some(one), None) => Some(vec![(field("provider"), one)]),
-        (None, Some(many)) if many.is_empty() => {
-            return Err(ConfigError::new(field("providers"), "must not be empty"));
-        }
-        (None, Some(many)) => Some(
-            many.into_iter()
-                .enumerate()
-                .map(|(i, name)| (format!("{}[{i}]", field("providers")), name))
-                .collect(),
-        ),
-        (None, None) => None,
-    };
-    let has_requirements = raw.roles.is_some()
-        || raw.scopes.is_some()
-        || raw.claims.is_some()
-        || raw.source_ips.is_some()
-        || raw.countries.is_some()
-        || raw.bind_ip_claim.is_some()
-        || raw.principals.is_some()
-        || raw.headers.is_some();
     let allow_anonymous = raw.allow_anonymous.unwrap_or(false);
     let dry_run = raw.dry_run.unwrap_or(false);
     let fall_through = raw.fall_through.unwrap_or(false);
     if raw.disabled.unwrap_or(false) {
-        if named.is_some()
+        let has_requirements = raw.roles.is_some()
+            || raw.scopes.is_some()
+            || raw.claims.is_some()
+            || raw.source_ips.is_some()
+            || raw.countries.is_some()
+            || raw.bind_ip_claim.is_some()
+            || raw.principals.is_some()
+            || raw.headers.is_some();
+        if raw.provider.is_some()
+            || raw.providers.is_some()
             || allow_anonymous
             || has_requirements
             || dry_run
@@ -116,35 +114,10 @@ pub(super) fn compile_rule(
             refusal: None,
         });
     }
-    let provider_indexes = match named {
-        None if providers.is_empty() => {
-            return Err(ConfigError::new(
-                field("provider"),
-                "the rule needs a token provider but none is configured",
-            ));
-        }
-        None => (0..providers.len()).collect(),
-        Some(names) => names
-            .into_iter()
-            .map(|(name_field, name)| {
-                providers
-                    .iter()
-                    .position(|p| p.name == name)
-                    .ok_or_else(|| {
-                        ConfigError::new(name_field, format!("unknown provider {name:?}"))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let authentication = if allow_anonymous {
-        Authentication::Optional(provider_indexes)
-    } else {
-        Authentication::Required(provider_indexes)
-    };
     let refusal = raw
         .refusal
         .as_ref()
-        .map(|r| compile_refusal(&field("refusal"), r, false))
+        .map(|r| compile_refusal(&field("refusal"), r, deny))
         .transpose()?;
     let mut policy = compile_conditions(
         &at,
@@ -169,6 +142,55 @@ pub(super) fn compile_rule(
                 .ok_or_else(|| ConfigError::new(field("bind_ip_claim"), "not a valid claim name"))
         })
         .transpose()?;
+    let authentication = if deny {
+        // Deny rules read the identity the selected rule authenticated; they never authenticate.
+        Authentication::Disabled
+    } else {
+        let named = match (raw.provider, raw.providers) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    field("providers"),
+                    "give provider or providers, not both",
+                ));
+            }
+            (Some(one), None) => Some(vec![(field("provider"), one)]),
+            (None, Some(many)) if many.is_empty() => {
+                return Err(ConfigError::new(field("providers"), "must not be empty"));
+            }
+            (None, Some(many)) => Some(
+                many.into_iter()
+                    .enumerate()
+                    .map(|(i, name)| (format!("{}[{i}]", field("providers")), name))
+                    .collect(),
+            ),
+            (None, None) => None,
+        };
+        let provider_indexes = match named {
+            None if providers.is_empty() => {
+                return Err(ConfigError::new(
+                    field("provider"),
+                    "the rule needs a token provider but none is configured",
+                ));
+            }
+            None => (0..providers.len()).collect(),
+            Some(names) => names
+                .into_iter()
+                .map(|(name_field, name)| {
+                    providers
+                        .iter()
+                        .position(|p| p.name == name)
+                        .ok_or_else(|| {
+                            ConfigError::new(name_field, format!("unknown provider {name:?}"))
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if allow_anonymous {
+            Authentication::Optional(provider_indexes)
+        } else {
+            Authentication::Required(provider_indexes)
+        }
+    };
     Ok(Rule {
         name: raw.name,
         label,
@@ -178,68 +200,6 @@ pub(super) fn compile_rule(
         dry_run,
         action,
         fall_through,
-        refusal,
-    })
-}
-
-/// A deny rule: `name`, `match` (absent: every request), the conditions it tests and its
-/// `refusal`; what only an allow rule can use is refused, naming the field.
-fn compile_deny_rule(
-    at: &str,
-    label: String,
-    raw: RawRule,
-    has_geo: bool,
-) -> Result<Rule, ConfigError> {
-    let field = |member: &str| format!("{at}.{member}");
-    let refused = [
-        ("provider", raw.provider.is_some()),
-        ("providers", raw.providers.is_some()),
-        ("allow_anonymous", raw.allow_anonymous.is_some()),
-        ("disabled", raw.disabled.is_some()),
-        ("dry_run", raw.dry_run.is_some()),
-        ("fall_through", raw.fall_through.is_some()),
-        ("bind_ip_claim", raw.bind_ip_claim.is_some()),
-    ];
-    if let Some((member, _)) = refused.iter().find(|(_, given)| *given) {
-        return Err(ConfigError::new(
-            field(member),
-            "a deny rule takes only name, match, action, conditions and refusal",
-        ));
-    }
-    let matcher = raw
-        .matcher
-        .map(|m| compile_match(&field("match"), m))
-        .transpose()?;
-    let refusal = raw
-        .refusal
-        .as_ref()
-        .map(|r| compile_refusal(&field("refusal"), r, true))
-        .transpose()?;
-    let mut policy = compile_conditions(
-        at,
-        &raw.roles,
-        &raw.scopes,
-        &raw.claims,
-        &raw.principals,
-        &raw.headers,
-    )?;
-    policy.source_ips = raw
-        .source_ips
-        .map(|ips| compile_ips(&field("source_ips"), ips))
-        .transpose()?;
-    policy.countries = raw
-        .countries
-        .map(|countries| compile_countries(&field("countries"), countries, has_geo))
-        .transpose()?;
-    Ok(Rule {
-        name: raw.name,
-        label,
-        matcher,
-        authentication: Authentication::Disabled,
-        policy,
-        dry_run: false,
-        action: RuleAction::Deny,
-        fall_through: false,
         refusal,
     })
 }
