@@ -210,7 +210,7 @@ fn compile_conditions(
     roles: &Option<RawAnyAll>,
     scopes: &Option<RawAnyAll>,
     claims: &Option<Vec<RawClaim>>,
-    principals: &Option<RawAnyAll>,
+    principals: &Option<Value>,
     headers: &Option<Value>,
 ) -> Result<Policy, ConfigError> {
     let field = |member: &str| format!("{at}.{member}");
@@ -241,30 +241,39 @@ fn compile_conditions(
     })
 }
 
-fn patterns(field: &str, list: &[String]) -> Result<Vec<Pattern>, ConfigError> {
-    list.iter()
-        .enumerate()
-        .map(|(index, text)| {
-            Pattern::parse(text)
-                .ok_or_else(|| ConfigError::new(format!("{field}[{index}]"), PATTERN_FORMS))
-        })
-        .collect()
+/// `members[member]`: absent, or a non-empty array of Istio patterns.
+fn pattern_list(
+    at: &str,
+    members: &serde_json::Map<String, Value>,
+    member: &str,
+) -> Result<Vec<Pattern>, ConfigError> {
+    let field = format!("{at}.{member}");
+    match members.get(member) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(list)) if !list.is_empty() => list
+            .iter()
+            .enumerate()
+            .map(|(index, text)| {
+                text.as_str()
+                    .and_then(Pattern::parse)
+                    .ok_or_else(|| ConfigError::new(format!("{field}[{index}]"), PATTERN_FORMS))
+            })
+            .collect(),
+        Some(_) => Err(ConfigError::new(
+            field,
+            "must be a non-empty array of strings",
+        )),
+    }
 }
 
-fn compile_principals(field: &str, raw: &RawAnyAll) -> Result<PrincipalRule, ConfigError> {
-    if !raw.all.is_empty() {
-        return Err(ConfigError::new(
-            format!("{field}.all"),
-            "principals take \"any\" and \"none\" (a token has one principal)",
-        ));
-    }
-    if raw.any.is_empty() && raw.none.is_empty() {
+fn compile_principals(field: &str, raw: &Value) -> Result<PrincipalRule, ConfigError> {
+    let members = object(field, raw, &["any", "none"])?;
+    let any = pattern_list(field, members, "any")?;
+    let none = pattern_list(field, members, "none")?;
+    if any.is_empty() && none.is_empty() {
         return Err(ConfigError::new(field, "give \"any\" or \"none\""));
     }
-    Ok(PrincipalRule {
-        any: patterns(&format!("{field}.any"), &raw.any)?,
-        none: patterns(&format!("{field}.none"), &raw.none)?,
-    })
+    Ok(PrincipalRule { any, none })
 }
 
 fn compile_headers(field: &str, raw: &Value) -> Result<Vec<HeaderCondition>, ConfigError> {
@@ -303,27 +312,8 @@ fn compile_headers(field: &str, raw: &Value) -> Result<Vec<HeaderCondition>, Con
                     ));
                 }
             };
-            let list = |member: &str| {
-                let field = format!("{at}.{member}");
-                match members.get(member) {
-                    None => Ok(Vec::new()),
-                    Some(Value::Array(list)) if !list.is_empty() => list
-                        .iter()
-                        .enumerate()
-                        .map(|(index, text)| {
-                            text.as_str().and_then(Pattern::parse).ok_or_else(|| {
-                                ConfigError::new(format!("{field}[{index}]"), PATTERN_FORMS)
-                            })
-                        })
-                        .collect(),
-                    Some(_) => Err(ConfigError::new(
-                        field,
-                        "must be a non-empty array of strings",
-                    )),
-                }
-            };
-            let values = list("values")?;
-            let not_values = list("not_values")?;
+            let values = pattern_list(&at, members, "values")?;
+            let not_values = pattern_list(&at, members, "not_values")?;
             if present.is_none() && values.is_empty() && not_values.is_empty() {
                 return Err(ConfigError::new(
                     at,

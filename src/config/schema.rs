@@ -115,10 +115,9 @@ pub(super) struct RawRule {
     pub(super) bind_ip_claim: Option<String>,
     pub(super) action: Option<String>,
     pub(super) fall_through: Option<bool>,
-    /// `{"any", "none"}` (`all` is refused).
-    pub(super) principals: Option<RawAnyAll>,
-    /// `headers` and `refusal` are read member by member by [`super::rule`], as `dpop` is:
-    /// serde derives cost the `.wasm` far more than the few lines that read them.
+    /// `principals`, `headers` and `refusal` are read member by member by [`super::rule`], as
+    /// `dpop` is: serde derives cost the `.wasm` far more than the few lines that read them.
+    pub(super) principals: Option<Value>,
     pub(super) headers: Option<Value>,
     pub(super) refusal: Option<Value>,
 }
