@@ -5,6 +5,7 @@
 //! [`rule`] and [`names`]) turns it into [`model`], which is all the rest of the filter reads.
 
 pub mod compile;
+pub mod conditions;
 pub mod dpop;
 pub mod error;
 pub mod model;
