@@ -47,14 +47,6 @@ impl Explained<'_> {
             .map(|jws| jws.claims)
     }
 
-    /// The rule that decided: the selected one, a deny rule, or the rule a `fall_through`
-    /// reached.
-    pub fn rule(&self) -> Option<&Rule> {
-        self.verdict
-            .rule
-            .and_then(|index| self.config.rules.get(index))
-    }
-
     /// The allow rule selected for the request: the one that authenticated.
     pub fn selected_rule(&self) -> Option<&Rule> {
         self.steps.iter().find_map(|step| match step {
