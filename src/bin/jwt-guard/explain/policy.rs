@@ -231,9 +231,10 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                         let none = policy
                             .roles
                             .as_ref()
-                            .map_or(String::new(), |r| r.none.join(", "));
+                            .filter(|r| !r.none.is_empty())
+                            .map_or(String::new(), |r| format!(" none [{}]", r.none.join(", ")));
                         format!(
-                            "roles any [{any}] all [{all}] none [{none}], token's {} [{}]: {verdict}",
+                            "roles any [{any}] all [{all}]{none}, token's {} [{}]: {verdict}",
                             explained.config.roles_claim.name(),
                             granted.join(", ")
                         )
@@ -251,33 +252,35 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                         let none = policy
                             .scopes
                             .as_ref()
-                            .map_or(String::new(), |r| r.none.join(", "));
+                            .filter(|r| !r.none.is_empty())
+                            .map_or(String::new(), |r| format!(" none [{}]", r.none.join(", ")));
                         format!(
-                            "scopes any [{any}] all [{all}] none [{none}], token's {} [{}]: {verdict}",
+                            "scopes any [{any}] all [{all}]{none}, token's {} [{}]: {verdict}",
                             explained.config.scopes_claim.name(),
                             granted.join(", ")
                         )
                     }
                     PolicyCheck::Claim(index) => match policy.claims.get(*index) {
-                        Some(claim) => format!(
-                            "claims[{index}] {} in [{}] not in [{}], token has {}: {verdict}",
-                            claim.path.name(),
-                            claim
-                                .values
-                                .iter()
-                                .map(compact)
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            claim
-                                .not_values
-                                .iter()
-                                .map(compact)
-                                .collect::<Vec<_>>()
-                                .join(", "),
-                            claims
-                                .and_then(|c| claim.path.lookup(c))
-                                .map_or("(nothing)".to_string(), compact)
-                        ),
+                        Some(claim) => {
+                            let list = |values: &[serde_json::Value]| {
+                                values.iter().map(compact).collect::<Vec<_>>().join(", ")
+                            };
+                            let mut wanted = Vec::new();
+                            if !claim.values.is_empty() {
+                                wanted.push(format!("in [{}]", list(&claim.values)));
+                            }
+                            if !claim.not_values.is_empty() {
+                                wanted.push(format!("not in [{}]", list(&claim.not_values)));
+                            }
+                            format!(
+                                "claims[{index}] {} {}, token has {}: {verdict}",
+                                claim.path.name(),
+                                wanted.join(" and "),
+                                claims
+                                    .and_then(|c| claim.path.lookup(c))
+                                    .map_or("(nothing)".to_string(), compact)
+                            )
+                        }
                         None => format!("claims[{index}]: {verdict}"),
                     },
                 };
