@@ -35,7 +35,10 @@ def reach_config(keys: KeySet) -> dict:
              "roles": {"none": ["admin"]}, "refusal": {"status": 404, "body": "not found"}},
             {"name": "deny-net", "action": "deny", "match": {"prefix": "/api/net"},
              "source_ips": {"allow": ["127.0.0.5"]}},
+            {"name": "health-banned", "action": "deny", "match": {"prefix": "/healthz"},
+             "headers": [{"name": "x-banned", "present": True}]},
             # Allow rules.
+            {"name": "healthz", "match": {"prefix": "/healthz"}, "disabled": True},
             {"name": "admin", "match": {"prefix": "/admin"}, "roles": {"any": ["admin"]},
              "refusal": {"status": 404, "body": "not found", "for": ["forbidden", "unauthorized"]}},
             {"name": "ro", "match": {"prefix": "/api/ro"}, "scopes": {"none": ["orders:write"]}},
@@ -68,7 +71,10 @@ def reach_config(keys: KeySet) -> dict:
 @pytest.fixture(scope="module")
 def stack(request, upstream, keys, wasm):
     return start_stack(request, upstream, "policy-reach", [
-        listener("reach", 0, [wasm_filter(reach_config(keys))], routes=[route("/", "r-default")]),
+        listener("reach", 0, [wasm_filter(reach_config(keys))], routes=[
+            route("/bound-to-deny", "r-deny", metadata={"filter_metadata": {"jwt_guard": {"rule": "banned"}}}),
+            route("/", "r-default"),
+        ]),
     ])
 
 
@@ -126,6 +132,21 @@ def test_a_deny_rule_fails_closed_on_what_it_cannot_know(stack, keys, refused):
     with refused():
         expect_403(call(stack, "/api/net", t, source="127.0.0.5"), "denied")
     expect_upstream(call(stack, "/api/net", t, source="127.0.0.1"))
+
+
+def test_deny_rules_apply_to_a_disabled_rule_without_identity(stack, keys, refused):
+    expect_upstream(call(stack, "/healthz"))
+    expect_upstream(call(stack, "/healthz", "not even a token"))
+    with refused():
+        expect_403(call(stack, "/healthz", None, {"X-Banned": "1"}), "denied")
+
+
+def test_a_route_cannot_bind_a_deny_rule(stack, keys, refused):
+    before = counts(stack)
+    with refused():
+        expect_403(call(stack, "/bound-to-deny", tok(keys)), "no_matching_rule")
+    moved = delta(before, counts(stack))
+    assert moved == {"refused.403.no_matching_rule": 1, "route_rule_unknown": 1}, moved
 
 
 def test_custom_refusal_hides_the_admin_route_from_everybody(stack, keys, refused):
