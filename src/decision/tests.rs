@@ -1171,6 +1171,21 @@ fn policy_reach_decision_table() {
             "401 expired",
             "fa-admin",
         ),
+        // A route-bound rule falls through in rule order after it.
+        (
+            get("bound ft", "/ft/read")
+                .bearer("policy_user")
+                .bound_to("ft-admin"),
+            "allow",
+            "ft-read",
+        ),
+        (
+            get("bound ft, nothing fits after", "/x")
+                .bearer("policy_user")
+                .bound_to("ft-admin"),
+            "403 missing_role",
+            "ft-admin",
+        ),
         // Dry run is the deciding rule's: a deny rule has none.
         (
             get("dry", "/api/dry").bearer("valid_ES256"),
