@@ -200,10 +200,16 @@ pub enum Forbidden {
     CountryNotAllowed,
     CountryUnknown,
     NoMatchingRule,
+    Denied,
+    ForbiddenRole,
+    ForbiddenScope,
+    PrincipalMismatch,
+    HeaderMismatch,
+    HeaderAmbiguous,
 }
 
 impl Forbidden {
-    pub const ALL: [Forbidden; 10] = [
+    pub const ALL: [Forbidden; 16] = [
         Forbidden::MissingRole,
         Forbidden::MissingScope,
         Forbidden::ClaimMismatch,
@@ -214,6 +220,12 @@ impl Forbidden {
         Forbidden::CountryNotAllowed,
         Forbidden::CountryUnknown,
         Forbidden::NoMatchingRule,
+        Forbidden::Denied,
+        Forbidden::ForbiddenRole,
+        Forbidden::ForbiddenScope,
+        Forbidden::PrincipalMismatch,
+        Forbidden::HeaderMismatch,
+        Forbidden::HeaderAmbiguous,
     ];
 
     pub fn code(self) -> &'static str {
@@ -228,6 +240,12 @@ impl Forbidden {
             Forbidden::CountryNotAllowed => "country_not_allowed",
             Forbidden::CountryUnknown => "country_unknown",
             Forbidden::NoMatchingRule => "no_matching_rule",
+            Forbidden::Denied => "denied",
+            Forbidden::ForbiddenRole => "forbidden_role",
+            Forbidden::ForbiddenScope => "forbidden_scope",
+            Forbidden::PrincipalMismatch => "principal_mismatch",
+            Forbidden::HeaderMismatch => "header_mismatch",
+            Forbidden::HeaderAmbiguous => "header_ambiguous",
         }
     }
 
@@ -236,7 +254,12 @@ impl Forbidden {
     pub fn is_about_token(self) -> bool {
         matches!(
             self,
-            Forbidden::MissingRole | Forbidden::MissingScope | Forbidden::ClaimMismatch
+            Forbidden::MissingRole
+                | Forbidden::MissingScope
+                | Forbidden::ClaimMismatch
+                | Forbidden::ForbiddenRole
+                | Forbidden::ForbiddenScope
+                | Forbidden::PrincipalMismatch
         )
     }
 
@@ -260,6 +283,32 @@ impl Forbidden {
             Forbidden::CountryNotAllowed => "the client country is not allowed",
             Forbidden::CountryUnknown => "the client country is unknown",
             Forbidden::NoMatchingRule => "no rule matches the request",
+            Forbidden::Denied => "a deny rule refuses the request",
+            Forbidden::ForbiddenRole => "the token has a forbidden role",
+            Forbidden::ForbiddenScope => "the token has a forbidden scope",
+            Forbidden::PrincipalMismatch => "the token principal is not accepted",
+            Forbidden::HeaderMismatch => "a request header does not have a required value",
+            Forbidden::HeaderAmbiguous => "a request header a rule reads is sent more than once",
+        }
+    }
+}
+
+/// What one condition of a rule says of a request: it holds, it fails, or the request lacks
+/// what is needed to decide (no client address, no valid country, a header sent twice). An
+/// allow rule passes only what holds; a deny rule denies unless a condition fails (fail closed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    Holds,
+    Fails(Forbidden),
+    Unknown(Forbidden),
+}
+
+impl Judgement {
+    /// An allow rule's reading: only `Holds` passes.
+    pub fn as_result(self) -> Result<(), Forbidden> {
+        match self {
+            Judgement::Holds => Ok(()),
+            Judgement::Fails(reason) | Judgement::Unknown(reason) => Err(reason),
         }
     }
 }

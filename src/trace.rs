@@ -9,7 +9,7 @@
 
 use std::net::IpAddr;
 
-use crate::reason::{AuthFailure, Forbidden};
+use crate::reason::{AuthFailure, Judgement};
 use crate::request::Country;
 use crate::request::Selection;
 use crate::token::extract::TokenLocation;
@@ -53,6 +53,9 @@ pub enum PolicyCheck {
     SourceIps,
     BindIpClaim,
     Countries,
+    /// The rule's `headers[i]`.
+    Header(usize),
+    Principals,
     Roles,
     Scopes,
     /// The rule's `claims[i]`.
@@ -114,10 +117,25 @@ pub enum Step {
     ClientIp(Option<IpAddr>),
     /// The client country policy saw.
     Country(Country),
-    /// One policy check.
+    /// One policy check of rule `rule` (the allow rule judging, or a deny rule).
     Policy {
+        rule: usize,
         check: PolicyCheck,
-        result: Result<(), Forbidden>,
+        result: Judgement,
+    },
+    /// Deny rule `rule` was considered: its `match` did not fit (`applies` false), or it did
+    /// and its conditions (the `Policy` steps before this one) made it deny or not.
+    DenyRule {
+        rule: usize,
+        applies: bool,
+        denied: bool,
+    },
+    /// Allow rule `from` refused and has `fall_through`: `to` is the rule tried next, or
+    /// `None` when the first refusal stands (`why` says why no rule was tried).
+    FallThrough {
+        from: usize,
+        to: Option<usize>,
+        why: &'static str,
     },
 }
 

@@ -1012,3 +1012,69 @@ fn explain_takes_a_remote_providers_keys_from_a_file() {
         assert!(out.stderr.contains(&message), "{arg}: {}", out.stderr);
     }
 }
+
+/// Issue #19: a deny rule that decides (its conditions, the custom response), a fall-through
+/// (the rule it tries, and the rule the outcome names), and the new checks' lines.
+#[test]
+fn explain_shows_deny_rules_and_fall_through() {
+    let dir = scratch("explain-deny");
+    let fixtures = fixtures();
+    let config = json!({
+        "roles_claim": "roles",
+        "providers": {"corp": {"issuer": fixtures["issuer"], "audiences": ["orders"],
+                               "jwks": fixtures["jwks"]}},
+        "rules": [
+            {"name": "hide-admin", "action": "deny", "match": {"prefix": "/admin"},
+             "roles": {"none": ["admin"]}, "refusal": {"status": 404, "body": "not found"}},
+            {"name": "admin", "match": {"prefix": "/admin"}, "roles": {"any": ["admin"]}},
+            {"name": "editors", "match": {"prefix": "/docs"}, "roles": {"any": ["editor"]},
+             "principals": {"any": ["https://idp.example.com/*"]}, "fall_through": true},
+            {"name": "readers", "match": {"prefix": "/docs"},
+             "headers": [{"name": "x-mode", "not_values": ["write"]}],
+             "claims": [{"name": "tenant", "not_values": ["acme"]}]}
+        ]
+    });
+    let config = write(&dir, "deny.json", &config.to_string());
+    let user = format!("authorization: Bearer {}", fixture_token("policy_user"));
+    let explain = |path: &str| {
+        run(&[
+            "explain",
+            config.as_str(),
+            "--now",
+            NOW,
+            "--path",
+            path,
+            "--header",
+            &user,
+        ])
+        .stdout
+    };
+    let out = explain("/admin");
+    for line in [
+        "  skipped rules[0] (hide-admin): a deny rule (never selected; checked after authentication)\n",
+        "  rules[1] (admin): the first rule whose match holds (prefix \"/admin\")\n",
+        "    → accepted by corp\n",
+        "  conditions of deny rules[0] (hide-admin):\n",
+        "  roles any [] all [] none [admin], token's roles [user]: ok\n",
+        "  deny rules[0] (hide-admin): every condition holds or cannot be decided → 403 denied\n",
+        "decision: refused 403 denied\n",
+        "  response: 404\n",
+        "    not found\n",
+        "\"reason\":\"denied\",\"rule\":\"hide-admin\"",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+    let out = explain("/docs/1");
+    for line in [
+        "  deny rules[0] (hide-admin): its match does not fit\n",
+        "  principals any [https://idp.example.com/*] none [], token's https://idp.example.com/alice: ok\n",
+        "  roles any [editor] all [], token's roles [user]: → missing_role\n",
+        "  fall_through: rules[2] (editors) refused, rules[3] (readers) tries with the same authentication\n",
+        "  headers[0] x-mode not_values [write], sent 0 time(s) (values not shown): ok\n",
+        "  claims[0] tenant not in [\"acme\"], token has \"initech\": ok\n",
+        "decision: allowed: the request goes upstream\n",
+        "\"rule\":\"readers\"",
+    ] {
+        assert!(out.contains(line), "{line:?} not in\n{out}");
+    }
+}

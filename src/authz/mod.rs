@@ -2,4 +2,5 @@
 //! claims, the client's address and country. It reads only [`crate::authn::VerifiedClaims`].
 
 pub mod address;
+pub mod conditions;
 pub mod policy;

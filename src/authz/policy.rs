@@ -8,50 +8,72 @@ use serde_json::Value;
 use crate::authn::claims::ClaimPath;
 use crate::authn::claims::VerifiedClaims;
 use crate::authz::address::NetSet;
-use crate::reason::Forbidden;
-use crate::request::Country;
+use crate::authz::conditions::{HeaderCondition, PrincipalRule};
+use crate::reason::{Forbidden, Judgement};
+use crate::request::{Country, Request};
 use crate::trace::{NoTrace, PolicyCheck, Step, Trace};
 
-/// Roles or scopes: at least one of `any` (when given) and every one of `all`.
+/// Roles or scopes: at least one of `any` (when given), every one of `all`, and none of `none`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StringRequirement {
     pub any: Vec<String>,
     pub all: Vec<String>,
+    pub none: Vec<String>,
     /// Space-separated list for the `scope` auth-param of an `insufficient_scope` challenge.
     pub hint: String,
 }
 
 impl StringRequirement {
     pub fn new(any: Vec<String>, all: Vec<String>) -> StringRequirement {
+        StringRequirement::with_none(any, all, Vec::new())
+    }
+
+    pub fn with_none(any: Vec<String>, all: Vec<String>, none: Vec<String>) -> StringRequirement {
         let hint = all
             .iter()
             .chain(&any)
             .cloned()
             .collect::<Vec<_>>()
             .join(" ");
-        StringRequirement { any, all, hint }
+        StringRequirement {
+            any,
+            all,
+            none,
+            hint,
+        }
     }
 
-    fn satisfied_by(&self, granted: &[&str]) -> bool {
+    /// What is missing first (`missing`), then what is forbidden (`forbidden`).
+    fn judge(&self, granted: &[&str], missing: Forbidden, forbidden: Forbidden) -> Judgement {
         let has = |wanted: &String| granted.contains(&wanted.as_str());
-        (self.any.is_empty() || self.any.iter().any(has)) && self.all.iter().all(has)
+        if !((self.any.is_empty() || self.any.iter().any(has)) && self.all.iter().all(has)) {
+            Judgement::Fails(missing)
+        } else if self.none.iter().any(has) {
+            Judgement::Fails(forbidden)
+        } else {
+            Judgement::Holds
+        }
     }
 }
 
-/// The claim (a scalar, or an array) must equal / contain one of `values`.
+/// The claim (a scalar, or an array) must equal / contain one of `values` (when given) and
+/// none of `not_values`. A missing claim has none of them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClaimRequirement {
     pub path: ClaimPath,
     pub values: Vec<Value>,
+    pub not_values: Vec<Value>,
 }
 
 impl ClaimRequirement {
-    fn satisfied_by(&self, claims: &VerifiedClaims) -> bool {
-        match self.path.lookup(claims) {
-            Some(Value::Array(items)) => items.iter().any(|item| self.values.contains(item)),
-            Some(scalar) => self.values.contains(scalar),
+    fn satisfied_by(&self, claims: Option<&VerifiedClaims>) -> bool {
+        let found = claims.and_then(|claims| self.path.lookup(claims));
+        let holds_one = |list: &[Value]| match found {
+            Some(Value::Array(items)) => items.iter().any(|item| list.contains(item)),
+            Some(scalar) => list.contains(scalar),
             None => false,
-        }
+        };
+        (self.values.is_empty() || holds_one(&self.values)) && !holds_one(&self.not_values)
     }
 }
 
@@ -76,6 +98,8 @@ pub struct Policy {
     pub source_ips: Option<IpRule>,
     pub countries: Option<CountryRule>,
     pub bind_ip_claim: Option<ClaimPath>,
+    pub headers: Vec<HeaderCondition>,
+    pub principals: Option<PrincipalRule>,
 }
 
 /// What policy is judged on, gathered by the caller.
@@ -86,6 +110,18 @@ pub struct Subject<'a> {
     pub claims: Option<&'a VerifiedClaims>,
     pub roles_claim: &'a ClaimPath,
     pub scopes_claim: &'a ClaimPath,
+    /// For `headers` conditions.
+    pub request: &'a Request<'a>,
+}
+
+/// How a rule reads its conditions' judgements.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reading {
+    /// An allow rule: the first condition that does not hold refuses.
+    Allow,
+    /// A deny rule: it denies unless some condition fails; unknown counts as holding
+    /// (fail closed). The answer is `Holds` (deny) or the first `Fails`.
+    Deny,
 }
 
 impl Policy {
@@ -94,92 +130,129 @@ impl Policy {
     }
 
     /// Requirements only a token can meet: without one, the answer is 401, not 403.
+    /// `principals` with only `none` holds for an anonymous caller and needs none.
     pub fn needs_token(&self) -> bool {
         self.roles.is_some()
             || self.scopes.is_some()
             || !self.claims.is_empty()
             || self.bind_ip_claim.is_some()
+            || self.principals.as_ref().is_some_and(|p| !p.any.is_empty())
     }
 
-    /// Network first (cheapest, and independent of identity), then country, then the token's
-    /// grants. An anonymous subject never reaches the token checks (see `needs_token`).
+    /// An allow rule's reading of its conditions: network first (cheapest, and independent of
+    /// identity), then country, the request's headers, then the token's grants. An anonymous
+    /// subject reaches the token checks only through a deny rule or `principals.none`
+    /// (see `needs_token`): it is judged as a token that grants nothing.
     pub fn evaluate(&self, subject: &Subject<'_>) -> Result<(), Forbidden> {
-        self.evaluate_traced(subject, &mut NoTrace)
+        self.judge_traced(0, subject, Reading::Allow, &mut NoTrace)
+            .as_result()
     }
 
-    /// [`Policy::evaluate`], recording each check into `trace`.
-    pub fn evaluate_traced<T: Trace>(
+    /// [`Policy::evaluate`] of rule `rule`, read as `reading` says, recording each check.
+    pub fn judge_traced<T: Trace>(
         &self,
+        rule: usize,
         subject: &Subject<'_>,
+        reading: Reading,
         trace: &mut T,
-    ) -> Result<(), Forbidden> {
-        let mut check = |which: PolicyCheck, failure: Option<Forbidden>| {
-            let result = failure.map_or(Ok(()), Err);
+    ) -> Judgement {
+        let mut check = |which: PolicyCheck, result: Judgement| {
             trace.record(|| Step::Policy {
+                rule,
                 check: which,
                 result,
             });
-            result
+            match (result, reading) {
+                (Judgement::Holds, _) | (Judgement::Unknown(_), Reading::Deny) => Ok(()),
+                (stop, _) => Err(stop),
+            }
+        };
+        match self.checks(subject, &mut check) {
+            Ok(()) => Judgement::Holds,
+            Err(stop) => stop,
+        }
+    }
+
+    fn checks(
+        &self,
+        subject: &Subject<'_>,
+        check: &mut impl FnMut(PolicyCheck, Judgement) -> Result<(), Judgement>,
+    ) -> Result<(), Judgement> {
+        let fails = |failed: bool, reason| {
+            if failed {
+                Judgement::Fails(reason)
+            } else {
+                Judgement::Holds
+            }
         };
         if let Some(rule) = &self.source_ips {
-            let failure = match subject.client_ip {
-                None => Some(Forbidden::IpNotAllowed),
-                Some(ip) if rule.deny.contains(ip) => Some(Forbidden::IpDenied),
+            let result = match subject.client_ip {
+                None => Judgement::Unknown(Forbidden::IpNotAllowed),
+                Some(ip) if rule.deny.contains(ip) => Judgement::Fails(Forbidden::IpDenied),
                 Some(ip) if !rule.allow.is_empty() && !rule.allow.contains(ip) => {
-                    Some(Forbidden::IpNotAllowed)
+                    Judgement::Fails(Forbidden::IpNotAllowed)
                 }
-                Some(_) => None,
+                Some(_) => Judgement::Holds,
             };
-            check(PolicyCheck::SourceIps, failure)?;
+            check(PolicyCheck::SourceIps, result)?;
         }
         if let Some(path) = &self.bind_ip_claim {
-            let bound = subject
-                .claims
-                .and_then(|claims| path.lookup(claims))
-                .is_some_and(|value| ip_bound(value, subject.client_ip));
-            check(
-                PolicyCheck::BindIpClaim,
-                (!bound).then_some(Forbidden::IpNotBound),
-            )?;
+            let result = match subject.client_ip {
+                None => Judgement::Unknown(Forbidden::IpNotBound),
+                Some(ip) => fails(
+                    !subject
+                        .claims
+                        .and_then(|claims| path.lookup(claims))
+                        .is_some_and(|value| ip_bound(value, ip)),
+                    Forbidden::IpNotBound,
+                ),
+            };
+            check(PolicyCheck::BindIpClaim, result)?;
         }
         if let Some(rule) = &self.countries {
-            let failure = match subject.country {
+            let result = match subject.country {
                 Country::Known(country) if rule.deny.contains(country) => {
-                    Some(Forbidden::CountryDenied)
+                    Judgement::Fails(Forbidden::CountryDenied)
                 }
                 // Only a deny list lets an unknown country through; a garbled one never.
-                Country::Invalid => Some(Forbidden::CountryUnknown),
-                Country::Unknown if !rule.allow.is_empty() => Some(Forbidden::CountryUnknown),
+                Country::Invalid => Judgement::Unknown(Forbidden::CountryUnknown),
+                Country::Unknown if !rule.allow.is_empty() => {
+                    Judgement::Unknown(Forbidden::CountryUnknown)
+                }
                 Country::Known(country)
                     if !rule.allow.is_empty() && !rule.allow.contains(country) =>
                 {
-                    Some(Forbidden::CountryNotAllowed)
+                    Judgement::Fails(Forbidden::CountryNotAllowed)
                 }
-                _ => None,
+                _ => Judgement::Holds,
             };
-            check(PolicyCheck::Countries, failure)?;
+            check(PolicyCheck::Countries, result)?;
         }
-        let Some(claims) = subject.claims else {
-            return Ok(());
-        };
+        for (index, header) in self.headers.iter().enumerate() {
+            check(PolicyCheck::Header(index), header.judge(subject.request))?;
+        }
+        if let Some(principals) = &self.principals {
+            check(PolicyCheck::Principals, principals.judge(subject.claims))?;
+        }
+        let claims = subject.claims;
         if let Some(roles) = &self.roles {
-            let granted = roles.satisfied_by(&subject.roles_claim.strings(claims));
+            let granted = claims.map_or_else(Vec::new, |c| subject.roles_claim.strings(c));
             check(
                 PolicyCheck::Roles,
-                (!granted).then_some(Forbidden::MissingRole),
+                roles.judge(&granted, Forbidden::MissingRole, Forbidden::ForbiddenRole),
             )?;
         }
         if let Some(scopes) = &self.scopes {
-            let granted = scopes.satisfied_by(&subject.scopes_claim.strings(claims));
+            let granted = claims.map_or_else(Vec::new, |c| subject.scopes_claim.strings(c));
             check(
                 PolicyCheck::Scopes,
-                (!granted).then_some(Forbidden::MissingScope),
+                scopes.judge(&granted, Forbidden::MissingScope, Forbidden::ForbiddenScope),
             )?;
         }
         for (index, claim) in self.claims.iter().enumerate() {
             check(
                 PolicyCheck::Claim(index),
-                (!claim.satisfied_by(claims)).then_some(Forbidden::ClaimMismatch),
+                fails(!claim.satisfied_by(claims), Forbidden::ClaimMismatch),
             )?;
         }
         Ok(())
@@ -187,10 +260,7 @@ impl Policy {
 }
 
 /// The claim holds an address or CIDR, or a list of them; the client must be inside one.
-fn ip_bound(value: &Value, client: Option<IpAddr>) -> bool {
-    let Some(client) = client else {
-        return false;
-    };
+fn ip_bound(value: &Value, client: IpAddr) -> bool {
     let inside = |item: &Value| {
         item.as_str()
             .and_then(crate::authz::address::parse_net)
@@ -223,10 +293,12 @@ mod tests {
                 ClaimRequirement {
                     path: ClaimPath::parse("tenant").unwrap(),
                     values: vec![json!("acme"), json!("globex")],
+                    not_values: vec![],
                 },
                 ClaimRequirement {
                     path: ClaimPath::parse("email_verified").unwrap(),
                     values: vec![json!(true)],
+                    not_values: vec![],
                 },
             ],
             source_ips: Some(IpRule {
@@ -238,6 +310,7 @@ mod tests {
                 deny: vec!["KP".into()],
             }),
             bind_ip_claim: None,
+            ..Policy::default()
         }
     }
 
@@ -261,12 +334,15 @@ mod tests {
         let roles = ClaimPath::parse("roles").unwrap();
         let scopes = ClaimPath::parse("scope").unwrap();
         let country = country.map_or(Country::Unknown, |c| Country::parse(c.as_bytes()));
+        let headers = Vec::new();
+        let request = Request::bare(&headers);
         policy.evaluate(&Subject {
             client_ip: parse_ip(ip),
             country: &country,
             claims: Some(&claims),
             roles_claim: &roles,
             scopes_claim: &scopes,
+            request: &request,
         })
     }
 

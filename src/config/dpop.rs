@@ -219,7 +219,7 @@ impl RawDpop {
 }
 
 /// `value` as an object with no member outside `known`.
-fn object<'v>(
+pub(super) fn object<'v>(
     at: &str,
     value: &'v Value,
     known: &[&str],
@@ -237,7 +237,11 @@ fn object<'v>(
 }
 
 /// A non-negative whole number (`300` or `300.0`, as the serde-read fields take it).
-fn whole(at: &str, members: &Map<String, Value>, name: &str) -> Result<Option<u64>, ConfigError> {
+pub(super) fn whole(
+    at: &str,
+    members: &Map<String, Value>,
+    name: &str,
+) -> Result<Option<u64>, ConfigError> {
     match members.get(name) {
         None => Ok(None),
         Some(value) => value

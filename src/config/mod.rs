@@ -5,6 +5,7 @@
 //! [`rule`] and [`names`]) turns it into [`model`], which is all the rest of the filter reads.
 
 pub mod compile;
+pub mod conditions;
 pub mod dpop;
 pub mod error;
 pub mod model;
@@ -15,7 +16,9 @@ pub mod rule;
 pub mod schema;
 
 pub use error::ConfigError;
-pub use model::{Authentication, Config, Matcher, PathMatch, Rule, SignatureBackend};
+pub use model::{
+    Authentication, Config, CustomRefusal, Matcher, PathMatch, Rule, RuleAction, SignatureBackend,
+};
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 //! [`super::compile`] and never changed after (but for fetched keys, which live in each
 //! provider's key store).
 
+use std::rc::Rc;
+
 use crate::authn::claims::ClaimPath;
 use crate::authn::provider::Provider;
 use crate::authz::address::ClientIpSource;
@@ -58,6 +60,31 @@ pub struct Rule {
     pub authentication: Authentication,
     pub policy: Policy,
     pub dry_run: bool,
+    pub action: RuleAction,
+    /// An allow rule's refusal at its conditions lets the next fitting allow rule try.
+    pub fall_through: bool,
+    /// The rule's own answer to the refusals it decides (`refusal`).
+    pub refusal: Option<Rc<CustomRefusal>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    Allow,
+    /// Never selected; refuses (403 `denied`) the requests its `match` and conditions fit.
+    Deny,
+}
+
+/// `rules[i].refusal`: another status (and body) for the refusals a rule decides. The reason
+/// code stays in counters, outcomes, logs and the dry-run header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomRefusal {
+    pub status: u32,
+    /// `None`: the standard JSON body.
+    pub body: Option<String>,
+    pub content_type: String,
+    /// It answers the rule's 403s / 401s.
+    pub forbidden: bool,
+    pub unauthorized: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -2,12 +2,17 @@
 
 use crate::authn::claims::ClaimPath;
 use crate::authn::provider::Provider;
+use std::rc::Rc;
+
 use crate::authz::address::{NetSet, parse_net};
-use crate::authz::policy::{ClaimRequirement, CountryRule, IpRule, Policy, StringRequirement};
+use crate::authz::policy::{CountryRule, IpRule, Policy};
+use crate::config::conditions::compile_conditions;
+use crate::config::dpop::{object, whole};
 use crate::config::error::ConfigError;
-use crate::config::model::{Authentication, Matcher, PathMatch, Rule};
+use crate::config::model::{Authentication, CustomRefusal, Matcher, PathMatch, Rule, RuleAction};
 use crate::config::names::{is_quotable, is_stat_name, is_unnamed_label};
-use crate::config::schema::{RawAllowDeny, RawAnyAll, RawClaim, RawMatch, RawRule};
+use crate::config::schema::{RawAllowDeny, RawMatch, RawRule};
+use serde_json::Value;
 
 pub(super) fn compile_rule(
     index: usize,
@@ -33,9 +38,38 @@ pub(super) fn compile_rule(
         }
         Some(name) => name.to_string(),
     };
+    let action = match raw.action.as_deref() {
+        None | Some("allow") => RuleAction::Allow,
+        Some("deny") => RuleAction::Deny,
+        Some(other) => {
+            return Err(ConfigError::new(
+                field("action"),
+                format!("\"allow\" or \"deny\", not {other:?}"),
+            ));
+        }
+    };
+    let deny = action == RuleAction::Deny;
+    if deny {
+        let refused = [
+            ("provider", raw.provider.is_some()),
+            ("providers", raw.providers.is_some()),
+            ("allow_anonymous", raw.allow_anonymous.is_some()),
+            ("disabled", raw.disabled.is_some()),
+            ("dry_run", raw.dry_run.is_some()),
+            ("fall_through", raw.fall_through.is_some()),
+            ("bind_ip_claim", raw.bind_ip_claim.is_some()),
+        ];
+        if let Some((member, _)) = refused.iter().find(|(_, given)| *given) {
+            return Err(ConfigError::new(
+                field(member),
+                "a deny rule takes only name, match, action, conditions and refusal",
+            ));
+        }
+    }
     let matcher = match raw.matcher {
         Some(matcher) => Some(compile_match(&field("match"), matcher)?),
-        None if raw.name.is_none() => {
+        // A deny rule without `match` applies to every request.
+        None if raw.name.is_none() && !deny => {
             return Err(ConfigError::new(
                 field("match"),
                 "missing: a rule without a name needs a match (a named one may be bound by routes only)",
@@ -43,33 +77,26 @@ pub(super) fn compile_rule(
         }
         None => None,
     };
-    let named = match (raw.provider, raw.providers) {
-        (Some(_), Some(_)) => {
-            return Err(ConfigError::new(
-                field("providers"),
-                "give provider or providers, not both",
-            ));
-        }
-        (Some(one), None) => Some(vec![(field("provider"), one)]),
-        (None, Some(many)) if many.is_empty() => {
-            return Err(ConfigError::new(field("providers"), "must not be empty"));
-        }
-        (None, Some(many)) => Some(
-            many.into_iter()
-                .enumerate()
-                .map(|(i, name)| (format!("{}[{i}]", field("providers")), name))
-                .collect(),
-        ),
-        (None, None) => None,
-    };
-    let has_requirements = raw.roles.is_some()
-        || raw.scopes.is_some()
-        || raw.claims.is_some()
-        || raw.source_ips.is_some()
-        || raw.countries.is_some()
-        || raw.bind_ip_claim.is_some();
-    if raw.disabled {
-        if named.is_some() || raw.allow_anonymous || has_requirements || raw.dry_run {
+    let allow_anonymous = raw.allow_anonymous.unwrap_or(false);
+    let dry_run = raw.dry_run.unwrap_or(false);
+    let fall_through = raw.fall_through.unwrap_or(false);
+    if raw.disabled.unwrap_or(false) {
+        let has_requirements = raw.roles.is_some()
+            || raw.scopes.is_some()
+            || raw.claims.is_some()
+            || raw.source_ips.is_some()
+            || raw.countries.is_some()
+            || raw.bind_ip_claim.is_some()
+            || raw.principals.is_some()
+            || raw.headers.is_some();
+        if raw.provider.is_some()
+            || raw.providers.is_some()
+            || allow_anonymous
+            || has_requirements
+            || dry_run
+            || fall_through
+            || raw.refusal.is_some()
+        {
             return Err(ConfigError::new(
                 field("disabled"),
                 "a disabled rule takes only \"match\"",
@@ -82,63 +109,87 @@ pub(super) fn compile_rule(
             authentication: Authentication::Disabled,
             policy: Policy::default(),
             dry_run: false,
+            action,
+            fall_through: false,
+            refusal: None,
         });
     }
-    let provider_indexes = match named {
-        None if providers.is_empty() => {
-            return Err(ConfigError::new(
-                field("provider"),
-                "the rule needs a token provider but none is configured",
-            ));
-        }
-        None => (0..providers.len()).collect(),
-        Some(names) => names
-            .into_iter()
-            .map(|(name_field, name)| {
-                providers
-                    .iter()
-                    .position(|p| p.name == name)
-                    .ok_or_else(|| {
-                        ConfigError::new(name_field, format!("unknown provider {name:?}"))
-                    })
-            })
-            .collect::<Result<Vec<_>, _>>()?,
-    };
-    let authentication = if raw.allow_anonymous {
-        Authentication::Optional(provider_indexes)
+    let refusal = raw
+        .refusal
+        .as_ref()
+        .map(|r| compile_refusal(&field("refusal"), r, deny))
+        .transpose()?;
+    let mut policy = compile_conditions(
+        &at,
+        &raw.roles,
+        &raw.scopes,
+        &raw.claims,
+        &raw.principals,
+        &raw.headers,
+    )?;
+    policy.source_ips = raw
+        .source_ips
+        .map(|ips| compile_ips(&field("source_ips"), ips))
+        .transpose()?;
+    policy.countries = raw
+        .countries
+        .map(|countries| compile_countries(&field("countries"), countries, has_geo))
+        .transpose()?;
+    policy.bind_ip_claim = raw
+        .bind_ip_claim
+        .map(|name| {
+            ClaimPath::parse(&name)
+                .ok_or_else(|| ConfigError::new(field("bind_ip_claim"), "not a valid claim name"))
+        })
+        .transpose()?;
+    let authentication = if deny {
+        // Deny rules read the identity the selected rule authenticated; they never authenticate.
+        Authentication::Disabled
     } else {
-        Authentication::Required(provider_indexes)
-    };
-    let policy = Policy {
-        roles: raw
-            .roles
-            .map(|r| compile_any_all(&field("roles"), r))
-            .transpose()?,
-        scopes: raw
-            .scopes
-            .map(|r| compile_any_all(&field("scopes"), r))
-            .transpose()?,
-        claims: raw
-            .claims
-            .map(|claims| compile_claims(&field("claims"), claims))
-            .transpose()?
-            .unwrap_or_default(),
-        source_ips: raw
-            .source_ips
-            .map(|ips| compile_ips(&field("source_ips"), ips))
-            .transpose()?,
-        countries: raw
-            .countries
-            .map(|countries| compile_countries(&field("countries"), countries, has_geo))
-            .transpose()?,
-        bind_ip_claim: raw
-            .bind_ip_claim
-            .map(|name| {
-                ClaimPath::parse(&name).ok_or_else(|| {
-                    ConfigError::new(field("bind_ip_claim"), "not a valid claim name")
+        let named = match (raw.provider, raw.providers) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    field("providers"),
+                    "give provider or providers, not both",
+                ));
+            }
+            (Some(one), None) => Some(vec![(field("provider"), one)]),
+            (None, Some(many)) if many.is_empty() => {
+                return Err(ConfigError::new(field("providers"), "must not be empty"));
+            }
+            (None, Some(many)) => Some(
+                many.into_iter()
+                    .enumerate()
+                    .map(|(i, name)| (format!("{}[{i}]", field("providers")), name))
+                    .collect(),
+            ),
+            (None, None) => None,
+        };
+        let provider_indexes = match named {
+            None if providers.is_empty() => {
+                return Err(ConfigError::new(
+                    field("provider"),
+                    "the rule needs a token provider but none is configured",
+                ));
+            }
+            None => (0..providers.len()).collect(),
+            Some(names) => names
+                .into_iter()
+                .map(|(name_field, name)| {
+                    providers
+                        .iter()
+                        .position(|p| p.name == name)
+                        .ok_or_else(|| {
+                            ConfigError::new(name_field, format!("unknown provider {name:?}"))
+                        })
                 })
-            })
-            .transpose()?,
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        if allow_anonymous {
+            Authentication::Optional(provider_indexes)
+        } else {
+            Authentication::Required(provider_indexes)
+        }
     };
     Ok(Rule {
         name: raw.name,
@@ -146,8 +197,109 @@ pub(super) fn compile_rule(
         matcher,
         authentication,
         policy,
-        dry_run: raw.dry_run,
+        dry_run,
+        action,
+        fall_through,
+        refusal,
     })
+}
+
+/// `refusal`: a 4xx status, an optional body (at most 4096 bytes) and its type, and which of
+/// the rule's refusals it answers. A 401 answering a 403 would tell an authenticated caller to
+/// authenticate again: refused.
+fn compile_refusal(
+    field: &str,
+    raw: &Value,
+    deny_rule: bool,
+) -> Result<Rc<CustomRefusal>, ConfigError> {
+    let members = object(field, raw, &["status", "body", "content_type", "for"])?;
+    let text = |member: &str| match members.get(member) {
+        None => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(ConfigError::new(
+            format!("{field}.{member}"),
+            "must be a string",
+        )),
+    };
+    let body = text("body")?;
+    let content_type = text("content_type")?;
+    let kinds = match members.get("for") {
+        None => None,
+        Some(Value::Array(kinds)) => Some(kinds),
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{field}.for"),
+                "must be an array: [\"forbidden\"], [\"unauthorized\"] or both",
+            ));
+        }
+    };
+    let status = match whole(field, members, "status")? {
+        None => return Err(ConfigError::new(format!("{field}.status"), "missing")),
+        Some(status @ 400..=499) => status as u32,
+        Some(_) => {
+            return Err(ConfigError::new(
+                format!("{field}.status"),
+                "a client error status, 400 to 499",
+            ));
+        }
+    };
+    let (mut forbidden, mut unauthorized) = (kinds.is_none(), false);
+    for (index, kind) in kinds.into_iter().flatten().enumerate() {
+        match kind.as_str().unwrap_or_default() {
+            "forbidden" if !forbidden => forbidden = true,
+            "unauthorized" if !unauthorized => unauthorized = true,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{field}.for[{index}]"),
+                    "\"forbidden\" or \"unauthorized\", each once",
+                ));
+            }
+        }
+    }
+    if !forbidden && !unauthorized {
+        return Err(ConfigError::new(
+            format!("{field}.for"),
+            "must not be empty",
+        ));
+    }
+    if deny_rule && unauthorized {
+        return Err(ConfigError::new(
+            format!("{field}.for"),
+            "a deny rule only forbids: [\"forbidden\"]",
+        ));
+    }
+    if status == 401 && forbidden {
+        return Err(ConfigError::new(
+            format!("{field}.status"),
+            "401 for a 403 would ask an authenticated caller to authenticate again",
+        ));
+    }
+    if let Some(body) = &body
+        && body.len() > 4096
+    {
+        return Err(ConfigError::new(
+            format!("{field}.body"),
+            "at most 4096 bytes",
+        ));
+    }
+    let content_type = match content_type {
+        Some(text) if text.is_empty() || !is_quotable(&text) => {
+            return Err(ConfigError::new(
+                format!("{field}.content_type"),
+                "a media type in printable ASCII",
+            ));
+        }
+        Some(text) => text,
+        None if body.is_some() => "text/plain".to_string(),
+        None => "application/json".to_string(),
+    };
+    Ok(Rc::new(CustomRefusal {
+        status,
+        body,
+        content_type,
+        forbidden,
+        unauthorized,
+    }))
 }
 
 pub(super) fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigError> {
@@ -236,61 +388,6 @@ pub(super) fn non_empty_list(
         }
         Some(list) => Ok(list),
     }
-}
-
-pub(super) fn compile_any_all(
-    field: &str,
-    raw: RawAnyAll,
-) -> Result<StringRequirement, ConfigError> {
-    if raw.any.is_empty() && raw.all.is_empty() {
-        return Err(ConfigError::new(field, "give \"any\" or \"all\""));
-    }
-    if raw
-        .any
-        .iter()
-        .chain(&raw.all)
-        .any(|v| v.is_empty() || v.contains(' ') || !is_quotable(v))
-    {
-        return Err(ConfigError::new(
-            field,
-            "entries must be non-empty printable ASCII without spaces, '\"' or '\\'",
-        ));
-    }
-    Ok(StringRequirement::new(raw.any, raw.all))
-}
-
-pub(super) fn compile_claims(
-    field: &str,
-    raw: Vec<RawClaim>,
-) -> Result<Vec<ClaimRequirement>, ConfigError> {
-    raw.into_iter()
-        .enumerate()
-        .map(|(index, claim)| {
-            let at = format!("{field}[{index}]");
-            let path = ClaimPath::parse(&claim.name)
-                .ok_or_else(|| ConfigError::new(format!("{at}.name"), "not a valid claim name"))?;
-            if claim.values.is_empty() {
-                return Err(ConfigError::new(
-                    format!("{at}.values"),
-                    "must not be empty",
-                ));
-            }
-            if claim
-                .values
-                .iter()
-                .any(|v| v.is_array() || v.is_object() || v.is_null())
-            {
-                return Err(ConfigError::new(
-                    format!("{at}.values"),
-                    "values must be strings, numbers or booleans",
-                ));
-            }
-            Ok(ClaimRequirement {
-                path,
-                values: claim.values,
-            })
-        })
-        .collect()
 }
 
 pub(super) fn compile_ips(field: &str, raw: RawAllowDeny) -> Result<IpRule, ConfigError> {

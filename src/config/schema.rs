@@ -103,18 +103,23 @@ pub(super) struct RawRule {
     pub(super) matcher: Option<RawMatch>,
     pub(super) provider: Option<String>,
     pub(super) providers: Option<Vec<String>>,
-    #[serde(default)]
-    pub(super) allow_anonymous: bool,
-    #[serde(default)]
-    pub(super) disabled: bool,
-    #[serde(default)]
-    pub(super) dry_run: bool,
+    /// `Option`s so that a deny rule can refuse them even when written `false`.
+    pub(super) allow_anonymous: Option<bool>,
+    pub(super) disabled: Option<bool>,
+    pub(super) dry_run: Option<bool>,
     pub(super) roles: Option<RawAnyAll>,
     pub(super) scopes: Option<RawAnyAll>,
     pub(super) claims: Option<Vec<RawClaim>>,
     pub(super) source_ips: Option<RawAllowDeny>,
     pub(super) countries: Option<RawAllowDeny>,
     pub(super) bind_ip_claim: Option<String>,
+    pub(super) action: Option<String>,
+    pub(super) fall_through: Option<bool>,
+    /// `principals`, `headers` and `refusal` are read member by member by [`super::rule`], as
+    /// `dpop` is: serde derives cost the `.wasm` far more than the few lines that read them.
+    pub(super) principals: Option<Value>,
+    pub(super) headers: Option<Value>,
+    pub(super) refusal: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -134,13 +139,16 @@ pub(super) struct RawAnyAll {
     pub(super) any: Vec<String>,
     #[serde(default)]
     pub(super) all: Vec<String>,
+    #[serde(default)]
+    pub(super) none: Vec<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawClaim {
     pub(super) name: String,
-    pub(super) values: Vec<Value>,
+    pub(super) values: Option<Vec<Value>>,
+    pub(super) not_values: Option<Vec<Value>>,
 }
 
 #[derive(Deserialize)]

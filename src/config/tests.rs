@@ -453,3 +453,216 @@ fn not_json_at_all() {
     let err = Config::from_json(b"{oops").unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
 }
+
+/// Issue #19's rule fields: every refused configuration names its field. `rules[3]` is added
+/// to the base configuration by each case.
+#[test]
+fn policy_reach_refusals_name_the_field() {
+    let cases: Vec<(Value, &str)> = vec![
+        (json!({"action": "maybe"}), "rules[3].action"),
+        (
+            json!({"action": "deny", "provider": "corp"}),
+            "rules[3].provider",
+        ),
+        (
+            json!({"action": "deny", "providers": ["corp"]}),
+            "rules[3].providers",
+        ),
+        (
+            json!({"action": "deny", "allow_anonymous": false}),
+            "rules[3].allow_anonymous",
+        ),
+        (
+            json!({"action": "deny", "disabled": true}),
+            "rules[3].disabled",
+        ),
+        (
+            json!({"action": "deny", "dry_run": false}),
+            "rules[3].dry_run",
+        ),
+        (
+            json!({"action": "deny", "fall_through": true}),
+            "rules[3].fall_through",
+        ),
+        (
+            json!({"action": "deny", "bind_ip_claim": "ip"}),
+            "rules[3].bind_ip_claim",
+        ),
+        (
+            json!({"action": "deny", "refusal": {"status": 404, "for": ["unauthorized"]}}),
+            "rules[3].refusal.for",
+        ),
+        (
+            json!({"action": "deny", "match": {"prefix": "x"}}),
+            "rules[3].match.prefix",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "disabled": true, "fall_through": true}),
+            "rules[3].disabled",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {}}),
+            "rules[3].refusal.status",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 401}}),
+            "rules[3].refusal.status",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 401, "for": ["forbidden", "unauthorized"]}}),
+            "rules[3].refusal.status",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 500}}),
+            "rules[3].refusal.status",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 399}}),
+            "rules[3].refusal.status",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 404, "body": "x".repeat(4097)}}),
+            "rules[3].refusal.body",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 404, "for": ["forbidden", "forbidden"]}}),
+            "rules[3].refusal.for[1]",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 404, "for": []}}),
+            "rules[3].refusal.for",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 404, "colour": "red"}}),
+            "rules[3].refusal.colour",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "refusal": {"status": 404, "content_type": "a\"b"}}),
+            "rules[3].refusal.content_type",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "roles": {}}),
+            "rules[3].roles",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "scopes": {"none": ["a b"]}}),
+            "rules[3].scopes",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "claims": [{"name": "t"}]}),
+            "rules[3].claims[0].values",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "claims": [{"name": "t", "not_values": []}]}),
+            "rules[3].claims[0].not_values",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "claims": [{"name": "t", "not_values": [null]}]}),
+            "rules[3].claims[0].not_values",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "principals": {}}),
+            "rules[3].principals",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "principals": {"all": ["*"]}}),
+            "rules[3].principals.all",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "principals": {"any": ["a*b"]}}),
+            "rules[3].principals.any[0]",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "principals": {"none": ["x", "**"]}}),
+            "rules[3].principals.none[1]",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": []}),
+            "rules[3].headers",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": ":path", "present": true}]}),
+            "rules[3].headers[0].name",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "X-Up", "present": true}]}),
+            "rules[3].headers[0].name",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "x-up"}]}),
+            "rules[3].headers[0]",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "x-up", "present": false, "values": ["a"]}]}),
+            "rules[3].headers[0].present",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "x-up", "values": []}]}),
+            "rules[3].headers[0].values",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "x-up", "not_values": ["a", "b*c"]}]}),
+            "rules[3].headers[0].not_values[1]",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "x-up", "present": "yes"}]}),
+            "rules[3].headers[0].present",
+        ),
+        (
+            json!({"match": {"prefix": "/"}, "headers": [{"name": "x-up", "present": true, "value": "a"}]}),
+            "rules[3].headers[0].value",
+        ),
+    ];
+    for (rule, field) in cases {
+        let err = compile_with(|c| c["rules"].as_array_mut().unwrap().push(rule.clone()))
+            .expect_err(&rule.to_string());
+        assert_eq!(err.field, field, "{rule}: {err}");
+    }
+}
+
+/// What the refused fields above accept: a deny rule without `match` (every request), with
+/// every condition it may test; `401` answering only 401s; the content type's defaults.
+#[test]
+fn policy_reach_accepted_forms() {
+    let config = compile_with(|c| {
+        c["geo"] = json!({"country_header": "x-country"});
+        let rules = c["rules"].as_array_mut().unwrap();
+        rules.push(json!({"action": "deny", "roles": {"none": ["admin"]},
+            "scopes": {"any": ["x"]}, "claims": [{"name": "t", "not_values": ["a"]}],
+            "principals": {"any": ["*"], "none": ["*/bob"]},
+            "headers": [{"name": "x-up", "present": true, "values": ["a*"], "not_values": ["*b"]}],
+            "source_ips": {"allow": ["10.0.0.0/8"]}, "countries": {"allow": ["KP"]},
+            "refusal": {"status": 404}}));
+        rules.push(json!({"name": "r", "fall_through": true,
+            "refusal": {"status": 401, "for": ["unauthorized"], "body": "who?"}}));
+        rules.push(
+            json!({"name": "s", "refusal": {"status": 418, "for": ["unauthorized", "forbidden"],
+            "body": "{}", "content_type": "application/problem+json"}}),
+        );
+    })
+    .unwrap();
+    let deny = &config.rules[3];
+    assert_eq!(deny.action, RuleAction::Deny);
+    assert!(deny.matcher.is_none());
+    let refusal = deny.refusal.as_deref().unwrap();
+    assert_eq!(
+        (
+            refusal.status,
+            refusal.content_type.as_str(),
+            refusal.forbidden,
+            refusal.unauthorized
+        ),
+        (404, "application/json", true, false)
+    );
+    let r = config.rules[4].refusal.as_deref().unwrap();
+    assert_eq!(
+        (r.content_type.as_str(), r.forbidden, r.unauthorized),
+        ("text/plain", false, true)
+    );
+    assert!(config.rules[4].fall_through);
+    let s = config.rules[5].refusal.as_deref().unwrap();
+    assert_eq!(
+        (s.content_type.as_str(), s.forbidden, s.unauthorized),
+        ("application/problem+json", true, true)
+    );
+}

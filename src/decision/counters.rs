@@ -179,11 +179,13 @@ mod tests {
             refusal: Refusal::Unauthorized(AuthFailure::Expired),
             scope_hint: None,
             dpop: None,
+            custom: None,
         });
         let no_rule = Decision::Refuse(Refused {
             refusal: Refusal::Forbidden(Forbidden::NoMatchingRule),
             scope_hint: None,
             dpop: None,
+            custom: None,
         });
         let dry = Decision::Allow {
             changes: vec![],

@@ -4,13 +4,15 @@
 use crate::authn::Authenticator;
 use crate::authn::claims::VerifiedClaims;
 use crate::authn::dpop::DPOP_HEADER;
-use crate::authz::policy::Subject;
-use crate::config::{Authentication, Config, Rule};
-use crate::decision::select::{is_plain_host, select_rule};
+use std::net::IpAddr;
+
+use crate::authz::policy::{Policy, Reading, Subject};
+use crate::config::{Authentication, Config, Rule, RuleAction};
+use crate::decision::select::{self, is_plain_host, select_rule};
 use crate::decision::verdict::{Decision, DpopChallenge, Refused, Verdict};
 use crate::identity;
 use crate::identity::DRY_RUN_HEADER;
-use crate::reason::{AuthFailure, Forbidden, Refusal};
+use crate::reason::{AuthFailure, Forbidden, Judgement, Refusal};
 use crate::request::Request;
 use crate::request::{Country, Selection};
 use crate::token::extract::{HeaderChange, removal};
@@ -59,6 +61,12 @@ pub fn decide_traced<T: Trace>(
     verdict.rule = Some(index);
     if rule.authentication == Authentication::Disabled {
         trace.record(|| Step::Disabled);
+        // Deny rules still apply, to a request without identity.
+        let mut facts = Facts::default();
+        if let Err(refused) = deny_rules(config, request, None, &mut facts, &mut verdict, trace) {
+            verdict.decision = conclude(config, config.dry_run, request, Err(refused));
+            return verdict;
+        }
         // jwt-guard does nothing for the request, except that identity headers are never
         // taken from a client.
         let mut changes = Vec::new();
@@ -69,8 +77,14 @@ pub fn decide_traced<T: Trace>(
         };
         return verdict;
     }
-    let judged = judge(config, rule, request, auth, &mut verdict, trace);
-    verdict.decision = conclude(config, config.dry_run || rule.dry_run, request, judged);
+    let judged = judge(config, index, rule, request, auth, &mut verdict, trace);
+    // The rule that decided (a deny rule, or the rule a fall-through reached) says whether
+    // this is a dry run; deny rules have none of their own.
+    let dry_run = verdict
+        .rule
+        .and_then(|i| config.rules.get(i))
+        .is_some_and(|r| r.dry_run);
+    verdict.decision = conclude(config, config.dry_run || dry_run, request, judged);
     verdict
 }
 
@@ -119,36 +133,38 @@ fn conclude(
     }
 }
 
-/// Authentication, then policy, for a rule that is not disabled.
+/// Authentication, deny rules, then the rule's conditions (and those of the rules it falls
+/// through to), for a rule that is not disabled.
 fn judge<T: Trace>(
     config: &Config,
+    index: usize,
     rule: &Rule,
     request: &Request<'_>,
     auth: &mut Authenticator<'_>,
     verdict: &mut Verdict,
     trace: &mut T,
 ) -> Result<Vec<HeaderChange>, Refused> {
-    let unauthorized = |failure| Refused::new(Refusal::Unauthorized(failure));
     let (provider_indexes, anonymous_allowed) = match &rule.authentication {
         Authentication::Required(indexes) => (indexes, false),
         Authentication::Optional(indexes) => (indexes, true),
         Authentication::Disabled => return Ok(Vec::new()),
     };
+    let missing = |auth: &Authenticator<'_>| {
+        let mut refused = Refused::new(Refusal::Unauthorized(AuthFailure::Missing));
+        refused.dpop = dpop_challenge(config, provider_indexes, auth);
+        refused
+    };
     let verified = auth.authenticate_traced(&config.providers, provider_indexes, request, trace);
     verdict.provider = auth.judged_by;
     let verified = verified.map_err(|failure| {
-        let mut refused = unauthorized(failure);
+        let mut refused = Refused::new(Refusal::Unauthorized(failure));
         refused.dpop = dpop_challenge(config, provider_indexes, auth);
-        refused
+        refused.answered_by(&rule.refusal)
     })?;
     let mut changes = Vec::new();
     let claims: Option<&VerifiedClaims> = match &verified {
-        None if anonymous_allowed && !rule.policy.needs_token() => None,
-        None => {
-            let mut refused = unauthorized(AuthFailure::Missing);
-            refused.dpop = dpop_challenge(config, provider_indexes, auth);
-            return Err(refused);
-        }
+        None if anonymous_allowed => None,
+        None => return Err(missing(auth).answered_by(&rule.refusal)),
         Some(verified) => {
             if !verified.provider.forward {
                 changes.extend(
@@ -167,48 +183,151 @@ fn judge<T: Trace>(
             Some(&verified.claims)
         }
     };
-    let policy = &rule.policy;
-    let client_ip = if policy.needs_client_ip() {
-        config.client_ip.resolve(
-            (request.peer_address)().as_deref(),
-            request.values("x-forwarded-for"),
-        )
-    } else {
-        None
+    let mut facts = Facts::default();
+    deny_rules(config, request, claims, &mut facts, verdict, trace)?;
+    // The rule's conditions; on a refusal, the rules it falls through to. The first refusal
+    // stands unless one of them lets the request through.
+    let mut attempt = |at: usize, candidate: &Rule, trace: &mut T| {
+        let policy = &candidate.policy;
+        let refused = if claims.is_none() && policy.needs_token() {
+            missing(auth)
+        } else {
+            let subject = facts.subject(config, request, policy, claims, trace);
+            match policy
+                .judge_traced(at, &subject, Reading::Allow, trace)
+                .as_result()
+            {
+                Ok(()) => return Ok(()),
+                Err(forbidden) => Refused {
+                    refusal: Refusal::Forbidden(forbidden),
+                    scope_hint: match forbidden {
+                        Forbidden::MissingScope => policy.scopes.as_ref().map(|s| s.hint.clone()),
+                        _ => None,
+                    },
+                    dpop: None,
+                    custom: None,
+                },
+            }
+        };
+        Err(refused.answered_by(&candidate.refusal))
     };
-    if policy.needs_client_ip() {
-        trace.record(|| Step::ClientIp(client_ip));
+    if let Err(first) = attempt(index, rule, trace) {
+        let mut from = (index, rule);
+        loop {
+            if !from.1.fall_through {
+                return Err(first);
+            }
+            let next = select::next_allow_rule(config, request, from.0)
+                .and_then(|i| config.rules.get(i).map(|r| (i, r)));
+            let stop = match next {
+                None => Some("no later allow rule fits the request"),
+                Some((_, next)) if next.authentication != rule.authentication => Some(
+                    "the next fitting rule authenticates differently (providers, allow_anonymous or disabled)",
+                ),
+                Some(_) => None,
+            };
+            trace.record(|| Step::FallThrough {
+                from: from.0,
+                to: next.filter(|_| stop.is_none()).map(|(i, _)| i),
+                why: stop.unwrap_or(""),
+            });
+            let Some((at, next)) = next.filter(|_| stop.is_none()) else {
+                return Err(first);
+            };
+            if attempt(at, next, trace).is_ok() {
+                verdict.rule = Some(at);
+                break;
+            }
+            from = (at, next);
+        }
     }
-    let country = if policy.countries.is_some() {
-        let country = country(config, request, claims);
-        trace.record(|| Step::Country(country.clone()));
-        country
-    } else {
-        Country::Unknown
-    };
-    let subject = Subject {
-        client_ip,
-        country: &country,
-        claims,
-        roles_claim: &config.roles_claim,
-        scopes_claim: &config.scopes_claim,
-    };
-    policy
-        .evaluate_traced(&subject, trace)
-        .map_err(|forbidden| Refused {
-            refusal: Refusal::Forbidden(forbidden),
-            scope_hint: match forbidden {
-                Forbidden::MissingScope => policy.scopes.as_ref().map(|s| s.hint.clone()),
-                _ => None,
-            },
-            dpop: None,
-        })?;
     if let Some(verified) = &verified
         && let Some(identity) = config.identity.get(verified.index)
     {
         changes.extend(identity.changes(&verified.claims, &verified.found.token));
     }
     Ok(changes)
+}
+
+/// The deny rules, in order, on the request and the identity authentication found (`None`:
+/// anonymous, or a disabled rule): the first that applies and whose conditions all hold or
+/// cannot be decided refuses, and is the rule that decided.
+fn deny_rules<T: Trace>(
+    config: &Config,
+    request: &Request<'_>,
+    claims: Option<&VerifiedClaims>,
+    facts: &mut Facts,
+    verdict: &mut Verdict,
+    trace: &mut T,
+) -> Result<(), Refused> {
+    for (index, rule) in config.rules.iter().enumerate() {
+        if rule.action != RuleAction::Deny {
+            continue;
+        }
+        let applies = select::deny_rule_applies(rule.matcher.as_ref(), request);
+        let denied = applies && {
+            let subject = facts.subject(config, request, &rule.policy, claims, trace);
+            rule.policy
+                .judge_traced(index, &subject, Reading::Deny, trace)
+                == Judgement::Holds
+        };
+        trace.record(|| Step::DenyRule {
+            rule: index,
+            applies,
+            denied,
+        });
+        if denied {
+            verdict.rule = Some(index);
+            return Err(
+                Refused::new(Refusal::Forbidden(Forbidden::Denied)).answered_by(&rule.refusal)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The client address and country, found once per request and only when a policy asks.
+#[derive(Default)]
+struct Facts {
+    client_ip: Option<Option<IpAddr>>,
+    country: Option<Country>,
+}
+
+impl Facts {
+    fn subject<'a, T: Trace>(
+        &'a mut self,
+        config: &'a Config,
+        request: &'a Request<'a>,
+        policy: &Policy,
+        claims: Option<&'a VerifiedClaims>,
+        trace: &mut T,
+    ) -> Subject<'a> {
+        let client_ip = if policy.needs_client_ip() {
+            *self.client_ip.get_or_insert_with(|| {
+                let ip = config.client_ip.resolve(
+                    (request.peer_address)().as_deref(),
+                    request.values("x-forwarded-for"),
+                );
+                trace.record(|| Step::ClientIp(ip));
+                ip
+            })
+        } else {
+            None
+        };
+        if policy.countries.is_some() && self.country.is_none() {
+            let found = country(config, request, claims);
+            trace.record(|| Step::Country(found.clone()));
+            self.country = Some(found);
+        }
+        Subject {
+            client_ip,
+            country: self.country.as_ref().unwrap_or(&Country::Unknown),
+            claims,
+            roles_claim: &config.roles_claim,
+            scopes_claim: &config.scopes_claim,
+            request,
+        }
+    }
 }
 
 /// How a 401 of this rule challenges, when some of its providers take DPoP-bound tokens:

@@ -70,6 +70,7 @@ mod tests {
                 refusal,
                 scope_hint: None,
                 dpop: None,
+                custom: None,
             })
         };
         let table = [

@@ -1,7 +1,7 @@
 //! Which rule judges a request: the one its route's metadata binds, or the first whose `match`
 //! fits its method, path, host and route name.
 
-use crate::config::{Config, Matcher, PathMatch};
+use crate::config::{Config, Matcher, PathMatch, RuleAction};
 use crate::request::{Request, Selection};
 /// The route's metadata binds a rule by name, whatever the order and `match`; otherwise the
 /// first rule whose `match` fits.
@@ -10,7 +10,10 @@ pub fn select_rule(config: &Config, request: &Request<'_>) -> Selection {
         return config
             .rules
             .iter()
-            .position(|rule| rule.name.as_deref().map(str::as_bytes) == Some(bound))
+            .position(|rule| {
+                rule.action == RuleAction::Allow
+                    && rule.name.as_deref().map(str::as_bytes) == Some(bound)
+            })
             .map_or(Selection::UnknownRouteRule, Selection::Rule);
     }
     let target = Target::of(request);
@@ -21,11 +24,45 @@ pub fn select_rule(config: &Config, request: &Request<'_>) -> Selection {
     if config.needs_host && !is_plain_host(target.host) {
         return Selection::NoRule;
     }
+    first_allow_rule(config, &target, 0).map_or(Selection::NoRule, Selection::Rule)
+}
+
+/// The first allow rule from index `from` on whose `match` fits (deny rules are never
+/// selected).
+fn first_allow_rule(config: &Config, target: &Target<'_>, from: usize) -> Option<usize> {
     config
         .rules
         .iter()
-        .position(|rule| rule.matcher.as_ref().is_some_and(|m| m.matches(&target)))
-        .map_or(Selection::NoRule, Selection::Rule)
+        .enumerate()
+        .skip(from)
+        .find(|(_, rule)| {
+            rule.action == RuleAction::Allow
+                && rule.matcher.as_ref().is_some_and(|m| m.matches(target))
+        })
+        .map(|(index, _)| index)
+}
+
+/// The allow rule a `fall_through` from rule `after` tries: the next one whose `match` fits.
+pub fn next_allow_rule(config: &Config, request: &Request<'_>, after: usize) -> Option<usize> {
+    if config.needs_host && !is_plain_host(request.host()) {
+        return None;
+    }
+    first_allow_rule(config, &Target::of(request), after + 1)
+}
+
+/// Whether a deny rule applies: its `match` fits (no `match`: every request). A host that is
+/// not a plain name fits no `hosts` list but does not stop a deny rule without one.
+pub fn deny_rule_applies(matcher: Option<&Matcher>, request: &Request<'_>) -> bool {
+    let Some(matcher) = matcher else {
+        return true;
+    };
+    let target = Target::of(request);
+    // A host that is not a plain name (see `select_rule`) could be the listed one to an
+    // upstream: a deny rule that names hosts applies to it when the rest fits (fail closed).
+    matcher.matches(&target)
+        || (!matcher.hosts.is_empty()
+            && !is_plain_host(target.host)
+            && matcher.mismatches(request) == [MatchPart::Host])
 }
 
 /// The parts of a request that rules match on, read from the headers once per request.

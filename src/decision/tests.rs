@@ -604,6 +604,7 @@ fn responses_follow_rfc_6750() {
             refusal,
             scope_hint: hint.map(String::from),
             dpop: None,
+            custom: None,
         }
         .response("api")
     };
@@ -870,4 +871,455 @@ fn identity_headers_are_checked_in_configuration() {
             field => assert_eq!(result.unwrap_err().field, field, "{entries}"),
         }
     }
+}
+
+// Issue #19: deny rules, fall-through, negation, principals, headers, custom refusals.
+
+fn reach_config() -> Config {
+    let mut json = config_json();
+    json["rules"] = json!([
+        // Deny rules, in order.
+        {"name": "banned", "action": "deny", "match": {"prefix": "/api"},
+         "headers": [{"name": "x-banned", "present": true}]},
+        {"name": "hide-admin", "action": "deny", "match": {"prefix": "/admin"},
+         "roles": {"none": ["admin"]}, "refusal": {"status": 404, "body": "not found"}},
+        {"name": "kp", "action": "deny", "match": {"prefix": "/api/geo"},
+         "countries": {"allow": ["KP"]}},
+        {"name": "no-ip", "action": "deny", "match": {"prefix": "/api/net"},
+         "source_ips": {"allow": ["10.9.0.0/16"]}},
+        {"name": "health-banned", "action": "deny", "match": {"prefix": "/healthz"},
+         "headers": [{"name": "x-banned", "present": true}]},
+        // Allow rules.
+        {"name": "healthz", "match": {"prefix": "/healthz"}, "disabled": true},
+        {"name": "admin", "match": {"prefix": "/admin"}, "provider": "corp",
+         "roles": {"any": ["admin"]},
+         "refusal": {"status": 404, "body": "not found", "for": ["forbidden", "unauthorized"]}},
+        {"name": "ro", "match": {"prefix": "/api/ro"}, "provider": "corp",
+         "scopes": {"none": ["orders:write"]}},
+        {"name": "not-admin", "match": {"prefix": "/api/users"}, "provider": "corp",
+         "roles": {"none": ["admin"]}},
+        {"name": "not-initech", "match": {"prefix": "/api/tenants"}, "provider": "corp",
+         "claims": [{"name": "tenant", "not_values": ["initech"]}]},
+        {"name": "idp", "match": {"prefix": "/api/idp"}, "provider": "corp",
+         "principals": {"any": ["https://idp.example.com/*"], "none": ["*/mallory"]}},
+        {"name": "not-alice", "match": {"prefix": "/api/not-alice"}, "provider": "corp",
+         "principals": {"none": ["*/alice"]}},
+        {"name": "anon-principal", "match": {"prefix": "/anon/any"}, "allow_anonymous": true,
+         "principals": {"any": ["*"]}},
+        {"name": "anon-none", "match": {"prefix": "/anon/none"}, "allow_anonymous": true,
+         "principals": {"none": ["*/alice"]}},
+        {"name": "hdr", "match": {"prefix": "/api/hdr"}, "provider": "corp",
+         "headers": [{"name": "x-tenant", "values": ["acme*"], "not_values": ["*-test"]}]},
+        {"name": "ft-admin", "match": {"prefix": "/ft"}, "provider": "corp",
+         "roles": {"any": ["admin"]}, "fall_through": true},
+        {"name": "ft-read", "match": {"prefix": "/ft/read"}, "provider": "corp",
+         "roles": {"any": ["user"]}},
+        {"name": "ft-partner", "match": {"prefix": "/ft"}, "provider": "partner"},
+        {"name": "fa-admin", "match": {"prefix": "/fa"}, "allow_anonymous": true,
+         "roles": {"any": ["admin"]}, "fall_through": true,
+         "refusal": {"status": 401, "for": ["unauthorized"], "body": "log in"}},
+        {"name": "fa-public", "match": {"prefix": "/fa/public"}, "allow_anonymous": true},
+        {"name": "dry", "match": {"prefix": "/api/dry"}, "provider": "corp", "dry_run": true,
+         "roles": {"any": ["nobody"]}},
+        {"name": "api", "match": {"prefix": "/api"}, "provider": "corp"}
+    ]);
+    Config::from_json(json.to_string().as_bytes()).unwrap()
+}
+
+/// Each case: the outcome, and the rule the verdict names (the deciding one).
+#[test]
+fn policy_reach_decision_table() {
+    let config = reach_config();
+    let cases: Vec<(Case, &str, &str)> = vec![
+        // Deny rules come after authentication: a bad or missing token is still a 401.
+        (
+            get("banned header", "/api/x")
+                .bearer("valid_ES256")
+                .header("x-banned", "1"),
+            "403 denied",
+            "banned",
+        ),
+        (
+            get("banned but expired", "/api/x")
+                .bearer("expired")
+                .header("x-banned", "1"),
+            "401 expired",
+            "api",
+        ),
+        (
+            get("banned but anonymous", "/api/x").header("x-banned", "1"),
+            "401 missing",
+            "api",
+        ),
+        (
+            get("not banned", "/api/x").bearer("valid_ES256"),
+            "allow",
+            "api",
+        ),
+        // A deny rule on identity, with its own refusal; the allow rule hides its 401 too.
+        (
+            get("admin as admin", "/admin").bearer("policy_admin"),
+            "allow",
+            "admin",
+        ),
+        (
+            get("admin as user", "/admin").bearer("policy_user"),
+            "403 denied",
+            "hide-admin",
+        ),
+        (get("admin anonymous", "/admin"), "401 missing", "admin"),
+        // Unknown is a deny (fail closed): no country, no client address.
+        (
+            get("geo unknown", "/api/geo").bearer("valid_ES256"),
+            "403 denied",
+            "kp",
+        ),
+        (
+            get("geo KP", "/api/geo")
+                .bearer("valid_ES256")
+                .header("x-geo-country", "KP"),
+            "403 denied",
+            "kp",
+        ),
+        (
+            get("geo US", "/api/geo")
+                .bearer("valid_ES256")
+                .header("x-geo-country", "US"),
+            "allow",
+            "api",
+        ),
+        (
+            get("geo twice", "/api/geo")
+                .bearer("valid_ES256")
+                .header("x-geo-country", "US")
+                .header("x-geo-country", "US"),
+            "403 denied",
+            "kp",
+        ),
+        (
+            get("net inside", "/api/net")
+                .bearer("valid_ES256")
+                .peer("10.9.1.1:1"),
+            "403 denied",
+            "no-ip",
+        ),
+        (
+            get("net outside", "/api/net")
+                .bearer("valid_ES256")
+                .peer("10.1.1.1:1"),
+            "allow",
+            "api",
+        ),
+        (
+            get("net unknown", "/api/net")
+                .bearer("valid_ES256")
+                .peer("nonsense"),
+            "403 denied",
+            "no-ip",
+        ),
+        // Deny rules apply to a disabled rule's requests, without identity.
+        (get("healthz", "/healthz"), "allow", "healthz"),
+        (
+            get("healthz banned", "/healthz").header("x-banned", "1"),
+            "403 denied",
+            "health-banned",
+        ),
+        // Negation.
+        (
+            get("scopes none", "/api/ro").bearer("policy_admin"),
+            "403 forbidden_scope",
+            "ro",
+        ),
+        (
+            get("scopes none ok", "/api/ro").bearer("policy_user"),
+            "allow",
+            "ro",
+        ),
+        (
+            get("roles none", "/api/users").bearer("policy_admin"),
+            "403 forbidden_role",
+            "not-admin",
+        ),
+        (
+            get("roles none ok", "/api/users").bearer("policy_user"),
+            "allow",
+            "not-admin",
+        ),
+        (
+            get("not_values", "/api/tenants").bearer("policy_user"),
+            "403 claim_mismatch",
+            "not-initech",
+        ),
+        (
+            get("not_values ok", "/api/tenants").bearer("policy_admin"),
+            "allow",
+            "not-initech",
+        ),
+        (
+            get("not_values missing claim", "/api/tenants").bearer("valid_ES256"),
+            "allow",
+            "not-initech",
+        ),
+        // Principals.
+        (
+            get("principal any", "/api/idp").bearer("valid_ES256"),
+            "allow",
+            "idp",
+        ),
+        (
+            get("principal none", "/api/not-alice").bearer("valid_ES256"),
+            "403 principal_mismatch",
+            "not-alice",
+        ),
+        (
+            get("anonymous principal any", "/anon/any"),
+            "401 missing",
+            "anon-principal",
+        ),
+        (
+            get("anonymous principal none", "/anon/none"),
+            "allow",
+            "anon-none",
+        ),
+        (
+            get("token principal none", "/anon/none").bearer("valid_ES256"),
+            "403 principal_mismatch",
+            "anon-none",
+        ),
+        // Headers.
+        (
+            get("header ok", "/api/hdr")
+                .bearer("valid_ES256")
+                .header("x-tenant", "acme-1"),
+            "allow",
+            "hdr",
+        ),
+        (
+            get("header missing", "/api/hdr").bearer("valid_ES256"),
+            "403 header_mismatch",
+            "hdr",
+        ),
+        (
+            get("header other", "/api/hdr")
+                .bearer("valid_ES256")
+                .header("x-tenant", "globex"),
+            "403 header_mismatch",
+            "hdr",
+        ),
+        (
+            get("header not_values", "/api/hdr")
+                .bearer("valid_ES256")
+                .header("x-tenant", "acme-test"),
+            "403 header_mismatch",
+            "hdr",
+        ),
+        (
+            get("header twice", "/api/hdr")
+                .bearer("valid_ES256")
+                .header("x-tenant", "acme-1")
+                .header("x-tenant", "acme-2"),
+            "403 header_ambiguous",
+            "hdr",
+        ),
+        // Fall-through: the next fitting allow rule with the same authentication.
+        (
+            get("ft admin", "/ft/read").bearer("policy_admin"),
+            "allow",
+            "ft-admin",
+        ),
+        (
+            get("ft user reads", "/ft/read").bearer("policy_user"),
+            "allow",
+            "ft-read",
+        ),
+        (
+            get(
+                "ft user writes: next rule authenticates differently",
+                "/ft/write",
+            )
+            .bearer("policy_user"),
+            "403 missing_role",
+            "ft-admin",
+        ),
+        (
+            get("ft bad token never falls", "/ft/read").bearer("expired"),
+            "401 expired",
+            "ft-admin",
+        ),
+        (
+            get("ft missing token never falls", "/ft/read"),
+            "401 missing",
+            "ft-admin",
+        ),
+        (
+            get("fa anonymous falls to public", "/fa/public"),
+            "allow",
+            "fa-public",
+        ),
+        (
+            get("fa user falls to public", "/fa/public").bearer("policy_user"),
+            "allow",
+            "fa-public",
+        ),
+        (
+            get("fa anonymous, nothing after", "/fa/other"),
+            "401 missing",
+            "fa-admin",
+        ),
+        (
+            get("fa bad token", "/fa/public").bearer("expired"),
+            "401 expired",
+            "fa-admin",
+        ),
+        // A route-bound rule falls through in rule order after it.
+        (
+            get("bound ft", "/ft/read")
+                .bearer("policy_user")
+                .bound_to("ft-admin"),
+            "allow",
+            "ft-read",
+        ),
+        (
+            get("bound ft, nothing fits after", "/x")
+                .bearer("policy_user")
+                .bound_to("ft-admin"),
+            "403 missing_role",
+            "ft-admin",
+        ),
+        // Dry run is the deciding rule's: a deny rule has none.
+        (
+            get("dry", "/api/dry").bearer("valid_ES256"),
+            "dry-run 403 missing_role",
+            "dry",
+        ),
+        (
+            get("dry but denied", "/api/dry")
+                .bearer("valid_ES256")
+                .header("x-banned", "1"),
+            "403 denied",
+            "banned",
+        ),
+        // A deny rule is never selected, and cannot be bound by a route.
+        (
+            get("bound to deny", "/x")
+                .bearer("valid_ES256")
+                .bound_to("banned"),
+            "403 no_matching_rule",
+            "-",
+        ),
+        (
+            get("bound to admin", "/x")
+                .bearer("policy_user")
+                .bound_to("admin"),
+            "403 missing_role",
+            "-",
+        ),
+    ];
+    for (case, expected, rule) in cases {
+        let verdict = case.verdict(&config, &mut TokenCache::new(0));
+        assert_eq!(outcome(&verdict.decision), expected, "{}", case.name);
+        let label = verdict
+            .rule
+            .and_then(|i| config.rules.get(i))
+            .map_or("-", |r| r.label.as_str());
+        if rule != "-" {
+            assert_eq!(label, rule, "{}", case.name);
+        }
+    }
+}
+
+fn response_of(config: &Config, case: Case) -> LocalResponse {
+    match case.decide(config) {
+        Decision::Refuse(refused) => refused.response("api"),
+        other => panic!("{}: not refused: {other:?}", case.name),
+    }
+}
+
+/// Custom refusals: the status and body sent; challenges only where their status still is;
+/// the standard body keeps its reason.
+#[test]
+fn custom_refusals_keep_challenges_honest() {
+    let config = reach_config();
+    let header = |r: &LocalResponse, name: &str| {
+        r.headers
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
+            .collect::<Vec<_>>()
+    };
+    // 404 for a deny rule's 403, and for the admin rule's 401: no challenge either way.
+    for case in [
+        get("denied", "/admin").bearer("policy_user"),
+        get("anonymous", "/admin"),
+        get("expired", "/admin").bearer("expired"),
+    ] {
+        let name = case.name;
+        let r = response_of(&config, case);
+        assert_eq!((r.status, r.body.as_str()), (404, "not found"), "{name}");
+        assert_eq!(header(&r, "content-type"), ["text/plain"], "{name}");
+        assert!(header(&r, "www-authenticate").is_empty(), "{name}");
+    }
+    // A 401 still sent keeps its challenge; a custom body replaces the standard one.
+    let r = response_of(&config, get("fa", "/fa/other"));
+    assert_eq!((r.status, r.body.as_str()), (401, "log in"));
+    assert_eq!(header(&r, "www-authenticate"), ["Bearer realm=\"api\""]);
+    // Its 403s are its own: not covered, standard.
+    let r = response_of(&config, get("fa user", "/fa/other").bearer("policy_user"));
+    assert_eq!(r.status, 403);
+    assert!(header(&r, "www-authenticate")[0].contains("insufficient_scope"));
+    // A 403 kept as 403 keeps insufficient_scope; the standard body keeps the reason.
+    let mut json = config_json();
+    json["rules"] = json!([
+        {"match": {"prefix": "/"}, "provider": "corp", "roles": {"any": ["nobody"]},
+         "refusal": {"status": 403}},
+        {"name": "teapot", "provider": "corp", "roles": {"any": ["nobody"]},
+         "refusal": {"status": 418}}
+    ]);
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let r = response_of(&config, get("403", "/x").bearer("valid_ES256"));
+    assert_eq!(r.status, 403);
+    assert!(header(&r, "www-authenticate")[0].contains("insufficient_scope"));
+    assert_eq!(
+        r.body,
+        r#"{"error":"insufficient_scope","reason":"missing_role","status":403}"#
+    );
+    let r = response_of(
+        &config,
+        get("418", "/x").bearer("valid_ES256").bound_to("teapot"),
+    );
+    assert_eq!(r.status, 418);
+    assert!(header(&r, "www-authenticate").is_empty());
+    assert_eq!(header(&r, "content-type"), ["application/json"]);
+    assert_eq!(
+        r.body,
+        r#"{"error":"insufficient_scope","reason":"missing_role","status":418}"#
+    );
+}
+
+/// Counters and outcomes name the deny rule that decided, under the new reason.
+#[test]
+fn deny_rules_are_counted_as_the_rule_that_decided() {
+    let config = reach_config();
+    let plan = super::counters::CounterPlan::new(&config);
+    let verdict = get("banned", "/api/x")
+        .bearer("valid_ES256")
+        .header("x-banned", "1")
+        .verdict(&config, &mut TokenCache::new(0));
+    let names: Vec<&str> = plan
+        .of(&verdict)
+        .map(|i| plan.names()[i].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "jwt_guard.refused.403.denied",
+            "jwt_guard.rule.banned.refused.403.denied",
+            "jwt_guard.provider.corp.refused.403.denied"
+        ]
+    );
+    let outcome = super::outcome::render(&config, &verdict);
+    assert!(
+        outcome.contains(r#""reason":"denied","rule":"banned","status":403"#),
+        "{outcome}"
+    );
 }

@@ -5,6 +5,7 @@
 use std::rc::Rc;
 
 use crate::authn::claims::VerifiedClaims;
+use crate::config::CustomRefusal;
 use crate::reason::{AuthFailure, Refusal};
 use crate::token::extract::HeaderChange;
 #[derive(Debug, PartialEq, Eq)]
@@ -25,6 +26,8 @@ pub struct Refused {
     pub scope_hint: Option<String>,
     /// The schemes a 401 challenges with, when the rule has DPoP providers.
     pub dpop: Option<DpopChallenge>,
+    /// The deciding rule's `refusal`, when it answers this kind of refusal.
+    pub custom: Option<Rc<CustomRefusal>>,
 }
 
 /// How a 401 asks for DPoP (RFC 9449 §7.1): beside or instead of `Bearer`, with the proof
@@ -55,15 +58,62 @@ impl Refused {
             refusal,
             scope_hint: None,
             dpop: None,
+            custom: None,
         }
     }
 
     /// The same for every request refused for this reason: hosts may prepare it once.
     pub fn is_plain(&self) -> bool {
-        self.scope_hint.is_none() && self.dpop.is_none()
+        self.scope_hint.is_none() && self.dpop.is_none() && self.custom.is_none()
     }
 
+    /// Answers with `refusal` when it covers this kind of refusal (401 or 403).
+    pub(super) fn answered_by(mut self, refusal: &Option<Rc<CustomRefusal>>) -> Refused {
+        self.custom = refusal
+            .as_ref()
+            .filter(|custom| match self.refusal {
+                Refusal::Unauthorized(_) => custom.unauthorized,
+                Refusal::Forbidden(_) => custom.forbidden,
+            })
+            .cloned();
+        self
+    }
+
+    /// The local reply: the standard one, or the rule's `refusal` in its place. A challenge
+    /// stays only while the status it belongs to does (a 401 still sent keeps its
+    /// `WWW-Authenticate`; a 403 kept as 403 keeps `insufficient_scope`); a custom body is the
+    /// operator's alone, and the standard body keeps its reason code.
     pub fn response(&self, realm: &str) -> LocalResponse {
+        let standard = self.standard_response(realm);
+        let Some(custom) = &self.custom else {
+            return standard;
+        };
+        let mut headers = Vec::new();
+        if custom.status == standard.status {
+            headers.extend(
+                standard
+                    .headers
+                    .into_iter()
+                    .filter(|(name, _)| *name != "content-type"),
+            );
+        }
+        headers.insert(0, ("content-type", custom.content_type.clone()));
+        let body = custom.body.clone().unwrap_or_else(|| {
+            // The standard body (keys sorted: `status` is last) with the status sent.
+            let old = format!("\"status\":{}}}", standard.status);
+            match standard.body.strip_suffix(&old) {
+                Some(head) => format!("{head}\"status\":{}}}", custom.status),
+                None => standard.body,
+            }
+        });
+        LocalResponse {
+            status: custom.status,
+            headers,
+            body,
+        }
+    }
+
+    fn standard_response(&self, realm: &str) -> LocalResponse {
         if let (Refusal::Unauthorized(failure), Some(dpop)) = (self.refusal, &self.dpop) {
             return dpop.response(realm, failure);
         }

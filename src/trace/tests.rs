@@ -193,13 +193,20 @@ fn brief(config: &Config, step: &Step) -> String {
         Step::Binding(outcome) => format!("binding {}", result(outcome)),
         Step::ClientIp(ip) => format!("ip {}", ip.map_or("-".into(), |ip| ip.to_string())),
         Step::Country(country) => format!("country {country:?}"),
-        Step::Policy { check, result } => format!(
+        Step::Policy { check, result, .. } => format!(
             "{check:?} {}",
             match result {
-                Ok(()) => "ok",
-                Err(forbidden) => forbidden.code(),
+                Judgement::Holds => "ok",
+                Judgement::Fails(forbidden) => forbidden.code(),
+                Judgement::Unknown(forbidden) => forbidden.code(),
             }
         ),
+        Step::DenyRule {
+            rule,
+            applies,
+            denied,
+        } => format!("deny {rule} applies {applies} denied {denied}"),
+        Step::FallThrough { from, to, why } => format!("fall_through {from} -> {to:?} {why}"),
     }
 }
 
@@ -536,4 +543,81 @@ fn mismatches_name_each_part_a_request_fails() {
             "{method} {path} {host}"
         );
     }
+}
+
+/// Deny rules and fall-through leave their steps: each deny rule considered (with its
+/// conditions when its match fits, an undecidable one included), each fall-through, and the
+/// checks of every allow rule tried; the traced verdict is the untraced one.
+#[test]
+fn deny_rules_and_fall_through_are_traced() {
+    let json = json!({
+        "providers": {"corp": {"issuer": testutil::issuer(), "audiences": ["orders"],
+                               "jwks": testutil::jwks()}},
+        "rules": [
+            {"name": "not-here", "action": "deny", "match": {"prefix": "/nowhere"}},
+            {"name": "net", "action": "deny", "match": {"prefix": "/docs/net"},
+             "source_ips": {"allow": ["192.0.2.0/24"]}},
+            {"name": "editors", "match": {"prefix": "/docs"}, "roles": {"any": ["editor"]},
+             "fall_through": true},
+            {"name": "readers", "match": {"prefix": "/docs"},
+             "headers": [{"name": "x-mode", "not_values": ["write"]}]}
+        ]
+    });
+    let config = Config::from_json(json.to_string().as_bytes()).unwrap();
+    let render = |case: Case| {
+        let (traced, steps, plain) = case.run(&config, &mut TokenCache::new(0));
+        assert_eq!(traced.decision, plain.decision);
+        assert_eq!(traced.rule, plain.rule);
+        let policy: Vec<String> = steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s,
+                    Step::Policy { .. }
+                        | Step::DenyRule { .. }
+                        | Step::FallThrough { .. }
+                        | Step::ClientIp(_)
+                )
+            })
+            .map(|s| brief(&config, s))
+            .collect();
+        (policy, traced.rule)
+    };
+    let (steps, rule) = render(get("/docs/1").bearer("policy_user"));
+    assert_eq!(
+        steps,
+        [
+            "deny 0 applies false denied false",
+            "deny 1 applies false denied false",
+            "Roles missing_role",
+            "fall_through 2 -> Some(3) ",
+            "Header(0) ok",
+        ]
+    );
+    assert_eq!(rule, Some(3));
+    let (steps, rule) = render(get("/docs/net").bearer("policy_user").peer("nonsense"));
+    assert_eq!(
+        steps,
+        [
+            "deny 0 applies false denied false",
+            "ip -",
+            "SourceIps ip_not_allowed",
+            "deny 1 applies true denied true",
+        ]
+    );
+    assert_eq!(rule, Some(1));
+    let (steps, rule) = render(
+        get("/docs/1")
+            .bearer("policy_user")
+            .header("x-mode", "write"),
+    );
+    assert_eq!(
+        &steps[2..],
+        [
+            "Roles missing_role",
+            "fall_through 2 -> Some(3) ",
+            "Header(0) header_mismatch",
+        ]
+    );
+    assert_eq!(rule, Some(2), "the first refusal stands");
 }

@@ -184,6 +184,7 @@ pub fn refuse_early(stream: Stream, config: &FilterConfig) -> u32 {
         refusal: Refusal::Unauthorized(AuthFailure::Malformed),
         scope_hint: None,
         dpop: None,
+        custom: None,
     };
     let verdict = Verdict {
         decision: Decision::Refuse(refused.clone()),

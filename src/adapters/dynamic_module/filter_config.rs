@@ -54,6 +54,7 @@ impl FilterConfig {
                     refusal,
                     scope_hint: None,
                     dpop: None,
+                    custom: None,
                 }
                 .response(&config.realm);
                 (refusal, reply)

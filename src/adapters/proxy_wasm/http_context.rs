@@ -152,6 +152,7 @@ impl Guard {
             refusal: Refusal::Unauthorized(AuthFailure::Malformed),
             scope_hint: None,
             dpop: None,
+            custom: None,
         };
         self.running.outcomes.tally(&Verdict {
             decision: Decision::Refuse(refused.clone()),
@@ -179,6 +180,7 @@ impl HttpContext for Unconfigured {
             refusal: Refusal::Unauthorized(AuthFailure::Malformed),
             scope_hint: None,
             dpop: None,
+            custom: None,
         };
         PreparedResponse::of(&refused, "jwt-guard").send()
     }

@@ -140,6 +140,7 @@ impl Outcomes {
                             refusal,
                             scope_hint: None,
                             dpop: None,
+                            custom: None,
                         },
                         &config.realm,
                     ),

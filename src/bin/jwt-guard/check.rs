@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use jwt_guard::config::{Config, PathMatch, SignatureBackend};
+use jwt_guard::config::{Config, PathMatch, RuleAction, SignatureBackend};
 
 use crate::args::Args;
 use crate::compiled::{compile, describe_match};
@@ -83,11 +83,15 @@ fn summary(config: &Config) -> String {
 /// What is worth knowing about a valid configuration.
 fn notes(config: &Config) -> Vec<String> {
     let mut notes = Vec::new();
-    // A rule that matches every request hides the rules after it from ordered matching.
+    // An allow rule that matches every request hides the allow rules after it from ordered
+    // matching (not from its own fall_through; deny rules are never selected and still apply).
     let catch_all = config.rules.iter().position(|rule| {
         let Some(m) = &rule.matcher else {
             return false;
         };
+        if rule.action == RuleAction::Deny || rule.fall_through {
+            return false;
+        }
         let any_path = match &m.path {
             PathMatch::Any => true,
             PathMatch::Prefix(prefix) => prefix == "/",
@@ -96,7 +100,11 @@ fn notes(config: &Config) -> Vec<String> {
         any_path && m.methods.is_empty() && m.hosts.is_empty() && m.route_name.is_none()
     });
     if let Some(index) = catch_all
-        && index + 1 < config.rules.len()
+        && config
+            .rules
+            .iter()
+            .skip(index + 1)
+            .any(|rule| rule.action == RuleAction::Allow)
     {
         let label = config.rules.get(index).map_or("", |r| r.label.as_str());
         notes.push(format!(

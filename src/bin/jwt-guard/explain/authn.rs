@@ -15,7 +15,7 @@ use super::explained::{Explained, Lines, compact, fingerprint, ok_or, provider_n
 /// and found, the provider that judged it, its header, key and signature, each claim check.
 pub fn lines(explained: &Explained, lines: &mut Lines) {
     let config = explained.config;
-    let Some(rule) = explained.rule() else {
+    let Some(rule) = explained.selected_rule() else {
         return;
     };
     let (providers, anonymous) = match &rule.authentication {
@@ -46,7 +46,7 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                 let outcome = if !anonymous {
                     "the rule needs a token → 401 missing".to_string()
                 } else if rule.policy.needs_token() {
-                    "allow_anonymous, but roles, scopes, claims or bind_ip_claim need a token → 401 missing".to_string()
+                    "allow_anonymous, but roles, scopes, claims, bind_ip_claim or principals.any need a token → 401 missing (after the deny rules; a fall_through may still let it through)".to_string()
                 } else {
                     "allow_anonymous: an anonymous request is fine".to_string()
                 };

@@ -5,7 +5,7 @@
 use jwt_guard::authn::provider::Provider;
 use jwt_guard::config::{Config, Rule};
 use jwt_guard::decision::Verdict;
-use jwt_guard::request::Request;
+use jwt_guard::request::{Request, Selection};
 use jwt_guard::token::jws::UnverifiedClaims;
 use jwt_guard::token::jws::UnverifiedJws;
 use jwt_guard::trace::Step;
@@ -47,10 +47,15 @@ impl Explained<'_> {
             .map(|jws| jws.claims)
     }
 
-    pub fn rule(&self) -> Option<&Rule> {
-        self.verdict
-            .rule
-            .and_then(|index| self.config.rules.get(index))
+    /// The allow rule selected for the request: the one that authenticated.
+    pub fn selected_rule(&self) -> Option<&Rule> {
+        self.steps.iter().find_map(|step| match step {
+            Step::Rule {
+                selection: Selection::Rule(index),
+                ..
+            } => self.config.rules.get(*index),
+            _ => None,
+        })
     }
 
     /// The provider of the `Provider` step before `step`.

@@ -40,10 +40,10 @@ Usage: jwt-guard explain CONFIG --path PATH [OPTIONS]
 Decides one request as the filter would, with the filter's own code, and shows how: the rule
 that applies (and the rules skipped before it), where the token was found, the provider that
 judged it, its header (alg, kid), the key and signature, each registered-claim check (exp,
-nbf, iat, iss, aud, lifetime), each policy check (source_ips, bind_ip_claim, countries, roles,
-scopes, claims), then the decision: status and reason, and for a refusal the response Envoy
-sends (WWW-Authenticate and body), for a request let through the headers removed or set
-before it goes upstream. The token itself is never printed (only its SHA-256 fingerprint).
+nbf, iat, iss, aud, lifetime), each deny rule and policy check (source_ips, bind_ip_claim,
+countries, headers, principals, roles, scopes, claims) and each fall_through, then the
+decision: status and reason, and for a refusal the response Envoy sends (WWW-Authenticate and
+body), for a request let through the headers removed or set before it goes upstream. The token itself is never printed (only its SHA-256 fingerprint).
 
 Options:
   --path PATH            the request's :path, query string included (required)

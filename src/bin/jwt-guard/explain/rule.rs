@@ -1,7 +1,7 @@
 //! Explain's `rule:` section: the rule that applies (or none), the rules skipped before it and
 //! why, and the chosen rule's settings.
 
-use jwt_guard::config::{Authentication, Config, PathMatch, Rule};
+use jwt_guard::config::{Authentication, Config, PathMatch, Rule, RuleAction};
 use jwt_guard::decision::MatchPart;
 use jwt_guard::request::Selection;
 
@@ -66,12 +66,46 @@ pub fn lines(
             lines.add(1, "no rule matches → 403 no_matching_rule (fail closed)");
         }
     }
-    if let Some(rule) = explained.rule() {
+    if let Selection::Rule(index) = selection
+        && let Some(rule) = config.rules.get(*index)
+    {
         lines.add(1, format!("settings: {}", describe_rule(config, rule)));
+    }
+    let deny: Vec<String> = config
+        .rules
+        .iter()
+        .enumerate()
+        .filter(|(_, rule)| rule.action == RuleAction::Deny)
+        .map(|(index, rule)| {
+            format!(
+                "{} ({}; {})",
+                rule_title(config, index),
+                describe_match(rule.matcher.as_ref()).replace(
+                    "no match: only routes whose metadata names it",
+                    "every request"
+                ),
+                describe_rule(config, rule)
+            )
+        })
+        .collect();
+    if !deny.is_empty() {
+        lines.add(
+            1,
+            format!(
+                "deny rules, checked after authentication: {}",
+                deny.join("; ")
+            ),
+        );
     }
 }
 
 fn why_skipped(explained: &Explained, index: usize, rule: &Rule) -> String {
+    if rule.action == RuleAction::Deny {
+        return format!(
+            "skipped {}: a deny rule (never selected; checked after authentication)",
+            rule_title(explained.config, index)
+        );
+    }
     let Some(matcher) = &rule.matcher else {
         return format!(
             "skipped {}: it has no match (only routes whose metadata names it)",
@@ -129,6 +163,7 @@ fn rule_title(config: &Config, index: usize) -> String {
 fn describe_rule(config: &Config, rule: &Rule) -> String {
     let mut parts = Vec::new();
     match &rule.authentication {
+        _ if rule.action == RuleAction::Deny => parts.push("action deny".to_string()),
         Authentication::Disabled => parts.push("disabled".to_string()),
         Authentication::Required(providers) | Authentication::Optional(providers) => {
             let names: Vec<&str> = providers
@@ -149,6 +184,9 @@ fn describe_rule(config: &Config, rule: &Rule) -> String {
         (policy.source_ips.is_some(), "source_ips"),
         (policy.countries.is_some(), "countries"),
         (policy.bind_ip_claim.is_some(), "bind_ip_claim"),
+        (!policy.headers.is_empty(), "headers"),
+        (policy.principals.is_some(), "principals"),
+        (rule.fall_through, "fall_through"),
     ] {
         if present {
             parts.push(name.to_string());
@@ -156,6 +194,25 @@ fn describe_rule(config: &Config, rule: &Rule) -> String {
     }
     if rule.dry_run || config.dry_run {
         parts.push("dry_run".to_string());
+    }
+    if let Some(refusal) = &rule.refusal {
+        let mut kinds = Vec::new();
+        if refusal.forbidden {
+            kinds.push("403");
+        }
+        if refusal.unauthorized {
+            kinds.push("401");
+        }
+        parts.push(format!(
+            "refusal {} for its {}{}",
+            refusal.status,
+            kinds.join(" and "),
+            if refusal.body.is_some() {
+                ", own body"
+            } else {
+                ""
+            }
+        ));
     }
     parts.join(", ")
 }
