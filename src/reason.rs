@@ -200,10 +200,11 @@ pub enum Forbidden {
     CountryNotAllowed,
     CountryUnknown,
     NoMatchingRule,
+    BindingMismatch,
 }
 
 impl Forbidden {
-    pub const ALL: [Forbidden; 10] = [
+    pub const ALL: [Forbidden; 11] = [
         Forbidden::MissingRole,
         Forbidden::MissingScope,
         Forbidden::ClaimMismatch,
@@ -214,6 +215,7 @@ impl Forbidden {
         Forbidden::CountryNotAllowed,
         Forbidden::CountryUnknown,
         Forbidden::NoMatchingRule,
+        Forbidden::BindingMismatch,
     ];
 
     pub fn code(self) -> &'static str {
@@ -228,6 +230,7 @@ impl Forbidden {
             Forbidden::CountryNotAllowed => "country_not_allowed",
             Forbidden::CountryUnknown => "country_unknown",
             Forbidden::NoMatchingRule => "no_matching_rule",
+            Forbidden::BindingMismatch => "binding_mismatch",
         }
     }
 
@@ -260,6 +263,7 @@ impl Forbidden {
             Forbidden::CountryNotAllowed => "the client country is not allowed",
             Forbidden::CountryUnknown => "the client country is unknown",
             Forbidden::NoMatchingRule => "no rule matches the request",
+            Forbidden::BindingMismatch => "the token is not for the resource the request names",
         }
     }
 }

@@ -205,7 +205,7 @@ impl Authenticator<'_> {
         // The first candidate for this issuer, when it refused the token: its reason now.
         let mut first_refusal: Option<(usize, AuthFailure)> = None;
         for &(index, provider) in candidates {
-            if issuer != Some(provider.token_rules.issuer.as_str()) {
+            if !provider.token_rules.issuer.accepts(issuer) {
                 continue;
             }
             let version = provider.token_rules.keys.version();
@@ -267,7 +267,7 @@ impl Authenticator<'_> {
         let mut passed_over = Vec::new();
         let same_issuer = candidates
             .iter()
-            .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
+            .filter(|(_, p)| p.token_rules.issuer.accepts(issuer));
         for &(index, provider) in same_issuer {
             self.judged_by.get_or_insert(index);
             match self.attempt(index, provider, true, jws, now, trace) {

@@ -3,3 +3,4 @@
 
 pub mod address;
 pub mod policy;
+pub mod request_binding;

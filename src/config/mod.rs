@@ -11,6 +11,7 @@ pub mod model;
 pub mod names;
 pub mod provider;
 pub mod remote_jwks;
+pub mod request_binding;
 pub mod rule;
 pub mod schema;
 

@@ -2,6 +2,7 @@
 
 use crate::authn::binding::{Binding, CertificateBinding};
 use crate::authn::claims::ClaimPath;
+use crate::authn::issuer::Issuer;
 use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::provider::Provider;
 use crate::authn::verify::TokenRules;
@@ -61,7 +62,23 @@ pub(super) fn compile_provider(
             ));
         }
     };
+    let issuer = Issuer::parse(&raw.issuer, raw.issuer_params)
+        .map_err(|(member, why)| ConfigError::new(field(&member), why))?;
     let remote = match raw.remote_jwks {
+        Some(remote)
+            if issuer.is_template() && (remote.discovery || remote.discovery_uri.is_some()) =>
+        {
+            // A templated issuer has one discovery document per tenant, each naming its own
+            // issuer; one key set per provider means one fixed `uri`.
+            return Err(ConfigError::new(
+                field(if remote.discovery {
+                    "remote_jwks.discovery"
+                } else {
+                    "remote_jwks.discovery_uri"
+                }),
+                "a templated issuer has no single discovery document: give remote_jwks.uri",
+            ));
+        }
         Some(remote) => Some(compile_remote(&field("remote_jwks"), remote, &raw.issuer)?),
         None => None,
     };
@@ -89,7 +106,7 @@ pub(super) fn compile_provider(
     )?;
     let provider = Provider {
         token_rules: TokenRules {
-            issuer: raw.issuer,
+            issuer,
             audiences,
             keys: KeyStore::new(keys),
             clock_skew_seconds,

@@ -33,6 +33,8 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProvider {
     pub(super) issuer: String,
+    /// The allowed values of each `{name}` of a templated `issuer`.
+    pub(super) issuer_params: Option<BTreeMap<String, Vec<String>>>,
     pub(super) audiences: Option<Vec<String>>,
     pub(super) jwks: Option<Value>,
     pub(super) remote_jwks: Option<RawRemoteJwks>,
@@ -115,6 +117,17 @@ pub(super) struct RawRule {
     pub(super) source_ips: Option<RawAllowDeny>,
     pub(super) countries: Option<RawAllowDeny>,
     pub(super) bind_ip_claim: Option<String>,
+    pub(super) bind: Option<Vec<RawBind>>,
+}
+
+/// `rules[i].bind[j]`: one of `claim` / `issuer_param`, one of `path_param` / `header`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawBind {
+    pub(super) claim: Option<String>,
+    pub(super) issuer_param: Option<String>,
+    pub(super) path_param: Option<String>,
+    pub(super) header: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -125,6 +138,10 @@ pub(super) struct RawMatch {
     pub(super) methods: Option<Vec<String>>,
     pub(super) hosts: Option<Vec<String>>,
     pub(super) route_name: Option<String>,
+    pub(super) paths: Option<Vec<String>>,
+    pub(super) not_paths: Option<Vec<String>>,
+    pub(super) not_methods: Option<Vec<String>>,
+    pub(super) not_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -143,7 +143,7 @@ fn judge<T: Trace>(
     })?;
     let mut changes = Vec::new();
     let claims: Option<&VerifiedClaims> = match &verified {
-        None if anonymous_allowed && !rule.policy.needs_token() => None,
+        None if anonymous_allowed && !rule.needs_token() => None,
         None => {
             let mut refused = unauthorized(AuthFailure::Missing);
             refused.dpop = dpop_challenge(config, provider_indexes, auth);
@@ -203,6 +203,15 @@ fn judge<T: Trace>(
             },
             dpop: None,
         })?;
+    if let (Some(bind), Some(verified)) = (&rule.bind, &verified) {
+        let matched = rule
+            .matcher
+            .as_ref()
+            .and_then(|m| m.matching_path_pattern(request));
+        let issuer = &verified.provider.token_rules.issuer;
+        bind.check_traced(&verified.claims, issuer, request, matched, trace)
+            .map_err(|forbidden| Refused::new(Refusal::Forbidden(forbidden)))?;
+    }
     if let Some(verified) = &verified
         && let Some(identity) = config.identity.get(verified.index)
     {

@@ -158,6 +158,9 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                         ),
                         None => format!("claims[{index}]: {verdict}"),
                     },
+                    PolicyCheck::Bind(index) => {
+                        super::bind::bind_line(explained, rule, *index, *result)
+                    }
                 };
                 lines.add(1, text);
             }

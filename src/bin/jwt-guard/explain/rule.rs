@@ -89,7 +89,24 @@ fn why_skipped(explained: &Explained, index: usize, rule: &Rule) -> String {
                     PathMatch::Prefix(prefix) => format!("under prefix {prefix:?}"),
                     PathMatch::Exact(path) => format!("{path:?}"),
                     PathMatch::Any => "any path".to_string(),
+                    PathMatch::Patterns(patterns) =>
+                        format!("any of paths [{}]", super::bind::patterns(patterns)),
                 }
+            ),
+            MatchPart::NotPath => format!(
+                "path {:?} is one of not_paths [{}]",
+                String::from_utf8_lossy(explained.request.path()),
+                super::bind::patterns(&matcher.not_paths)
+            ),
+            MatchPart::NotMethod => format!(
+                "method {} is one of not_methods [{}]",
+                String::from_utf8_lossy(explained.request.method()),
+                matcher.not_methods.join(", ")
+            ),
+            MatchPart::NotHost => format!(
+                "host {:?} is one of not_hosts [{}]",
+                String::from_utf8_lossy(explained.request.host()),
+                matcher.not_hosts.join(", ")
             ),
             MatchPart::Method => format!(
                 "method {} is not one of [{}]",
@@ -149,6 +166,7 @@ fn describe_rule(config: &Config, rule: &Rule) -> String {
         (policy.source_ips.is_some(), "source_ips"),
         (policy.countries.is_some(), "countries"),
         (policy.bind_ip_claim.is_some(), "bind_ip_claim"),
+        (rule.bind.is_some(), "bind"),
     ] {
         if present {
             parts.push(name.to_string());
