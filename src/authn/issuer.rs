@@ -263,7 +263,9 @@ impl IssuerTemplate {
 mod tests {
     use super::*;
 
-    fn params(pairs: &[(&str, &[&str])]) -> Option<BTreeMap<String, Vec<String>>> {
+    type Params = Option<BTreeMap<String, Vec<String>>>;
+
+    fn params(pairs: &[(&str, &[&str])]) -> Params {
         Some(
             pairs
                 .iter()
@@ -341,7 +343,7 @@ mod tests {
     #[test]
     fn refused_templates_name_the_member() {
         let any: &[&str] = &["*"];
-        let cases: Vec<(&str, Option<BTreeMap<String, Vec<String>>>, &str)> = vec![
+        let cases: Vec<(&str, Params, &str)> = vec![
             ("https://a/{t}", None, "issuer_params"),
             ("https://a/", params(&[("t", any)]), "issuer_params"),
             ("https://a/{T}", params(&[("T", any)]), "issuer"),

@@ -191,13 +191,14 @@ mod tests {
         let iss = "https://login.example.com/acme/v2.0";
         let ok = json!({"iss": iss, "tenant": "acme"});
         let mismatch = Err(Forbidden::BindingMismatch);
-        let cases: Vec<(
-            &str,
+        type Case<'a> = (
+            &'a str,
             Option<usize>,
-            &[&str],
+            &'a [&'a str],
             serde_json::Value,
             Result<(), Forbidden>,
-        )> = vec![
+        );
+        let cases: Vec<Case> = vec![
             (
                 "/tenants/acme/orders",
                 Some(0),
