@@ -191,7 +191,19 @@ impl Issuer {
         };
         match self {
             Issuer::Fixed(text) => iss == text,
-            Issuer::Template(template) => template.fit(iss, usize::MAX).is_some(),
+            Issuer::Template(template) => template.fit(iss, usize::MAX, true).is_some(),
+        }
+    }
+
+    /// The token's `iss` has this template's form, whatever the values: the provider to judge
+    /// a token no provider accepts (its keys, then `bad_issuer`, rather than another
+    /// provider's keys). A fixed issuer never resembles anything.
+    pub fn resembles(&self, iss: Option<&str>) -> bool {
+        match (self, iss) {
+            (Issuer::Template(template), Some(iss)) => {
+                template.fit(iss, usize::MAX, false).is_some()
+            }
+            _ => false,
         }
     }
 
@@ -201,7 +213,7 @@ impl Issuer {
             return None;
         };
         let wanted = template.params.iter().position(|(n, _)| n == name)?;
-        template.fit(iss, wanted)
+        template.fit(iss, wanted, true)
     }
 
     /// Whether `name` is one of the placeholders.
@@ -213,7 +225,8 @@ impl Issuer {
 impl IssuerTemplate {
     /// Matches `iss` against the whole template with allowed values. `Some` of the value of
     /// placeholder `wanted` (or of "" when `wanted` is none of them) when it fits.
-    fn fit<'i>(&self, iss: &'i str, wanted: usize) -> Option<&'i str> {
+    /// `allowed_only: false` ignores the allow-lists.
+    fn fit<'i>(&self, iss: &'i str, wanted: usize, allowed_only: bool) -> Option<&'i str> {
         let bytes = iss.as_bytes();
         let mut pos = 0;
         let mut found = "";
@@ -242,6 +255,7 @@ impl IssuerTemplate {
                     let value = iss.get(pos..pos + len)?;
                     let (_, allowed) = self.params.get(*param)?;
                     let ok = match allowed {
+                        _ if !allowed_only => true,
                         Allowed::Any => true,
                         Allowed::Values(values) => values.iter().any(|v| v == value),
                     };
@@ -308,6 +322,9 @@ mod tests {
         );
         assert_eq!(entra.as_str(), ENTRA);
         assert!(entra.has_param("tenant") && !entra.has_param("region"));
+        assert!(entra.resembles(Some("https://login.microsoftonline.com/t-3/v2.0")));
+        assert!(!entra.resembles(Some("https://login.microsoftonline.com/a/b/v2.0")));
+        assert!(!Issuer::Fixed("x".into()).resembles(Some("x")));
     }
 
     #[test]

@@ -19,4 +19,6 @@ pub use error::ConfigError;
 pub use model::{Authentication, Config, Matcher, PathMatch, Rule, SignatureBackend};
 
 #[cfg(test)]
+mod match_tests;
+#[cfg(test)]
 mod tests;
