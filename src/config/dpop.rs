@@ -219,7 +219,7 @@ impl RawDpop {
 }
 
 /// `value` as an object with no member outside `known`.
-fn object<'v>(
+pub(super) fn object<'v>(
     at: &str,
     value: &'v Value,
     known: &[&str],

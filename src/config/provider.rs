@@ -1,5 +1,9 @@
 //! `providers.<name>`: issuer, audiences, keys, token locations and identity headers.
 
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
 use crate::authn::binding::{Binding, CertificateBinding};
 use crate::authn::claims::ClaimPath;
 use crate::authn::issuer::Issuer;
@@ -62,7 +66,11 @@ pub(super) fn compile_provider(
             ));
         }
     };
-    let issuer = Issuer::parse(&raw.issuer, raw.issuer_params)
+    let issuer_params = raw
+        .issuer_params
+        .map(|params| read_issuer_params(&field("issuer_params"), &params))
+        .transpose()?;
+    let issuer = Issuer::parse(&raw.issuer, issuer_params)
         .map_err(|(member, why)| ConfigError::new(field(&member), why))?;
     let remote = match raw.remote_jwks {
         Some(remote)
@@ -131,6 +139,33 @@ pub(super) fn compile_provider(
         name,
     };
     Ok((provider, identity))
+}
+
+/// `{"tenant": ["a", "b"]}`: per placeholder, its allowed values (checked by `Issuer::parse`).
+fn read_issuer_params(
+    at: &str,
+    value: &Value,
+) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+    let members = value
+        .as_object()
+        .ok_or_else(|| ConfigError::new(at, "must be an object"))?;
+    let mut params = BTreeMap::new();
+    for (name, values) in members {
+        let field = format!("{at}.{name}");
+        let values = values
+            .as_array()
+            .ok_or_else(|| ConfigError::new(&field, "must be an array of strings"))?
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    ConfigError::new(format!("{field}[{index}]"), "must be a string")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        params.insert(name.clone(), values);
+    }
+    Ok(params)
 }
 
 /// Headers a claim must never be written to: hop-by-hop and framing headers, the ones Envoy

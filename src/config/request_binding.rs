@@ -4,25 +4,40 @@
 use crate::authn::claims::ClaimPath;
 use crate::authn::provider::Provider;
 use crate::authz::request_binding::{BindEntry, BindSource, BindTarget, RequestBinding};
+use crate::config::dpop::object;
 use crate::config::error::ConfigError;
 use crate::config::model::{Matcher, PathMatch};
 use crate::config::names::is_header_name;
-use crate::config::schema::RawBind;
+use serde_json::Value;
 
 /// `providers`: the rule's providers (an `issuer_param` must be a placeholder of each).
 pub(super) fn compile_bind(
     at: &str,
-    raw: Vec<RawBind>,
+    raw: Value,
     matcher: Option<&Matcher>,
     providers: &[&Provider],
 ) -> Result<RequestBinding, ConfigError> {
-    if raw.is_empty() {
-        return Err(ConfigError::new(at, "must not be empty (omit it)"));
-    }
+    let raw = match raw {
+        Value::Array(raw) if raw.is_empty() => {
+            return Err(ConfigError::new(at, "must not be empty (omit it)"));
+        }
+        Value::Array(raw) => raw,
+        _ => return Err(ConfigError::new(at, "must be an array")),
+    };
     let mut entries = Vec::with_capacity(raw.len());
-    for (index, entry) in raw.into_iter().enumerate() {
+    for (index, entry) in raw.iter().enumerate() {
         let field = |member: &str| format!("{at}[{index}].{member}");
-        let source = match (entry.claim, entry.issuer_param) {
+        let members = object(
+            &format!("{at}[{index}]"),
+            entry,
+            &["claim", "issuer_param", "path_param", "header"],
+        )?;
+        let text = |member: &str| match members.get(member) {
+            None => Ok(None),
+            Some(Value::String(text)) => Ok(Some(text.clone())),
+            Some(_) => Err(ConfigError::new(field(member), "must be a string")),
+        };
+        let source = match (text("claim")?, text("issuer_param")?) {
             (Some(claim), None) => BindSource::Claim(
                 ClaimPath::parse(&claim)
                     .ok_or_else(|| ConfigError::new(field("claim"), "not a valid claim name"))?,
@@ -56,7 +71,7 @@ pub(super) fn compile_bind(
                 ));
             }
         };
-        let target = match (entry.path_param, entry.header) {
+        let target = match (text("path_param")?, text("header")?) {
             (Some(name), None) => {
                 let patterns = match matcher.map(|m| &m.path) {
                     Some(PathMatch::Patterns(patterns)) => patterns.as_slice(),

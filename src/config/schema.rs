@@ -33,8 +33,9 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProvider {
     pub(super) issuer: String,
-    /// The allowed values of each `{name}` of a templated `issuer`.
-    pub(super) issuer_params: Option<BTreeMap<String, Vec<String>>>,
+    /// The allowed values of each `{name}` of a templated `issuer`; read by
+    /// [`super::provider`] (serde derives cost the `.wasm` path-tracking code).
+    pub(super) issuer_params: Option<Value>,
     pub(super) audiences: Option<Vec<String>>,
     pub(super) jwks: Option<Value>,
     pub(super) remote_jwks: Option<RawRemoteJwks>,
@@ -117,17 +118,8 @@ pub(super) struct RawRule {
     pub(super) source_ips: Option<RawAllowDeny>,
     pub(super) countries: Option<RawAllowDeny>,
     pub(super) bind_ip_claim: Option<String>,
-    pub(super) bind: Option<Vec<RawBind>>,
-}
-
-/// `rules[i].bind[j]`: one of `claim` / `issuer_param`, one of `path_param` / `header`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawBind {
-    pub(super) claim: Option<String>,
-    pub(super) issuer_param: Option<String>,
-    pub(super) path_param: Option<String>,
-    pub(super) header: Option<String>,
+    /// Read by [`super::request_binding`] (serde derives cost the `.wasm` path-tracking code).
+    pub(super) bind: Option<Value>,
 }
 
 #[derive(Deserialize)]
