@@ -90,7 +90,7 @@ fn why_skipped(explained: &Explained, index: usize, rule: &Rule) -> String {
                     PathMatch::Exact(path) => format!("{path:?}"),
                     PathMatch::Any => "any path".to_string(),
                     PathMatch::Patterns(patterns) =>
-                        format!("any of paths [{}]", super::bind::patterns(patterns)),
+                        format!("one of paths [{}]", super::bind::patterns(patterns)),
                 }
             ),
             MatchPart::NotPath => format!(
