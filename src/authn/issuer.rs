@@ -7,8 +7,6 @@
 //! template in at most one way: the values are never a guess, and matching needs no
 //! backtracking and no allocation.
 
-use std::collections::BTreeMap;
-
 use crate::request::path_pattern::is_param_name;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +45,11 @@ fn is_value_byte(b: u8) -> bool {
 }
 
 impl Issuer {
-    /// `params`: the provider's `issuer_params`, required exactly when `text` has placeholders.
+    /// `params`: the provider's `issuer_params` (name, values), required exactly when `text`
+    /// has placeholders. (A list, not a map: the `.wasm` has no other use for a map's removal.)
     pub fn parse(
         text: &str,
-        params: Option<BTreeMap<String, Vec<String>>>,
+        params: Option<Vec<(String, Vec<String>)>>,
     ) -> Result<Issuer, IssuerError> {
         let err = |member: &str, why: String| Err((member.to_string(), why));
         if !text.contains(['{', '}']) {
@@ -131,12 +130,13 @@ impl Issuer {
         let mut params = Vec::with_capacity(names.len());
         for name in names {
             let at = format!("issuer_params.{name}");
-            let Some(values) = given.remove(&name) else {
+            let Some(found) = given.iter().position(|(n, _)| *n == name) else {
                 return err(
                     &at,
                     "missing: every placeholder needs its allow-list".into(),
                 );
             };
+            let (_, values) = given.swap_remove(found);
             let allowed = match values.as_slice() {
                 [] => return err(&at, "must not be empty".into()),
                 [any] if any == "*" => Allowed::Any,
@@ -158,7 +158,7 @@ impl Issuer {
             };
             params.push((name, allowed));
         }
-        if let Some(extra) = given.keys().next() {
+        if let Some((extra, _)) = given.first() {
             return err(
                 &format!("issuer_params.{extra}"),
                 "the issuer has no such placeholder".into(),
@@ -277,7 +277,7 @@ impl IssuerTemplate {
 mod tests {
     use super::*;
 
-    type Params = Option<BTreeMap<String, Vec<String>>>;
+    type Params = Option<Vec<(String, Vec<String>)>>;
 
     fn params(pairs: &[(&str, &[&str])]) -> Params {
         Some(

@@ -136,11 +136,9 @@ mod tests {
     use super::*;
     use crate::request::headers;
     use serde_json::json;
-    use std::collections::BTreeMap;
 
     fn entra() -> Issuer {
-        let mut params = BTreeMap::new();
-        params.insert("tenant".to_string(), vec!["*".to_string()]);
+        let params = vec![("tenant".to_string(), vec!["*".to_string()])];
         Issuer::parse("https://login.example.com/{tenant}/v2.0", Some(params)).unwrap()
     }
 

@@ -1,7 +1,5 @@
 //! `providers.<name>`: issuer, audiences, keys, token locations and identity headers.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value;
 
 use crate::authn::binding::{Binding, CertificateBinding};
@@ -142,14 +140,11 @@ pub(super) fn compile_provider(
 }
 
 /// `{"tenant": ["a", "b"]}`: per placeholder, its allowed values (checked by `Issuer::parse`).
-fn read_issuer_params(
-    at: &str,
-    value: &Value,
-) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+fn read_issuer_params(at: &str, value: &Value) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
     let members = value
         .as_object()
         .ok_or_else(|| ConfigError::new(at, "must be an object"))?;
-    let mut params = BTreeMap::new();
+    let mut params = Vec::with_capacity(members.len());
     for (name, values) in members {
         let field = format!("{at}.{name}");
         let values = values
@@ -163,7 +158,7 @@ fn read_issuer_params(
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        params.insert(name.clone(), values);
+        params.push((name.clone(), values));
     }
     Ok(params)
 }
