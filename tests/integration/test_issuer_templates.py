@@ -3,14 +3,18 @@ Envoy: one provider whose `issuer` has a `{tenant}` placeholder and an allow-lis
 tokens of every allowed tenant with one key set; another tenant, and look-alike issuers, are
 401 bad_issuer; the tenant the token's `iss` names can be bound to the path (403
 binding_mismatch), and a templated provider is chosen among several by the token's `iss`.
+Keys from `remote_jwks` with a fixed `uri` (the IdP's one key set) serve every tenant.
 """
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from conftest import expect_401, expect_403, expect_upstream, start_stack
-from harness import listener, wasm_filter
+from harness import listener, static_cluster, wasm_filter
+from jwks_server import JwksServer
 from tokens import AUDIENCE, ISSUER, KeySet
 
 TEMPLATE = "https://login.microsoftonline.com/{tenant}/v2.0"
@@ -106,3 +110,29 @@ def test_a_templated_provider_is_chosen_by_iss_among_several(stack, keys, other_
         expect_401(call(stack, "/any", keys.mint("ES256")), "bad_signature")
     with refused():
         expect_401(call(stack, "/any", keys.mint("ES256", iss=iss(OTHER))), "bad_issuer")
+
+
+@pytest.fixture(scope="module")
+def remote_stack(request, upstream, keys, wasm):
+    idp = JwksServer(keys.jwks(["ES256"])).start()
+    request.addfinalizer(idp.stop)
+    cfg = {"realm": "api",
+           "providers": {"entra": {
+               "issuer": TEMPLATE, "issuer_params": {"tenant": [ACME, GLOBEX]}, "audiences": [AUDIENCE],
+               "remote_jwks": {"cluster": "idp", "uri": "https://login.microsoftonline.com/jwks.json"}}},
+           "rules": [{"match": {"prefix": "/"}, "provider": "entra"}]}
+    stack = start_stack(request, upstream, "issuer_templates_remote", [listener("main", 0, [wasm_filter(cfg)])],
+                        extra_clusters=[static_cluster("idp", idp.port)])
+    return stack, idp
+
+
+def test_remote_jwks_with_a_fixed_uri_serves_every_tenant(remote_stack, keys, refused):
+    stack, idp = remote_stack
+    deadline = time.monotonic() + 10
+    while (resp := call(stack, "/x", keys.mint("ES256", iss=iss(ACME)))).status != 200:
+        assert time.monotonic() < deadline, f"keys never fetched: {resp!r}"
+        time.sleep(0.1)
+    assert idp.count() >= 1
+    expect_upstream(call(stack, "/x", keys.mint("ES256", iss=iss(GLOBEX))))
+    with refused():
+        expect_401(call(stack, "/x", keys.mint("ES256", iss=iss(OTHER))), "bad_issuer")
