@@ -206,10 +206,11 @@ pub enum Forbidden {
     PrincipalMismatch,
     HeaderMismatch,
     HeaderAmbiguous,
+    BindingMismatch,
 }
 
 impl Forbidden {
-    pub const ALL: [Forbidden; 16] = [
+    pub const ALL: [Forbidden; 17] = [
         Forbidden::MissingRole,
         Forbidden::MissingScope,
         Forbidden::ClaimMismatch,
@@ -226,6 +227,7 @@ impl Forbidden {
         Forbidden::PrincipalMismatch,
         Forbidden::HeaderMismatch,
         Forbidden::HeaderAmbiguous,
+        Forbidden::BindingMismatch,
     ];
 
     pub fn code(self) -> &'static str {
@@ -246,6 +248,7 @@ impl Forbidden {
             Forbidden::PrincipalMismatch => "principal_mismatch",
             Forbidden::HeaderMismatch => "header_mismatch",
             Forbidden::HeaderAmbiguous => "header_ambiguous",
+            Forbidden::BindingMismatch => "binding_mismatch",
         }
     }
 
@@ -289,6 +292,7 @@ impl Forbidden {
             Forbidden::PrincipalMismatch => "the token principal is not accepted",
             Forbidden::HeaderMismatch => "a request header does not have a required value",
             Forbidden::HeaderAmbiguous => "a request header a rule reads is sent more than once",
+            Forbidden::BindingMismatch => "the token is not for the resource the request names",
         }
     }
 }

@@ -60,6 +60,8 @@ pub enum PolicyCheck {
     Scopes,
     /// The rule's `claims[i]`.
     Claim(usize),
+    /// The rule's `bind[i]`.
+    Bind(usize),
 }
 
 #[derive(Clone, Debug, PartialEq)]

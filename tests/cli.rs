@@ -125,7 +125,7 @@ fn check_prints_the_filters_own_line_for_each_invalid_configuration() {
         ),
         (
             r#"{"rules": [{"match": {"prefix": "/", "methodz": ["GET"]}, "disabled": true}]}"#,
-            "rules[0].match.methodz: unknown field `methodz`, expected one of `prefix`, `path`, `methods`, `hosts`, `route_name` at line 1 column 46",
+            "rules[0].match.methodz: unknown field `methodz`, expected one of `prefix`, `path`, `methods`, `hosts`, `route_name`, `paths`, `not_paths`, `not_methods`, `not_hosts` at line 1 column 46",
         ),
         (
             "{\"rules\": [",

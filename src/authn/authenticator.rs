@@ -205,7 +205,7 @@ impl Authenticator<'_> {
         // The first candidate for this issuer, when it refused the token: its reason now.
         let mut first_refusal: Option<(usize, AuthFailure)> = None;
         for &(index, provider) in candidates {
-            if issuer != Some(provider.token_rules.issuer.as_str()) {
+            if !provider.token_rules.issuer.accepts(issuer) {
                 continue;
             }
             let version = provider.token_rules.keys.version();
@@ -250,7 +250,8 @@ impl Authenticator<'_> {
     /// in configuration order (one IdP may stand behind several providers, with other
     /// audiences or keys); the first that accepts it wins. When none does, the first one's
     /// reason is the answer. A token whose issuer no candidate names is judged by the first
-    /// candidate (it then fails with `bad_issuer` or earlier).
+    /// candidate whose issuer template has its form, else by the first candidate (it then
+    /// fails with `bad_issuer` or earlier).
     ///
     /// Also returns the providers (with their key-set versions and reasons) that refused the
     /// token before the one that accepted it, for reasons time cannot change.
@@ -267,7 +268,7 @@ impl Authenticator<'_> {
         let mut passed_over = Vec::new();
         let same_issuer = candidates
             .iter()
-            .filter(|(_, p)| issuer == Some(p.token_rules.issuer.as_str()));
+            .filter(|(_, p)| p.token_rules.issuer.accepts(issuer));
         for &(index, provider) in same_issuer {
             self.judged_by.get_or_insert(index);
             match self.attempt(index, provider, true, jws, now, trace) {
@@ -292,7 +293,13 @@ impl Authenticator<'_> {
         if let Some(failure) = first_failure {
             return Err(failure);
         }
-        let &(index, provider) = candidates.first().ok_or(AuthFailure::Malformed)?;
+        // A token of a tenant a template does not allow is judged by that template's provider
+        // (its keys, then `bad_issuer`), not by another provider's keys.
+        let &(index, provider) = candidates
+            .iter()
+            .find(|(_, p)| p.token_rules.issuer.resembles(issuer))
+            .or(candidates.first())
+            .ok_or(AuthFailure::Malformed)?;
         self.attempt(index, provider, false, jws, now, trace)?;
         Ok((index, provider, passed_over))
     }

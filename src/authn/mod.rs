@@ -11,6 +11,7 @@ pub mod cache;
 pub mod claims;
 pub mod dpop;
 pub mod fetch;
+pub mod issuer;
 pub mod jwks;
 #[cfg(all(feature = "native", not(target_arch = "wasm32")))]
 pub mod native_signature;

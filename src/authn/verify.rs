@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::authn::issuer::Issuer;
 use crate::authn::jwks::{KeyStore, VerificationKey};
 
 #[cfg(test)]
@@ -27,7 +28,7 @@ pub trait SignatureVerifier {
 /// What a provider accepts, independent of where its tokens are found.
 #[derive(Debug)]
 pub struct TokenRules {
-    pub issuer: String,
+    pub issuer: Issuer,
     /// Empty: any audience.
     pub audiences: Vec<String>,
     pub keys: KeyStore,
@@ -153,8 +154,10 @@ impl TokenRules {
         )?;
         check(
             ClaimCheck::Iss,
-            (claims.get("iss").and_then(Value::as_str) != Some(self.issuer.as_str()))
-                .then_some(AuthFailure::BadIssuer),
+            (!self
+                .issuer
+                .accepts(claims.get("iss").and_then(Value::as_str)))
+            .then_some(AuthFailure::BadIssuer),
         )?;
         check(
             ClaimCheck::Aud,
@@ -208,7 +211,7 @@ mod tests {
 
     fn rules() -> TokenRules {
         TokenRules {
-            issuer: testutil::issuer(),
+            issuer: Issuer::Fixed(testutil::issuer()),
             audiences: vec!["orders".into()],
             keys: KeyStore::new(KeySet::from_value(&testutil::jwks()).unwrap()),
             clock_skew_seconds: 60,

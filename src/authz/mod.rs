@@ -4,3 +4,4 @@
 pub mod address;
 pub mod conditions;
 pub mod policy;
+pub mod request_binding;

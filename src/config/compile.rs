@@ -108,7 +108,7 @@ fn compile(raw: RawConfig) -> Result<Config, ConfigError> {
     };
     let matchers = || rules.iter().filter_map(|rule| rule.matcher.as_ref());
     let needs_route_name = matchers().any(|m| m.route_name.is_some());
-    let needs_host = matchers().any(|m| !m.hosts.is_empty());
+    let needs_host = matchers().any(|m| !m.hosts.is_empty() || !m.not_hosts.is_empty());
     let token_cache_size = raw
         .token_cache_size
         .unwrap_or(crate::authn::cache::DEFAULT_CAPACITY);

@@ -12,6 +12,7 @@ pub mod model;
 pub mod names;
 pub mod provider;
 pub mod remote_jwks;
+pub mod request_binding;
 pub mod rule;
 pub mod schema;
 
@@ -20,5 +21,7 @@ pub use model::{
     Authentication, Config, CustomRefusal, Matcher, PathMatch, Rule, RuleAction, SignatureBackend,
 };
 
+#[cfg(test)]
+mod match_tests;
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,10 @@ use crate::authn::claims::ClaimPath;
 use crate::authn::provider::Provider;
 use crate::authz::address::ClientIpSource;
 use crate::authz::policy::Policy;
+use crate::authz::request_binding::RequestBinding;
 use crate::config::error::ConfigError;
 use crate::identity::IdentityHeaders;
+use crate::request::path_pattern::PathPattern;
 
 #[derive(Debug)]
 pub struct Config {
@@ -65,6 +67,15 @@ pub struct Rule {
     pub fall_through: bool,
     /// The rule's own answer to the refusals it decides (`refusal`).
     pub refusal: Option<Rc<CustomRefusal>>,
+    /// `bind`: checked after every other condition of the rule.
+    pub bind: Option<RequestBinding>,
+}
+
+impl Rule {
+    /// A condition only a token can meet: without one, the answer is 401, not 403.
+    pub fn needs_token(&self) -> bool {
+        self.policy.needs_token() || self.bind.is_some()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +114,11 @@ pub struct Matcher {
     pub methods: Vec<String>,
     pub hosts: Vec<String>,
     pub route_name: Option<String>,
+    /// `not_paths`, `not_methods`, `not_hosts`: the match fits only a request that is none of
+    /// them.
+    pub not_paths: Vec<PathPattern>,
+    pub not_methods: Vec<String>,
+    pub not_hosts: Vec<String>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -111,6 +127,8 @@ pub enum PathMatch {
     Any,
     Prefix(String),
     Exact(String),
+    /// `paths`: any of these patterns.
+    Patterns(Vec<PathPattern>),
 }
 
 impl Config {

@@ -1,7 +1,10 @@
 //! `providers.<name>`: issuer, audiences, keys, token locations and identity headers.
 
+use serde_json::Value;
+
 use crate::authn::binding::{Binding, CertificateBinding};
 use crate::authn::claims::ClaimPath;
+use crate::authn::issuer::Issuer;
 use crate::authn::jwks::{KeySet, KeyStore};
 use crate::authn::provider::Provider;
 use crate::authn::verify::TokenRules;
@@ -61,7 +64,27 @@ pub(super) fn compile_provider(
             ));
         }
     };
+    let issuer_params = raw
+        .issuer_params
+        .map(|params| read_issuer_params(&field("issuer_params"), &params))
+        .transpose()?;
+    let issuer = Issuer::parse(&raw.issuer, issuer_params)
+        .map_err(|(member, why)| ConfigError::new(field(&member), why))?;
     let remote = match raw.remote_jwks {
+        Some(remote)
+            if issuer.is_template() && (remote.discovery || remote.discovery_uri.is_some()) =>
+        {
+            // A templated issuer has one discovery document per tenant, each naming its own
+            // issuer; one key set per provider means one fixed `uri`.
+            return Err(ConfigError::new(
+                field(if remote.discovery {
+                    "remote_jwks.discovery"
+                } else {
+                    "remote_jwks.discovery_uri"
+                }),
+                "a templated issuer has no single discovery document: give remote_jwks.uri",
+            ));
+        }
         Some(remote) => Some(compile_remote(&field("remote_jwks"), remote, &raw.issuer)?),
         None => None,
     };
@@ -89,7 +112,7 @@ pub(super) fn compile_provider(
     )?;
     let provider = Provider {
         token_rules: TokenRules {
-            issuer: raw.issuer,
+            issuer,
             audiences,
             keys: KeyStore::new(keys),
             clock_skew_seconds,
@@ -114,6 +137,30 @@ pub(super) fn compile_provider(
         name,
     };
     Ok((provider, identity))
+}
+
+/// `{"tenant": ["a", "b"]}`: per placeholder, its allowed values (checked by `Issuer::parse`).
+fn read_issuer_params(at: &str, value: &Value) -> Result<Vec<(String, Vec<String>)>, ConfigError> {
+    let members = value
+        .as_object()
+        .ok_or_else(|| ConfigError::new(at, "must be an object"))?;
+    let mut params = Vec::with_capacity(members.len());
+    for (name, values) in members {
+        let field = format!("{at}.{name}");
+        let values = values
+            .as_array()
+            .ok_or_else(|| ConfigError::new(&field, "must be an array of strings"))?
+            .iter()
+            .enumerate()
+            .map(|(index, v)| {
+                v.as_str().map(str::to_owned).ok_or_else(|| {
+                    ConfigError::new(format!("{field}[{index}]"), "must be a string")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        params.push((name.clone(), values));
+    }
+    Ok(params)
 }
 
 /// Headers a claim must never be written to: hop-by-hop and framing headers, the ones Envoy

@@ -11,7 +11,9 @@ use crate::config::dpop::{object, whole};
 use crate::config::error::ConfigError;
 use crate::config::model::{Authentication, CustomRefusal, Matcher, PathMatch, Rule, RuleAction};
 use crate::config::names::{is_quotable, is_stat_name, is_unnamed_label};
+use crate::config::request_binding::compile_bind;
 use crate::config::schema::{RawAllowDeny, RawMatch, RawRule};
+use crate::request::path_pattern::PathPattern;
 use serde_json::Value;
 
 pub(super) fn compile_rule(
@@ -58,6 +60,7 @@ pub(super) fn compile_rule(
             ("dry_run", raw.dry_run.is_some()),
             ("fall_through", raw.fall_through.is_some()),
             ("bind_ip_claim", raw.bind_ip_claim.is_some()),
+            ("bind", raw.bind.is_some()),
         ];
         if let Some((member, _)) = refused.iter().find(|(_, given)| *given) {
             return Err(ConfigError::new(
@@ -88,7 +91,8 @@ pub(super) fn compile_rule(
             || raw.countries.is_some()
             || raw.bind_ip_claim.is_some()
             || raw.principals.is_some()
-            || raw.headers.is_some();
+            || raw.headers.is_some()
+            || raw.bind.is_some();
         if raw.provider.is_some()
             || raw.providers.is_some()
             || allow_anonymous
@@ -112,6 +116,7 @@ pub(super) fn compile_rule(
             action,
             fall_through: false,
             refusal: None,
+            bind: None,
         });
     }
     let refusal = raw
@@ -142,6 +147,7 @@ pub(super) fn compile_rule(
                 .ok_or_else(|| ConfigError::new(field("bind_ip_claim"), "not a valid claim name"))
         })
         .transpose()?;
+    let mut bind = None;
     let authentication = if deny {
         // Deny rules read the identity the selected rule authenticated; they never authenticate.
         Authentication::Disabled
@@ -185,6 +191,18 @@ pub(super) fn compile_rule(
                 })
                 .collect::<Result<Vec<_>, _>>()?,
         };
+        if let Some(raw_bind) = raw.bind {
+            let rule_providers: Vec<&Provider> = provider_indexes
+                .iter()
+                .filter_map(|&i| providers.get(i))
+                .collect();
+            bind = Some(compile_bind(
+                &field("bind"),
+                raw_bind,
+                matcher.as_ref(),
+                &rule_providers,
+            )?);
+        }
         if allow_anonymous {
             Authentication::Optional(provider_indexes)
         } else {
@@ -201,6 +219,7 @@ pub(super) fn compile_rule(
         action,
         fall_through,
         refusal,
+        bind,
     })
 }
 
@@ -304,38 +323,40 @@ fn compile_refusal(
 
 pub(super) fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigError> {
     let field = |member: &str| format!("{at}.{member}");
-    let path = match (raw.prefix, raw.path) {
-        (Some(_), Some(_)) => {
+    let path = match (raw.prefix, raw.path, raw.paths) {
+        (Some(_), Some(_), _) => {
             return Err(ConfigError::new(
                 field("path"),
                 "give prefix or path, not both",
             ));
         }
-        (Some(prefix), None) if prefix.starts_with('/') => PathMatch::Prefix(prefix),
-        (Some(_), None) => return Err(ConfigError::new(field("prefix"), "must start with '/'")),
-        (None, Some(path)) if path.starts_with('/') => PathMatch::Exact(path),
-        (None, Some(_)) => return Err(ConfigError::new(field("path"), "must start with '/'")),
-        (None, None) => PathMatch::Any,
+        (Some(_), _, Some(_)) | (_, Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                field("paths"),
+                "give paths, or prefix or path, not both",
+            ));
+        }
+        (None, None, Some(paths)) => {
+            PathMatch::Patterns(compile_path_patterns(&field("paths"), paths)?)
+        }
+        (Some(prefix), None, None) if prefix.starts_with('/') => PathMatch::Prefix(prefix),
+        (Some(_), None, None) => {
+            return Err(ConfigError::new(field("prefix"), "must start with '/'"));
+        }
+        (None, Some(path), None) if path.starts_with('/') => PathMatch::Exact(path),
+        (None, Some(_), None) => {
+            return Err(ConfigError::new(field("path"), "must start with '/'"));
+        }
+        (None, None, None) => PathMatch::Any,
     };
-    let methods = non_empty_list(&field("methods"), raw.methods)?;
-    if methods
-        .iter()
-        .any(|m| !m.bytes().all(|b| b.is_ascii_alphabetic()))
-    {
-        return Err(ConfigError::new(
-            field("methods"),
-            "methods are HTTP method names like \"GET\"",
-        ));
-    }
-    let methods = methods
-        .into_iter()
-        .map(|m| m.to_ascii_uppercase())
-        .collect();
-    let hosts = non_empty_list(&field("hosts"), raw.hosts)?
-        .into_iter()
-        .enumerate()
-        .map(|(index, host)| compile_host(&format!("{}[{index}]", field("hosts")), &host))
-        .collect::<Result<Vec<_>, _>>()?;
+    let not_paths = match raw.not_paths {
+        Some(paths) => compile_path_patterns(&field("not_paths"), paths)?,
+        None => Vec::new(),
+    };
+    let methods = compile_methods(&field("methods"), raw.methods)?;
+    let not_methods = compile_methods(&field("not_methods"), raw.not_methods)?;
+    let hosts = compile_hosts(&field("hosts"), raw.hosts)?;
+    let not_hosts = compile_hosts(&field("not_hosts"), raw.not_hosts)?;
     if raw.route_name.as_deref() == Some("") {
         return Err(ConfigError::new(field("route_name"), "must not be empty"));
     }
@@ -344,7 +365,48 @@ pub(super) fn compile_match(at: &str, raw: RawMatch) -> Result<Matcher, ConfigEr
         methods,
         hosts,
         route_name: raw.route_name,
+        not_paths,
+        not_methods,
+        not_hosts,
     })
+}
+
+fn compile_path_patterns(field: &str, raw: Vec<String>) -> Result<Vec<PathPattern>, ConfigError> {
+    if raw.is_empty() {
+        return Err(ConfigError::new(field, "must not be empty (omit it)"));
+    }
+    raw.iter()
+        .enumerate()
+        .map(|(index, text)| {
+            PathPattern::parse(text)
+                .map_err(|why| ConfigError::new(format!("{field}[{index}]"), why))
+        })
+        .collect()
+}
+
+fn compile_methods(field: &str, raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    let methods = non_empty_list(field, raw)?;
+    if methods
+        .iter()
+        .any(|m| !m.bytes().all(|b| b.is_ascii_alphabetic()))
+    {
+        return Err(ConfigError::new(
+            field,
+            "methods are HTTP method names like \"GET\"",
+        ));
+    }
+    Ok(methods
+        .into_iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect())
+}
+
+fn compile_hosts(field: &str, raw: Option<Vec<String>>) -> Result<Vec<String>, ConfigError> {
+    non_empty_list(field, raw)?
+        .into_iter()
+        .enumerate()
+        .map(|(index, host)| compile_host(&format!("{field}[{index}]"), &host))
+        .collect()
 }
 
 /// A host name, IP literal or `*.suffix`, lower-case and without a trailing dot, as requests'

@@ -33,6 +33,9 @@ pub(super) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawProvider {
     pub(super) issuer: String,
+    /// The allowed values of each `{name}` of a templated `issuer`; read by
+    /// [`super::provider`] (serde derives cost the `.wasm` path-tracking code).
+    pub(super) issuer_params: Option<Value>,
     pub(super) audiences: Option<Vec<String>>,
     pub(super) jwks: Option<Value>,
     pub(super) remote_jwks: Option<RawRemoteJwks>,
@@ -120,6 +123,8 @@ pub(super) struct RawRule {
     pub(super) principals: Option<Value>,
     pub(super) headers: Option<Value>,
     pub(super) refusal: Option<Value>,
+    /// Read by [`super::request_binding`] (serde derives cost the `.wasm` path-tracking code).
+    pub(super) bind: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +135,10 @@ pub(super) struct RawMatch {
     pub(super) methods: Option<Vec<String>>,
     pub(super) hosts: Option<Vec<String>>,
     pub(super) route_name: Option<String>,
+    pub(super) paths: Option<Vec<String>>,
+    pub(super) not_paths: Option<Vec<String>>,
+    pub(super) not_methods: Option<Vec<String>>,
+    pub(super) not_hosts: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! The decision for one request: which rule applies, whether the caller is authenticated (401),
 //! whether policy permits it (403), and what to change before the request goes upstream.
 
-use crate::authn::Authenticator;
+use crate::authn::{Authenticator, Verified};
 use crate::authn::claims::VerifiedClaims;
 use crate::authn::dpop::DPOP_HEADER;
 use std::net::IpAddr;
@@ -189,13 +189,14 @@ fn judge<T: Trace>(
     // stands unless one of them lets the request through.
     let mut attempt = |at: usize, candidate: &Rule, trace: &mut T| {
         let policy = &candidate.policy;
-        let refused = if claims.is_none() && policy.needs_token() {
+        let refused = if claims.is_none() && candidate.needs_token() {
             missing(auth)
         } else {
             let subject = facts.subject(config, request, policy, claims, trace);
             match policy
                 .judge_traced(at, &subject, Reading::Allow, trace)
                 .as_result()
+                .and_then(|()| bound(at, candidate, request, verified.as_ref(), trace))
             {
                 Ok(()) => return Ok(()),
                 Err(forbidden) => Refused {
@@ -247,6 +248,25 @@ fn judge<T: Trace>(
         changes.extend(identity.changes(&verified.claims, &verified.found.token));
     }
     Ok(changes)
+}
+
+/// The rule's `bind`, checked after its other conditions held.
+fn bound<T: Trace>(
+    at: usize,
+    rule: &Rule,
+    request: &Request<'_>,
+    verified: Option<&Verified<'_>>,
+    trace: &mut T,
+) -> Result<(), Forbidden> {
+    let (Some(bind), Some(verified)) = (&rule.bind, verified) else {
+        return Ok(());
+    };
+    let matched = rule
+        .matcher
+        .as_ref()
+        .and_then(|m| m.matching_path_pattern(request));
+    let issuer = &verified.provider.token_rules.issuer;
+    bind.check_traced(at, &verified.claims, issuer, request, matched, trace)
 }
 
 /// The deny rules, in order, on the request and the identity authentication found (`None`:

@@ -13,4 +13,6 @@ pub use select::{MatchPart, select_rule};
 pub use verdict::{Decision, LocalResponse, Refused, Verdict, dry_run_line, refusal_line};
 
 #[cfg(test)]
+mod match_tests;
+#[cfg(test)]
 mod tests;

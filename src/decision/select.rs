@@ -91,6 +91,12 @@ pub enum MatchPart {
     Method,
     Host,
     RouteName,
+    /// The path is one of `not_paths`.
+    NotPath,
+    /// The method is one of `not_methods`.
+    NotMethod,
+    /// The host is one of `not_hosts`.
+    NotHost,
 }
 
 impl Matcher {
@@ -99,6 +105,9 @@ impl Matcher {
             && self.fits_method(target)
             && self.fits_host(target)
             && self.fits_route_name(target)
+            && self.fits_not_path(target)
+            && self.fits_not_method(target)
+            && self.fits_not_host(target)
     }
 
     /// The parts of this `match` that the request does not fit, in order (none: it matches).
@@ -110,6 +119,9 @@ impl Matcher {
             (MatchPart::Method, self.fits_method(&target)),
             (MatchPart::Host, self.fits_host(&target)),
             (MatchPart::RouteName, self.fits_route_name(&target)),
+            (MatchPart::NotPath, self.fits_not_path(&target)),
+            (MatchPart::NotMethod, self.fits_not_method(&target)),
+            (MatchPart::NotHost, self.fits_not_host(&target)),
         ]
         .into_iter()
         .filter_map(|(part, fits)| (!fits).then_some(part))
@@ -121,7 +133,17 @@ impl Matcher {
             PathMatch::Any => true,
             PathMatch::Prefix(prefix) => target.path.starts_with(prefix.as_bytes()),
             PathMatch::Exact(path) => target.path == path.as_bytes(),
+            PathMatch::Patterns(patterns) => patterns.iter().any(|p| p.matches(target.path)),
         }
+    }
+
+    /// The first of `paths` that the request's path fits: the one whose captures `bind` reads.
+    pub fn matching_path_pattern(&self, request: &Request<'_>) -> Option<usize> {
+        let PathMatch::Patterns(patterns) = &self.path else {
+            return None;
+        };
+        let path = request.path();
+        patterns.iter().position(|p| p.matches(path))
     }
 
     fn fits_method(&self, target: &Target<'_>) -> bool {
@@ -134,6 +156,24 @@ impl Matcher {
                 .hosts
                 .iter()
                 .any(|pattern| host_matches(pattern, target.host))
+    }
+
+    fn fits_not_path(&self, target: &Target<'_>) -> bool {
+        !self.not_paths.iter().any(|p| p.matches(target.path))
+    }
+
+    fn fits_not_method(&self, target: &Target<'_>) -> bool {
+        !self
+            .not_methods
+            .iter()
+            .any(|m| m.as_bytes() == target.method)
+    }
+
+    fn fits_not_host(&self, target: &Target<'_>) -> bool {
+        !self
+            .not_hosts
+            .iter()
+            .any(|pattern| host_matches(pattern, target.host))
     }
 
     fn fits_route_name(&self, target: &Target<'_>) -> bool {

@@ -5,6 +5,7 @@
 //! so reading it as absent would let the filter and the upstream disagree about the request.
 
 pub mod country;
+pub mod path_pattern;
 pub mod route;
 
 pub use country::Country;

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use jwt_guard::config::{Config, PathMatch, RuleAction, SignatureBackend};
+use jwt_guard::request::path_pattern::PathPattern;
 
 use crate::args::Args;
 use crate::compiled::{compile, describe_match};
@@ -96,8 +97,15 @@ fn notes(config: &Config) -> Vec<String> {
             PathMatch::Any => true,
             PathMatch::Prefix(prefix) => prefix == "/",
             PathMatch::Exact(_) => false,
+            PathMatch::Patterns(patterns) => patterns.contains(&PathPattern::Any),
         };
-        any_path && m.methods.is_empty() && m.hosts.is_empty() && m.route_name.is_none()
+        any_path
+            && m.methods.is_empty()
+            && m.hosts.is_empty()
+            && m.route_name.is_none()
+            && m.not_paths.is_empty()
+            && m.not_methods.is_empty()
+            && m.not_hosts.is_empty()
     });
     if let Some(index) = catch_all
         && config

@@ -19,6 +19,10 @@ pub fn describe_match(matcher: Option<&Matcher>) -> String {
         PathMatch::Any => {}
         PathMatch::Prefix(prefix) => parts.push(format!("prefix {prefix:?}")),
         PathMatch::Exact(path) => parts.push(format!("path {path:?}")),
+        PathMatch::Patterns(patterns) => parts.push(format!(
+            "paths [{}]",
+            crate::explain::bind::patterns(patterns)
+        )),
     }
     if !matcher.methods.is_empty() {
         parts.push(format!("methods [{}]", matcher.methods.join(", ")));
@@ -28,6 +32,18 @@ pub fn describe_match(matcher: Option<&Matcher>) -> String {
     }
     if let Some(name) = &matcher.route_name {
         parts.push(format!("route_name {name:?}"));
+    }
+    if !matcher.not_paths.is_empty() {
+        parts.push(format!(
+            "not_paths [{}]",
+            crate::explain::bind::patterns(&matcher.not_paths)
+        ));
+    }
+    if !matcher.not_methods.is_empty() {
+        parts.push(format!("not_methods [{}]", matcher.not_methods.join(", ")));
+    }
+    if !matcher.not_hosts.is_empty() {
+        parts.push(format!("not_hosts [{}]", matcher.not_hosts.join(", ")));
     }
     if parts.is_empty() {
         "any request".to_string()

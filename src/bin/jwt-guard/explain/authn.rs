@@ -45,8 +45,8 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                 lines.add(1, format!("no token in: {}", locations.join(", ")));
                 let outcome = if !anonymous {
                     "the rule needs a token → 401 missing".to_string()
-                } else if rule.policy.needs_token() {
-                    "allow_anonymous, but roles, scopes, claims, bind_ip_claim or principals.any need a token → 401 missing (after the deny rules; a fall_through may still let it through)".to_string()
+                } else if rule.needs_token() {
+                    "allow_anonymous, but roles, scopes, claims, bind_ip_claim, principals.any or bind need a token → 401 missing (after the deny rules; a fall_through may still let it through)".to_string()
                 } else {
                     "allow_anonymous: an anonymous request is fine".to_string()
                 };
@@ -230,7 +230,7 @@ fn claim_line(
         ClaimCheck::Iss => format!(
             "iss {}, issuer {:?}: {verdict}",
             get("iss").map_or("(none)".to_string(), compact),
-            rules.issuer
+            rules.issuer.as_str()
         ),
         ClaimCheck::Aud if rules.audiences.is_empty() => {
             format!("aud: any audience accepted: {verdict}")

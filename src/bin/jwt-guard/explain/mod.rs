@@ -12,6 +12,7 @@
 //! sections, three of which have modules of their own ([`rule`], [`authn`], [`policy`]).
 
 mod authn;
+pub mod bind;
 mod explained;
 mod input;
 mod keys;

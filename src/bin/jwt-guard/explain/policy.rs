@@ -283,6 +283,9 @@ pub fn lines(explained: &Explained, lines: &mut Lines) {
                         }
                         None => format!("claims[{index}]: {verdict}"),
                     },
+                    PolicyCheck::Bind(index) => {
+                        super::bind::bind_line(explained, rule, *index, &verdict)
+                    }
                 };
                 lines.add(1, text);
             }

@@ -123,7 +123,24 @@ fn why_skipped(explained: &Explained, index: usize, rule: &Rule) -> String {
                     PathMatch::Prefix(prefix) => format!("under prefix {prefix:?}"),
                     PathMatch::Exact(path) => format!("{path:?}"),
                     PathMatch::Any => "any path".to_string(),
+                    PathMatch::Patterns(patterns) =>
+                        format!("one of paths [{}]", super::bind::patterns(patterns)),
                 }
+            ),
+            MatchPart::NotPath => format!(
+                "path {:?} is one of not_paths [{}]",
+                String::from_utf8_lossy(explained.request.path()),
+                super::bind::patterns(&matcher.not_paths)
+            ),
+            MatchPart::NotMethod => format!(
+                "method {} is one of not_methods [{}]",
+                String::from_utf8_lossy(explained.request.method()),
+                matcher.not_methods.join(", ")
+            ),
+            MatchPart::NotHost => format!(
+                "host {:?} is one of not_hosts [{}]",
+                String::from_utf8_lossy(explained.request.host()),
+                matcher.not_hosts.join(", ")
             ),
             MatchPart::Method => format!(
                 "method {} is not one of [{}]",
@@ -187,6 +204,7 @@ fn describe_rule(config: &Config, rule: &Rule) -> String {
         (!policy.headers.is_empty(), "headers"),
         (policy.principals.is_some(), "principals"),
         (rule.fall_through, "fall_through"),
+        (rule.bind.is_some(), "bind"),
     ] {
         if present {
             parts.push(name.to_string());
