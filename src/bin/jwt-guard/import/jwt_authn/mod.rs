@@ -5,8 +5,10 @@
 //! The source is read as a `serde_json::Value` (YAML and JSON alike), not as typed structs:
 //! every member has to be reported, and an unknown one must be named, not skipped.
 
+mod keys;
 mod provider;
 mod requirement;
+mod route_match;
 #[cfg(test)]
 mod tests;
 

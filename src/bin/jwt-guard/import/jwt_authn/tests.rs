@@ -346,5 +346,5 @@ fn durations_and_base64() {
         Some(2001)
     );
     assert_eq!(super::duration_ms(&Value::Null), None);
-    assert_eq!(super::provider::base64_decode("aGk="), Some(b"hi".to_vec()));
+    assert_eq!(super::keys::base64_decode("aGk="), Some(b"hi".to_vec()));
 }
