@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ WRONG_ISSUER = "https://wrong-issuer.example.net"
 ALG = "ES256"
 
 FILES = sorted(p.name for p in CORPUS.glob("*.yaml"))
+BOOTSTRAP = CORPUS / "bootstrap" / "per-route.yaml"
 
 
 @dataclass(frozen=True)
@@ -165,9 +167,9 @@ def send(port: int, path: str, location: str, token: str | None) -> int:
     return request(port, path, headers=headers).status
 
 
-def cases(message: dict) -> list[Case]:
-    out = [Case(path, None, "none", "missing") for path in rule_paths(message)]
-    for path in rule_paths(message):
+def cases(message: dict, paths: list[str]) -> list[Case]:
+    out = [Case(path, None, "none", "missing") for path in paths]
+    for path in paths:
         for name, provider in message.get("providers", {}).items():
             for location in locations(provider):
                 for kind in ("valid", "expired", "not_yet_valid", "bad_signature", "wrong_issuer",
@@ -239,8 +241,14 @@ def test_imported_config_decides_as_jwt_authn(request: pytest.FixtureRequest, fi
                 break
             time.sleep(0.2)
 
+    compare(keys, message, rule_paths(message), authn_port, guard_port, file)
+
+
+def compare(keys: KeySet, message: dict, paths: list[str], authn_port: int, guard_port: int, file: str) -> None:
+    """Every case on both listeners: equal status classes, or a row of INTENDED."""
     unexplained, explained = [], []
-    for case in cases(message):
+    all_cases = cases(message, paths)
+    for case in all_cases:
         provider = message["providers"].get(case.provider) if case.provider else None
         token = mint(keys, case.kind, provider) if provider else None
         a = status_class(send(authn_port, case.path, case.location, token))
@@ -251,15 +259,49 @@ def test_imported_config_decides_as_jwt_authn(request: pytest.FixtureRequest, fi
         line = f"{case}: jwt_authn {a}, jwt-guard {g}"
         (explained if reason else unexplained).append(line + (f"  [{reason[:40]}...]" if reason else ""))
     assert not unexplained, f"{file}: {len(unexplained)} unexplained differences:\n" + "\n".join(unexplained)
-    # The table must be the reason for something, or it hides nothing: print what it explained.
-    print(f"{file}: {len(cases(message))} cases x 2 listeners, {len(explained)} intended differences")
+    # What the table explained, for the record (pytest -s shows it).
+    print(f"{file}: {len(all_cases)} cases x 2 listeners, {len(explained)} intended differences")
     for line in explained:
         print("  " + line)
 
 
+def test_per_route_configs_bound_by_route_metadata(request: pytest.FixtureRequest, cli: Path, wasm: str,
+                                                   keys: KeySet, upstream, tmp_path: Path) -> None:
+    """A bootstrap with requirement_map and per-route configs: jwt_authn's routes keep their
+    typed_per_filter_config; jwt-guard's routes get the metadata the import's report names."""
+    boot = yaml.safe_load(BOOTSTRAP.read_text())
+    hcm = boot["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+    authn_filter = hcm["http_filters"][0]
+    message = with_keys({k: v for k, v in authn_filter["typed_config"].items() if k != "@type"},
+                        keys.jwks([ALG]))
+    authn_filter["typed_config"] = {"@type": JWT_AUTHN_TYPE, **message}
+    source = tmp_path / "per-route.yaml"
+    source.write_text(yaml.safe_dump(boot, sort_keys=False))
+    done = run_import(cli, source)
+    assert done.returncode == 0, done.stderr
+    config = json.loads(done.stdout)
+    bindings = dict(re.findall(r"^changed default  route (\S+)\.typed_per_filter_config: .*\{rule: ([^}]+)\}\}",
+                               done.stderr, re.M))
+    assert bindings == {"admin": "admin", "health": "jwt-authn-disabled", "orders": "orders",
+                        "missing": "not-in-the-map"}, done.stderr
+
+    routes = hcm["route_config"]["virtual_hosts"][0]["routes"]
+    guard_routes = []
+    for route in routes:
+        bound = {k: v for k, v in route.items() if k != "typed_per_filter_config"}
+        if route["name"] in bindings:
+            bound["metadata"] = {"filter_metadata": {"jwt_guard": {"rule": bindings[route["name"]]}}}
+        guard_routes.append(bound)
+    stack = start_stack(request, upstream, "import-per-route",
+                        [listener("authn", http_filters=[authn_filter], routes=routes),
+                         listener("guard", http_filters=[wasm_filter(config)], routes=guard_routes)])
+    paths = ["/admin/x", "/health/x", "/orders/x", "/missing/x", "/other/x"]
+    compare(keys, message, paths, stack.ports["authn"], stack.ports["guard"], "bootstrap/per-route.yaml")
+
+
 def test_corpus_is_not_empty_and_cites_its_sources() -> None:
     assert len(FILES) >= 6, FILES
-    for name in FILES:
+    for name in [*FILES, "bootstrap/per-route.yaml"]:
         head = (CORPUS / name).read_text().splitlines()[0]
         assert head.startswith("# Source:"), f"{name}: first line must cite the source"
 
