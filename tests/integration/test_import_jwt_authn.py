@@ -207,6 +207,11 @@ def test_imported_config_decides_as_jwt_authn(request: pytest.FixtureRequest, fi
                                               keys: KeySet, upstream, idp: JwksServer, tmp_path: Path) -> None:
     original = yaml.safe_load((CORPUS / file).read_text())
     message = with_keys(original, keys.jwks([ALG]))
+    if "rules" not in message:
+        # Without rules jwt_authn verifies nothing (every request passes, as the import keeps):
+        # give each provider a path of its own, so its keys and locations are judged too.
+        message["rules"] = [{"match": {"prefix": f"/{name}"}, "requires": {"provider_name": name}}
+                            for name in message["providers"]]
     source = tmp_path / file
     source.write_text(yaml.safe_dump(message, sort_keys=False))
 
