@@ -24,8 +24,9 @@ jwt-authn  an Envoy JwtAuthentication configuration (YAML or JSON, as under type
 istio      RequestAuthentication and AuthorizationPolicy objects (multi-document YAML)
 
 The configuration goes to stdout; every field read is reported on stderr as translated,
-translated with a changed default, or not expressible. Exit 5 when a field is not expressible,
-unless --allow-lossy.
+translated with a changed default, not expressible, or ignored. Exit 5 when a field is not
+expressible: the configuration is then printed only with --allow-lossy (exit 0).
+`jwt-guard import jwt-authn --help` describes the jwt_authn import.
 ";
 
 pub fn run(argv: &[String]) -> Result<Report, Failure> {
