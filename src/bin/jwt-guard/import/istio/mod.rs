@@ -150,6 +150,18 @@ fn read_document(
             format!("absent: taken as {default_ns:?} (--namespace)"),
         );
     }
+    let dry_run = meta
+        .and_then(|m| m.get("annotations"))
+        .and_then(|a| a.get("istio.io/dry-run"))
+        .and_then(Value::as_str);
+    if kind == Kind::AuthorizationPolicy && dry_run == Some("true") {
+        // Istio evaluates a dry-run policy only to log its decision; jwt-guard's dry_run is
+        // per allow rule and lets the rule's requests through, which is another thing.
+        report.not_expressible(
+            format!("{path}.metadata.annotations[istio.io/dry-run]"),
+            "a policy evaluated only for its log (shadow rules): imported as enforced",
+        );
+    }
     let spec = doc.get("spec").cloned().unwrap_or(Value::Null);
     let selector = spec.get("selector");
     let refs = spec.get("targetRefs").cloned().or_else(|| {
@@ -426,6 +438,18 @@ fn import(objects: &[Object], root: &str, report: &mut FieldReport) -> Result<Im
         }));
         rules.extend(allow_rules);
     }
+    if providers.is_empty() {
+        let (name, provider) = no_request_authentication()?;
+        report.changed_default(
+            "(no RequestAuthentication)",
+            format!(
+                "jwt-guard's rules need a provider: {name:?} reads tokens only from the header \
+                 {NO_RA_HEADER} and verifies them with a random secret nobody knows, so every \
+                 request is anonymous, as in Istio (one carrying that header is refused, 401)"
+            ),
+        );
+        providers.insert(name, provider);
+    }
     let mut config = Map::new();
     if uses_ip {
         config.insert("client_ip".into(), json!({"from": "peer"}));
@@ -436,6 +460,30 @@ fn import(objects: &[Object], root: &str, report: &mut FieldReport) -> Result<Im
         config: Json::Object(config),
         target,
     })
+}
+
+/// The one header the provider of [`no_request_authentication`] reads.
+const NO_RA_HEADER: &str = "x-jwt-guard-no-request-authentication";
+
+/// The provider for policies without a RequestAuthentication: jwt-guard's rules need one, Istio
+/// then reads no token. Its key is a fresh random HMAC secret, never printed anywhere else, so no
+/// token can pass it: no request ever gets an identity.
+fn no_request_authentication() -> Result<(String, Json), String> {
+    use ct_codecs::{Base64UrlSafeNoPadding, Encoder};
+    use std::io::Read;
+    let mut secret = [0u8; 64];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut secret))
+        .map_err(|err| format!("/dev/urandom: {err}"))?;
+    let k = Base64UrlSafeNoPadding::encode_to_string(secret).map_err(|err| err.to_string())?;
+    Ok((
+        "istio-no-request-authentication".to_string(),
+        json!({
+            "issuer": "urn:jwt-guard:istio-import:no-request-authentication",
+            "jwks": {"keys": [{"kty": "oct", "alg": "HS512", "k": k}]},
+            "from_headers": [{"name": NO_RA_HEADER}],
+        }),
+    ))
 }
 
 /// The WasmPlugin manifest of envoy/istio/wasmplugin.yaml, carrying `config`.
