@@ -327,11 +327,25 @@ fn import(objects: &[Object], root: &str, report: &mut FieldReport) -> Result<Im
                 (Kind::RequestAuthentication, "jwtRules") => {
                     let seq = value.as_sequence().map(Vec::as_slice).unwrap_or_default();
                     for (i, rule) in seq.iter().enumerate() {
-                        if let Some((name, provider)) =
-                            authn::jwt_rule(rule, &format!("{field}[{i}]"), &providers, report)
+                        let path = format!("{field}[{i}]");
+                        let Some((name, provider)) =
+                            authn::jwt_rule(rule, &path, &providers, report)
+                        else {
+                            continue;
+                        };
+                        // jwt-guard picks a token's provider by its issuer: one each.
+                        if providers
+                            .values()
+                            .any(|p| p.get("issuer") == provider.get("issuer"))
                         {
-                            providers.insert(name, provider);
+                            report.not_expressible(
+                                format!("{path}.issuer"),
+                                "a second JWTRule for this issuer: jwt-guard takes one provider \
+                                 per issuer (the first is kept)",
+                            );
+                            continue;
                         }
+                        providers.insert(name, provider);
                     }
                 }
                 (Kind::AuthorizationPolicy, "action") => match value.as_str() {
@@ -745,6 +759,27 @@ spec:
         assert!(manifest.contains("namespace: foo"), "{manifest}");
         assert!(manifest.contains("app: httpbin"), "{manifest}");
         assert!(manifest.contains("pluginConfig:"), "{manifest}");
+    }
+
+    #[test]
+    fn one_provider_per_issuer_and_one_no_token_can_pass_without_request_authentication() {
+        let (config, report) = run_import(&format!("{RA}---\n{RA}"));
+        assert!(report.is_lossy());
+        assert_eq!(config["providers"].as_object().unwrap().len(), 1);
+
+        let (config, report) = run_import(
+            "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: a, namespace: foo}\nspec:\n  rules: [{from: [{source: {ipBlocks: [10.0.0.0/8]}}]}]\n",
+        );
+        assert!(!report.is_lossy(), "{}", report.render());
+        let provider = &config["providers"]["istio-no-request-authentication"];
+        assert_eq!(provider["from_headers"], json!([{"name": NO_RA_HEADER}]));
+        let k = provider["jwks"]["keys"][0]["k"].as_str().unwrap();
+        assert_eq!(k.len(), 86, "64 random bytes");
+        assert_eq!(config["client_ip"], json!({"from": "peer"}));
+        assert_eq!(
+            config["rules"][1]["source_ips"],
+            json!({"allow": ["10.0.0.0/8"]})
+        );
     }
 
     #[test]
