@@ -458,8 +458,8 @@ fn import(objects: &[Object], root: &str, report: &mut FieldReport) -> Result<Im
             "(no RequestAuthentication)",
             format!(
                 "jwt-guard's rules need a provider: {name:?} reads tokens only from the header \
-                 {NO_RA_HEADER} and verifies them with a random secret nobody knows, so every \
-                 request is anonymous, as in Istio (one carrying that header is refused, 401)"
+                 {NO_RA_HEADER} and verifies them with a random secret made for this import, so \
+                 every request is anonymous, as in Istio (one carrying that header is refused, 401)"
             ),
         );
         providers.insert(name, provider);
@@ -480,8 +480,9 @@ fn import(objects: &[Object], root: &str, report: &mut FieldReport) -> Result<Im
 const NO_RA_HEADER: &str = "x-jwt-guard-no-request-authentication";
 
 /// The provider for policies without a RequestAuthentication: jwt-guard's rules need one, Istio
-/// then reads no token. Its key is a fresh random HMAC secret, never printed anywhere else, so no
-/// token can pass it: no request ever gets an identity.
+/// then reads no token. Its key is an HMAC secret made at random for this import (it is in the
+/// printed configuration only, like any inline HMAC key), read from one header nothing sends:
+/// no request gets an identity.
 fn no_request_authentication() -> Result<(String, Json), String> {
     use ct_codecs::{Base64UrlSafeNoPadding, Encoder};
     use std::io::Read;
@@ -524,10 +525,26 @@ fn wasm_plugin(config: &Json, (namespace, scope): &(String, Scope)) -> Result<St
     spec.insert("pluginName".into(), json!("jwt_guard"));
     spec.insert("failStrategy".into(), json!("FAIL_CLOSE"));
     spec.insert("pluginConfig".into(), config.clone());
+    // One WasmPlugin per workload: the selector's values tell them apart in a namespace.
+    let mut name = "jwt-guard".to_string();
+    if let Scope::Selector(labels) = scope {
+        for (_, value) in labels {
+            name.push('-');
+            name.extend(value.chars().map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            }));
+        }
+        name.truncate(63);
+        name = name.trim_end_matches('-').to_string();
+    }
     let manifest = json!({
         "apiVersion": "extensions.istio.io/v1alpha1",
         "kind": "WasmPlugin",
-        "metadata": {"name": "jwt-guard", "namespace": namespace},
+        "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     });
     let body = serde_yaml_ng::to_string(&manifest).map_err(|e| e.to_string())?;
@@ -759,6 +776,7 @@ spec:
         assert!(manifest.contains("namespace: foo"), "{manifest}");
         assert!(manifest.contains("app: httpbin"), "{manifest}");
         assert!(manifest.contains("pluginConfig:"), "{manifest}");
+        assert!(manifest.contains("name: jwt-guard-httpbin"), "{manifest}");
     }
 
     #[test]
