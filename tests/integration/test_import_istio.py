@@ -22,7 +22,8 @@ import pytest
 import yaml
 
 from conftest import start_stack
-from harness import REPO_ROOT, listener, request, wasm_filter
+from harness import REPO_ROOT, WASM_PATH, listener, request, runtime, wasm_filter
+from istio import go_jsonpb, to_struct, wasm_plugin_filter
 from tokens import KeySet
 
 CLI = REPO_ROOT / "target" / "cli" / "jwt-guard"
@@ -112,7 +113,7 @@ def test_every_example_states_outcomes() -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_documented_outcomes_in_envoy(path: Path, cli, keys, upstream, request, tmp_path) -> None:
+def test_documented_outcomes_in_envoy(path: Path, wasm, cli, keys, upstream, request, tmp_path) -> None:
     text = path.read_text()
     source = tmp_path / path.name
     source.write_text(with_local_keys(text, keys))
@@ -134,7 +135,12 @@ def test_documented_outcomes_in_envoy(path: Path, cli, keys, upstream, request, 
     if selectors:
         assert manifest["spec"]["selector"] == selectors[0], manifest["spec"]
 
-    stack = start_stack(request, upstream, path.stem, [listener("main", http_filters=[wasm_filter(config)])])
+    # Wasm: the WasmPlugin as istiod delivers it (tests/integration/istio.py); native: the same JSON.
+    if runtime() == "wasm":
+        jwt_guard = wasm_plugin_filter(manifest, WASM_PATH, go_jsonpb(to_struct(manifest["spec"]["pluginConfig"])))
+    else:
+        jwt_guard = wasm_filter(config)
+    stack = start_stack(request, upstream, path.stem, [listener("main", http_filters=[jwt_guard])])
     port = stack.ports["main"]
     for kind, spec, status, note in expectations(text):
         resp = send(port, spec, keys)
