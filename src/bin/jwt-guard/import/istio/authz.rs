@@ -502,6 +502,10 @@ pub fn rules(value: &Value, path: &str, report: &mut FieldReport) -> Vec<Part> {
         for (name, value) in members(map, &rpath, report) {
             let field = format!("{rpath}.{name}");
             let seq = value.as_sequence().map(Vec::as_slice).unwrap_or_default();
+            if value.as_sequence().is_none() && !value.is_null() {
+                report.not_expressible(&field, "expected a list");
+                continue;
+            }
             match name {
                 "from" => {
                     for (j, entry) in seq.iter().enumerate() {

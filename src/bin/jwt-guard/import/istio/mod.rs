@@ -325,6 +325,9 @@ fn import(objects: &[Object], root: &str, report: &mut FieldReport) -> Result<Im
                      --wasm-plugin carries it)",
                 ),
                 (Kind::RequestAuthentication, "jwtRules") => {
+                    if value.as_sequence().is_none() && !value.is_null() {
+                        report.not_expressible(&field, "expected a list");
+                    }
                     let seq = value.as_sequence().map(Vec::as_slice).unwrap_or_default();
                     for (i, rule) in seq.iter().enumerate() {
                         let path = format!("{field}[{i}]");
