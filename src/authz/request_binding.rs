@@ -175,12 +175,18 @@ mod tests {
         let h = headers(&pairs);
         let claims = VerifiedClaims::for_tests(claims.as_object().unwrap().clone());
         let mut steps = Vec::new();
-        let result =
-            binding().check_traced(&claims, &entra(), &Request::bare(&h), matched, &mut steps);
+        let result = binding().check_traced(
+            0,
+            &claims,
+            &entra(),
+            &Request::bare(&h),
+            matched,
+            &mut steps,
+        );
         assert_eq!(
             steps
                 .last()
-                .map(|s| matches!(s, Step::Policy { result: r, .. } if *r == result)),
+                .map(|s| matches!(s, Step::Policy { result: r, .. } if r.as_result() == result)),
             Some(true)
         );
         result

@@ -1,9 +1,9 @@
 //! The decision for one request: which rule applies, whether the caller is authenticated (401),
 //! whether policy permits it (403), and what to change before the request goes upstream.
 
-use crate::authn::{Authenticator, Verified};
 use crate::authn::claims::VerifiedClaims;
 use crate::authn::dpop::DPOP_HEADER;
+use crate::authn::{Authenticator, Verified};
 use std::net::IpAddr;
 
 use crate::authz::policy::{Policy, Reading, Subject};

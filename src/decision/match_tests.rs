@@ -9,6 +9,7 @@ use crate::authn::Authenticator;
 use crate::authn::cache::TokenCache;
 use crate::authn::verify::PureRustVerifier;
 use crate::config::Config;
+use crate::reason::Judgement;
 use crate::request::{Request, headers};
 use crate::testing::testutil;
 use crate::trace::{PolicyCheck, Step};
@@ -69,7 +70,8 @@ fn decide(
             Step::Policy {
                 check: PolicyCheck::Bind(index),
                 result,
-            } => Some((*index, result.is_ok())),
+                ..
+            } => Some((*index, *result == Judgement::Holds)),
             _ => None,
         })
         .collect();

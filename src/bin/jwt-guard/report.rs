@@ -14,7 +14,6 @@ pub mod exit {
     /// A file cannot be read or used (a key, a key set, claims).
     pub const INPUT: u8 = 4;
     /// `import`: a field of the source policy cannot be expressed (without `--allow-lossy`).
-    #[allow(dead_code)] // until the importers land
     pub const LOSSY: u8 = 5;
 }
 

@@ -8,12 +8,7 @@ use jwt_guard::request::path_pattern::PathPattern;
 use super::explained::Explained;
 
 /// `bind[index]`: both sides as the check saw them.
-pub fn bind_line(
-    explained: &Explained,
-    rule: &Rule,
-    index: usize,
-    verdict: &str,
-) -> String {
+pub fn bind_line(explained: &Explained, rule: &Rule, index: usize, verdict: &str) -> String {
     let Some(entry) = rule.bind.as_ref().and_then(|b| b.entries.get(index)) else {
         return format!("bind[{index}]: {verdict}");
     };

@@ -50,6 +50,7 @@ impl FieldReport {
             .any(|(_, fate)| matches!(fate, Fate::NotExpressible(_)))
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> &[(String, Fate)] {
         &self.entries
     }

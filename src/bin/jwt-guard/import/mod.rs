@@ -2,14 +2,13 @@
 //! configuration (stdout), with a line on stderr for every field read (see [`FieldReport`]).
 //! The configuration printed is always checked by `Config::from_json` before it is printed.
 
-// Used by both importers as they land.
-#[allow(dead_code)]
 mod field_report;
 mod istio;
 mod jwt_authn;
 
-#[allow(unused_imports)]
-pub use field_report::{Fate, FieldReport};
+#[cfg(test)]
+pub use field_report::Fate;
+pub use field_report::FieldReport;
 
 use crate::report::{Failure, Report};
 
@@ -18,7 +17,8 @@ jwt-guard import: turn another system's policy into a jwt-guard configuration
 
 Usage:
   jwt-guard import jwt-authn FILE [--allow-lossy]
-  jwt-guard import istio FILE... [--allow-lossy]
+  jwt-guard import istio FILE... [--allow-lossy] [--wasm-plugin OUT] [--namespace NS]
+                                 [--root-namespace NS]
 
 jwt-authn  an Envoy JwtAuthentication configuration (YAML or JSON, as under typed_config)
 istio      RequestAuthentication and AuthorizationPolicy objects (multi-document YAML)
@@ -26,7 +26,7 @@ istio      RequestAuthentication and AuthorizationPolicy objects (multi-document
 The configuration goes to stdout; every field read is reported on stderr as translated,
 translated with a changed default, not expressible, or ignored. Exit 5 when a field is not
 expressible: the configuration is then printed only with --allow-lossy (exit 0).
-`jwt-guard import jwt-authn --help` describes the jwt_authn import.
+`jwt-guard import jwt-authn --help` and `jwt-guard import istio --help` say more.
 ";
 
 pub fn run(argv: &[String]) -> Result<Report, Failure> {

@@ -1,7 +1,0 @@
-//! `jwt-guard import istio`: see [`super`].
-
-use crate::report::{Failure, Report};
-
-pub fn run(_argv: &[String]) -> Result<Report, Failure> {
-    Err(Failure::usage("import", "not implemented yet"))
-}
