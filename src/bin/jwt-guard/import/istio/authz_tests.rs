@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn parts(yaml: &str) -> (Vec<Part>, FieldReport) {

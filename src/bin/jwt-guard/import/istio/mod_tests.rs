@@ -1,4 +1,3 @@
-
 use super::*;
 
 fn objects(yaml: &str) -> (Vec<Object>, FieldReport) {
