@@ -9,23 +9,14 @@ use serde_json::{Map, Value as Json, json};
 use serde_yaml_ng::Value;
 
 use super::super::FieldReport;
-use super::yaml::{members, scalar, strings};
+use super::yaml::{members, name_chars, scalar, strings};
 
 /// A provider name from its issuer: 1–64 of `A-Z a-z 0-9 _ -`, unique among `taken`.
 pub fn provider_name(issuer: &str, taken: &Map<String, Json>) -> String {
     let trimmed = issuer
         .trim_start_matches("https://")
         .trim_start_matches("http://");
-    let mut base: String = trimmed
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut base = name_chars(trimmed);
     base = base.trim_matches('_').to_string();
     if base.is_empty() {
         base = "istio".to_string();

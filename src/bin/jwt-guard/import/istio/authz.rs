@@ -76,39 +76,40 @@ impl Conds {
 
     /// The requirements as members of a jwt-guard rule.
     pub fn write(&self, rule: &mut Map<String, Json>) {
-        if self.ip_allow.is_some() || !self.ip_deny.is_empty() {
-            let mut ips = Map::new();
-            if let Some(allow) = &self.ip_allow {
-                ips.insert("allow".into(), json!(allow));
-            }
-            if !self.ip_deny.is_empty() {
-                ips.insert("deny".into(), json!(self.ip_deny));
-            }
-            rule.insert("source_ips".into(), Json::Object(ips));
-        }
         if !self.headers.is_empty() {
             rule.insert("headers".into(), json!(self.headers));
         }
-        if self.principals_any.is_some() || !self.principals_none.is_empty() {
-            let mut p = Map::new();
-            if let Some(any) = &self.principals_any {
-                p.insert("any".into(), json!(any));
+        // A list condition in two parts (allow/deny, any/none), each written when present.
+        let mut two_part = |member: &str,
+                            (first, a): (&str, &Option<Vec<String>>),
+                            (second, b): (&str, &Vec<String>)| {
+            if a.is_none() && b.is_empty() {
+                return;
             }
-            if !self.principals_none.is_empty() {
-                p.insert("none".into(), json!(self.principals_none));
+            let mut parts = Map::new();
+            if let Some(a) = a {
+                parts.insert(first.into(), json!(a));
             }
-            rule.insert("principals".into(), Json::Object(p));
-        }
-        if self.scopes_any.is_some() || !self.scopes_none.is_empty() {
-            let mut s = Map::new();
-            if let Some(any) = &self.scopes_any {
-                s.insert("any".into(), json!(any));
+            if !b.is_empty() {
+                parts.insert(second.into(), json!(b));
             }
-            if !self.scopes_none.is_empty() {
-                s.insert("none".into(), json!(self.scopes_none));
-            }
-            rule.insert("scopes".into(), Json::Object(s));
-        }
+            rule.insert(member.into(), Json::Object(parts));
+        };
+        two_part(
+            "source_ips",
+            ("allow", &self.ip_allow),
+            ("deny", &self.ip_deny),
+        );
+        two_part(
+            "principals",
+            ("any", &self.principals_any),
+            ("none", &self.principals_none),
+        );
+        two_part(
+            "scopes",
+            ("any", &self.scopes_any),
+            ("none", &self.scopes_none),
+        );
         if !self.claims.is_empty() {
             rule.insert("claims".into(), json!(self.claims));
         }

@@ -26,7 +26,7 @@ use crate::args::{self, Args};
 use crate::compiled;
 use crate::report::{Failure, Report, exit};
 use wasm_plugin::wasm_plugin;
-use yaml::{match_labels, members};
+use yaml::{match_labels, members, name_chars};
 
 const OPTIONS: &[args::Opt] = &[
     args::flag("allow-lossy"),
@@ -247,16 +247,7 @@ fn target(objects: &[Object], root: &str) -> Result<(String, Scope), String> {
 
 /// `A-Z a-z 0-9 _ -`, at most 64, unique among `taken`.
 fn rule_name(base: &str, taken: &mut BTreeSet<String>) -> String {
-    let mut clean: String = base
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let mut clean = name_chars(base);
     clean.truncate(60);
     let mut name = clean.clone();
     let mut n = 2;

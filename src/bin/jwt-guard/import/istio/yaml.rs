@@ -65,3 +65,16 @@ pub fn match_labels(value: &Value) -> Option<Vec<(String, String)>> {
     out.sort();
     (!out.is_empty()).then_some(out)
 }
+
+/// `text` with every byte outside `A-Z a-z 0-9 _ -` replaced by `_`: a jwt-guard name.
+pub fn name_chars(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
