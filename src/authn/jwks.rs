@@ -85,6 +85,14 @@ pub const MAX_FETCHED_JWKS_BYTES: usize = 256 * 1024;
 /// The most keys taken from a fetched JWKS (real ones hold a handful).
 pub const MAX_FETCHED_KEYS: usize = 64;
 
+/// The most keys one token is checked against, per provider: a forged token must not buy one
+/// signature check per key. Three covers a key set without `kid`s in rotation (the previous,
+/// current and next key of one algorithm).
+pub const MAX_KEYS_PER_TOKEN: usize = 3;
+
+/// Why a key without `kid` is refused (inline) or skipped (fetched): tokens could never reach it.
+pub const TOO_MANY_WITHOUT_KID: &str = "more than 3 keys of one alg without kid: a token is checked against at most 3 keys, so this one would never be tried (give the keys a kid)";
+
 /// A problem with one key, located relative to the key set (`keys[2].alg`).
 #[derive(Debug, PartialEq, Eq)]
 pub struct JwksError {
@@ -191,6 +199,9 @@ impl KeySet {
                 if key.kid.is_some() && keys.iter().any(|k: &VerificationKey| k.kid == key.kid) {
                     return Err(JwksError::at(field + ".kid", "duplicate kid"));
                 }
+                if unreachable_without_kid(&keys, &key) {
+                    return Err(JwksError::at(field, TOO_MANY_WITHOUT_KID));
+                }
                 keys.push(key);
             }
         }
@@ -247,6 +258,9 @@ impl KeySet {
                 Ok(Some(key)) if key.kid.is_some() && keys.iter().any(|k| k.kid == key.kid) => {
                     skipped.push(JwksError::at(field + ".kid", "duplicate kid"));
                 }
+                Ok(Some(key)) if unreachable_without_kid(&keys, &key) => {
+                    skipped.push(JwksError::at(field, TOO_MANY_WITHOUT_KID));
+                }
                 Ok(Some(key)) => keys.push(key),
                 Ok(None) => {}
                 Err(message) => skipped.push(JwksError::at(field, message)),
@@ -269,14 +283,41 @@ impl KeySet {
         self.keys.iter().find(|key| key.kid.as_deref() == Some(kid))
     }
 
-    /// Keys of `alg` in the order a token without `kid` tries them: keys without `kid` first
-    /// (the one-key set whose tokens carry no `kid`), then the others in key-set order.
-    pub fn for_token_without_kid(&self, alg: Algorithm) -> impl Iterator<Item = &VerificationKey> {
+    /// The keys a token of `alg` naming `kid` (or none) is checked against, in the order they
+    /// are tried, at most [`MAX_KEYS_PER_TOKEN`]. Only keys of the token's `alg` are candidates:
+    /// first the key whose `kid` is the token's (the key the issuer meant), then every key
+    /// without `kid` (it names no token, so it may have signed any), in key-set order; a token
+    /// without `kid` then tries the keys with one, in key-set order. A key with another `kid`
+    /// is never tried for a token that names one.
+    pub fn candidates<'s>(
+        &'s self,
+        alg: Algorithm,
+        kid: Option<&'s str>,
+    ) -> impl Iterator<Item = &'s VerificationKey> {
         let of_alg = move |key: &&VerificationKey| key.alg == alg;
-        let without_kid = self.keys.iter().filter(of_alg).filter(|k| k.kid.is_none());
-        let with_kid = self.keys.iter().filter(of_alg).filter(|k| k.kid.is_some());
-        without_kid.chain(with_kid)
+        let named = kid.and_then(|kid| self.by_kid(kid)).into_iter();
+        let without_kid = self.keys.iter().filter(|k| k.kid.is_none());
+        let others = self
+            .keys
+            .iter()
+            .filter(move |k| kid.is_none() && k.kid.is_some());
+        named
+            .chain(without_kid)
+            .chain(others)
+            .filter(of_alg)
+            .take(MAX_KEYS_PER_TOKEN)
     }
+}
+
+/// A key without `kid` that follows [`MAX_KEYS_PER_TOKEN`] others of its algorithm: every token
+/// would meet those first and stop, so it could verify none.
+fn unreachable_without_kid(keys: &[VerificationKey], key: &VerificationKey) -> bool {
+    key.kid.is_none()
+        && keys
+            .iter()
+            .filter(|k| k.kid.is_none() && k.alg == key.alg)
+            .count()
+            >= MAX_KEYS_PER_TOKEN
 }
 
 /// `Ok(None)` for keys that are not for signatures (`"use": "enc"`), which real key sets mix in.
@@ -454,7 +495,7 @@ mod tests {
     }
 
     #[test]
-    fn tokens_without_kid_try_keys_without_kid_first() {
+    fn candidates_are_the_named_key_then_keys_without_kid_then_the_others() {
         let secret = |n: u8| {
             use ct_codecs::Encoder;
             Base64UrlSafeNoPadding::encode_to_string([n; 48]).unwrap()
@@ -467,11 +508,18 @@ mod tests {
             {"kty": "oct", "k": secret(5)},
         ]}))
         .unwrap();
-        let order: Vec<Option<&str>> = set
-            .for_token_without_kid(Algorithm::HS256)
-            .map(|k| k.kid.as_deref())
-            .collect();
-        assert_eq!(order, [None, None, Some("one"), Some("three")]);
+        let order = |kid: Option<&str>| -> Vec<Option<String>> {
+            set.candidates(Algorithm::HS256, kid)
+                .map(|k| k.kid.clone())
+                .collect()
+        };
+        let named = |kid: &str| Some(kid.to_string());
+        assert_eq!(order(None), [None, None, named("one")]);
+        assert_eq!(order(Some("three")), [named("three"), None, None]);
+        assert_eq!(order(Some("four")), [None, None], "four is HS384");
+        assert_eq!(order(Some("other")), [None, None]);
+        let hs384: Vec<_> = set.candidates(Algorithm::HS384, None).collect();
+        assert_eq!(hs384.len(), 1);
     }
 
     #[test]

@@ -16,10 +16,6 @@ use crate::reason::AuthFailure;
 use crate::token::jws::{UnverifiedClaims, UnverifiedJws, numeric_date};
 use crate::trace::{ClaimCheck, NoTrace, Step, Trace};
 
-/// A token without `kid` is checked against at most this many keys of its algorithm (keys
-/// without `kid` first): a forged token must not buy one signature check per key.
-pub const MAX_KEYS_WITHOUT_KID: usize = 2;
-
 /// Checks one signature with one key whose algorithm already equals the token's.
 pub trait SignatureVerifier {
     fn verify(&self, key: &VerificationKey, jws: &UnverifiedJws<'_>) -> Result<(), AuthFailure>;
@@ -83,28 +79,24 @@ impl TokenRules {
         if keys.is_empty() {
             return Err(AuthFailure::KeysUnavailable);
         }
-        if let Some(kid) = &jws.header.kid {
-            let key = keys.by_kid(kid).ok_or(AuthFailure::UnknownKey)?;
-            if key.alg != alg {
-                return Err(AuthFailure::UnsupportedAlgorithm);
+        let kid = jws.header.kid.as_deref();
+        let mut outcome = None;
+        for key in keys.candidates(alg, kid) {
+            let result = check(key);
+            if result.is_ok() {
+                return result;
             }
-            return check(key);
+            outcome = Some(result);
         }
-        let mut candidates = keys
-            .for_token_without_kid(alg)
-            .take(MAX_KEYS_WITHOUT_KID)
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(AuthFailure::UnknownKey);
-        }
-        let mut outcome = Err(AuthFailure::BadSignature);
-        for key in candidates {
-            outcome = check(key);
-            if outcome.is_ok() {
-                break;
+        match outcome {
+            Some(failure) => failure,
+            // The key the token names exists, for another algorithm: the token asks for an
+            // algorithm its key does not allow (alg confusion), which says more than "no key".
+            None if kid.is_some_and(|kid| keys.by_kid(kid).is_some()) => {
+                Err(AuthFailure::UnsupportedAlgorithm)
             }
+            None => Err(AuthFailure::UnknownKey),
         }
-        outcome
     }
 
     /// The registered-claim checks (time, issuer, audience, lifetime) on verified claims; also
