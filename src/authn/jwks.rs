@@ -282,31 +282,6 @@ impl KeySet {
     pub fn by_kid(&self, kid: &str) -> Option<&VerificationKey> {
         self.keys.iter().find(|key| key.kid.as_deref() == Some(kid))
     }
-
-    /// The keys a token of `alg` naming `kid` (or none) is checked against, in the order they
-    /// are tried, at most [`MAX_KEYS_PER_TOKEN`]. Only keys of the token's `alg` are candidates:
-    /// first the key whose `kid` is the token's (the key the issuer meant), then every key
-    /// without `kid` (it names no token, so it may have signed any), in key-set order; a token
-    /// without `kid` then tries the keys with one, in key-set order. A key with another `kid`
-    /// is never tried for a token that names one.
-    pub fn candidates<'s>(
-        &'s self,
-        alg: Algorithm,
-        kid: Option<&'s str>,
-    ) -> impl Iterator<Item = &'s VerificationKey> {
-        let of_alg = move |key: &&VerificationKey| key.alg == alg;
-        let named = kid.and_then(|kid| self.by_kid(kid)).into_iter();
-        let without_kid = self.keys.iter().filter(|k| k.kid.is_none());
-        let others = self
-            .keys
-            .iter()
-            .filter(move |k| kid.is_none() && k.kid.is_some());
-        named
-            .chain(without_kid)
-            .chain(others)
-            .filter(of_alg)
-            .take(MAX_KEYS_PER_TOKEN)
-    }
 }
 
 /// A key without `kid` that follows [`MAX_KEYS_PER_TOKEN`] others of its algorithm: every token
@@ -492,34 +467,6 @@ mod tests {
         assert!(algs.contains(&Algorithm::HS256));
         assert!(algs.contains(&Algorithm::EdDSA));
         assert!(set.by_kid("es256").is_some());
-    }
-
-    #[test]
-    fn candidates_are_the_named_key_then_keys_without_kid_then_the_others() {
-        let secret = |n: u8| {
-            use ct_codecs::Encoder;
-            Base64UrlSafeNoPadding::encode_to_string([n; 48]).unwrap()
-        };
-        let set = KeySet::from_value(&json!({"keys": [
-            {"kty": "oct", "k": secret(1), "kid": "one"},
-            {"kty": "oct", "k": secret(2)},
-            {"kty": "oct", "k": secret(3), "kid": "three"},
-            {"kty": "oct", "k": secret(4), "kid": "four", "alg": "HS384"},
-            {"kty": "oct", "k": secret(5)},
-        ]}))
-        .unwrap();
-        let order = |kid: Option<&str>| -> Vec<Option<String>> {
-            set.candidates(Algorithm::HS256, kid)
-                .map(|k| k.kid.clone())
-                .collect()
-        };
-        let named = |kid: &str| Some(kid.to_string());
-        assert_eq!(order(None), [None, None, named("one")]);
-        assert_eq!(order(Some("three")), [named("three"), None, None]);
-        assert_eq!(order(Some("four")), [None, None], "four is HS384");
-        assert_eq!(order(Some("other")), [None, None]);
-        let hs384: Vec<_> = set.candidates(Algorithm::HS384, None).collect();
-        assert_eq!(hs384.len(), 1);
     }
 
     #[test]

@@ -19,10 +19,11 @@ use crate::authn::issuer::Issuer;
 use crate::authn::jwks::{
     KeySet, KeyStore, MAX_KEYS_PER_TOKEN, TOO_MANY_WITHOUT_KID, VerificationKey,
 };
-use crate::authn::verify::{PureRustVerifier, TokenRules};
+use crate::authn::verify::{PureRustVerifier, TokenRules, candidates};
 use crate::config::Config;
 use crate::reason::AuthFailure::{self, BadSignature, UnknownKey, UnsupportedAlgorithm};
 use crate::request::headers;
+use crate::token::jws::Algorithm;
 
 const FIXTURES: &str = include_str!("../../tests/fixtures/kid_rule.json");
 
@@ -182,6 +183,35 @@ const TABLE: &[(&str, &[Case])] = &[
         ("A_kid_a", Err(UnknownKey), &[]),
     ]),
 ];
+
+/// The order of candidates, on one set of HMAC keys (an HS384 one among HS256 ones).
+#[test]
+fn candidates_are_the_named_key_then_keys_without_kid_then_the_others() {
+    let secret = |n: u8| {
+        use ct_codecs::{Base64UrlSafeNoPadding, Encoder};
+        Base64UrlSafeNoPadding::encode_to_string([n; 48]).unwrap()
+    };
+    let set = KeySet::from_value(&json!({"keys": [
+        {"kty": "oct", "k": secret(1), "kid": "one"},
+        {"kty": "oct", "k": secret(2)},
+        {"kty": "oct", "k": secret(3), "kid": "three"},
+        {"kty": "oct", "k": secret(4), "kid": "four", "alg": "HS384"},
+        {"kty": "oct", "k": secret(5)},
+    ]}))
+    .unwrap();
+    let order = |kid: Option<&str>| -> Vec<Option<String>> {
+        candidates(&set, Algorithm::HS256, kid)
+            .map(|k| k.kid.clone())
+            .collect()
+    };
+    let named = |kid: &str| Some(kid.to_string());
+    assert_eq!(order(None), [None, None, named("one")]);
+    assert_eq!(order(Some("three")), [named("three"), None, None]);
+    assert_eq!(order(Some("four")), [None, None], "four is HS384");
+    assert_eq!(order(Some("other")), [None, None]);
+    let hs384: Vec<_> = candidates(&set, Algorithm::HS384, None).collect();
+    assert_eq!(hs384.len(), 1);
+}
 
 /// Every case through both readers of a key set, which must agree.
 #[test]
