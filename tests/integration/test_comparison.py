@@ -153,7 +153,21 @@ def pairs(k: Keys) -> list[Pair]:
         pair("locations", es, LOCATIONS, LOCATIONS),
         pair("rsa-no-alg", {"keys": [rsa_jwk]}),
         pair("kid", kid_set),
+        optional_token(es),
     ]
+
+
+def optional_token(jwks: dict) -> Pair:
+    """A token is checked when there is one, and a request without one passes: jwt_authn's
+    `allow_missing` (what Istio's RequestAuthentication generates), jwt-guard's `allow_anonymous`."""
+    return Pair(
+        "optional",
+        {"providers": {"p": authn_provider(jwks, **LOCATIONS)},
+         "rules": [{"match": {"prefix": "/api"},
+                    "requires": {"requires_any": {"requirements": [{"provider_name": "p"}, {"allow_missing": {}}]}}}]},
+        {"realm": "api", "providers": {"p": guard_provider(jwks, **LOCATIONS)},
+         "rules": [{"match": {"prefix": "/api"}, "provider": "p", "allow_anonymous": True}]},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -322,6 +336,35 @@ def row_same_token_twice(b: Callable[[str], Both], k: Keys) -> tuple[str, str]:
     return out[0], out[1]
 
 
+def row_spellings(b: Callable[[str], Both], k: Keys) -> tuple[str, str]:
+    both = b("locations")
+    t = k.keys.mint("ES256")
+    spellings = [
+        ("a", {"headers": [("authorization", f"bearer {t}")]}),
+        ("b", {"headers": [("authorization", f"Bearer\t{t}")]}),
+        ("c", {"headers": [("cookie", f"SESSION={t}")]}),
+        ("d", {"path": f"{PATH}?ACCESS_TOKEN={t}"}),
+    ]
+    return rows_of([(label, (lambda kw=kw: both.answers(**kw))) for label, kw in spellings])
+
+
+def row_optional_forged(b: Callable[[str], Both], k: Keys) -> tuple[str, str]:
+    both = b("optional")
+    forged = k.keys.mint("ES256", key=k.keys.rogue_p256)
+    out = []
+    for side in ("guard", "authn"):
+        answers = []
+        for header in (f"bearer {forged}", f"Bearer {forged}"):
+            resp = both.send(side, headers=[("authorization", header)])
+            answer = (guard_answer if side == "guard" else authn_answer)(resp)
+            if resp.status == 200:
+                received = json.loads(resp.body)["headers"].get("authorization", "")
+                answer += ", the upstream gets the forged token" if forged in received else ", token removed"
+            answers.append(answer)
+        out.append(cases(list(zip("ab", answers))))
+    return out[0], out[1]
+
+
 def row_kid(b: Callable[[str], Both], k: Keys) -> tuple[str, str]:
     both = b("kid")
     body = claims(k)
@@ -446,6 +489,8 @@ ROWS: dict[str, Callable[[Callable[[str], Both], Keys], tuple[str, str]]] = {
     "RSA key without `alg`": row_rsa_without_alg,
     "two tokens in one request": row_two_tokens,
     "a token in two places": row_same_token_twice,
+    "token spellings": row_spellings,
+    "optional token, forged in another spelling": row_optional_forged,
     "`kid` matching": row_kid,
     "`forward: false`": row_forward,
     "default token locations": row_default_locations,
