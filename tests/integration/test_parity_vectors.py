@@ -32,12 +32,13 @@ import shutil
 import subprocess
 import time
 from collections import Counter
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import pytest
 
 from conftest import CRASH_PATTERNS, in_ci
-from harness import REPO_ROOT, Envoy, bootstrap, listener, wasm_filter
+from harness import REPO_ROOT, Envoy, bootstrap, envoy_binary, listener, wasm_filter
 from harness import request as http_get
 
 PARITY = REPO_ROOT / "tests" / "parity"
@@ -176,6 +177,11 @@ def run_group(request: pytest.FixtureRequest, upstream, shim: Path, at: int, vec
     request.addfinalizer(finish)
     env.start()
     ports = env.listener_ports()
+    # The shim only works on a dynamically linked Envoy: read Envoy's clock back from the Date
+    # of a local reply (jwt_authn's 401 for a missing token), so a clock that did not move says so.
+    seen = http_get(ports["authn"], path_of(vectors[0])).header("date")
+    assert seen and abs(parsedate_to_datetime(seen).timestamp() - at) < 600, (
+        f"Envoy's wall clock reads {seen!r}, not near {at}: is {envoy_binary()} dynamically linked?")
     answers = {}
     for v in vectors:
         headers = [("authorization", "Bearer " + v["token"])]
