@@ -70,7 +70,11 @@ pub fn material(jwk: &Value) -> Result<(KeyMaterial, Option<Vec<u8>>), String> {
 /// value (a leading zero octet dropped, as some encoders do) is refused, not padded.
 fn coordinate(name: &str, b64: Option<&str>, out: &mut [u8]) -> Result<(), String> {
     let b64 = b64.ok_or_else(|| format!("{name} is required for EC keys"))?;
-    let wrong = || format!("{name} must be {P521_BYTES} octets of base64url without padding");
+    let wrong = || {
+        format!(
+            "{name} must be a P-521 coordinate: {P521_BYTES} octets of base64url without padding"
+        )
+    };
     if b64.len() != P521_BYTES / 3 * 4 {
         return Err(wrong());
     }
@@ -162,22 +166,31 @@ mod tests {
             (without("x"), "x is required"),
             (without("y"), "y is required"),
             (with("x", json!(77)), "x must be a string"),
-            (with("x", json!(format!("{x}A"))), "x must be 66 octets"),
-            (with("x", json!(&x[..x.len() - 1])), "x must be 66 octets"),
+            (
+                with("x", json!(format!("{x}A"))),
+                "x must be a P-521 coordinate: 66 octets",
+            ),
+            (
+                with("x", json!(&x[..x.len() - 1])),
+                "x must be a P-521 coordinate: 66 octets",
+            ),
             (
                 with("x", json!(format!("{}==", &x[..86]))),
-                "x must be 66 octets",
+                "x must be a P-521 coordinate: 66 octets",
             ),
             (
                 with("y", json!(format!("+{}", &y[1..]))),
-                "y must be 66 octets",
+                "y must be a P-521 coordinate: 66 octets",
             ),
             (
                 with("y", json!(format!("/{}", &y[1..]))),
-                "y must be 66 octets",
+                "y must be a P-521 coordinate: 66 octets",
             ),
             // 65 octets (a leading zero octet dropped): 87 characters.
-            (with("x", json!("A".repeat(87))), "x must be 66 octets"),
+            (
+                with("x", json!("A".repeat(87))),
+                "x must be a P-521 coordinate: 66 octets",
+            ),
             (with("y", json!(x.clone())), "not a point of P-521"),
             (with("x", json!(y.clone())), "not a point of P-521"),
             // (0, 0) is no point of the curve (SEC 1 has no affine spelling of the identity).

@@ -185,7 +185,7 @@ def test_the_fetched_p521_key_is_used_and_the_malformed_one_skipped(stack):
     assert stats.get("wasmcustom.jwt_guard.jwks.corp.keys") == 1, stats
     assert stats.get("wasmcustom.jwt_guard.jwks.corp.keys_skipped") == 1, stats
     line = next(ln for ln in stack.envoy.log().splitlines() if "key skipped" in ln)
-    assert "keys[1]" in line and "x must be 66 octets" in line, line
+    assert "keys[1]" in line and "x must be a P-521 coordinate: 66 octets of base64url" in line, line
 
 
 @pytest.mark.wasm_only(reason="the start-up line names the Wasm signature backends (verify_signature or Rust)")
@@ -202,7 +202,7 @@ def test_the_host_checks_es512_unless_told_otherwise(stack):
 
 def test_malformed_p521_keys_are_refused_at_configuration(upstream, wasm, tmp_path):
     bad = {
-        "x one octet short": (short_x(P521.jwk), "x must be 66 octets"),
+        "x one octet short": (short_x(P521.jwk), "x must be a P-521 coordinate: 66 octets of base64url"),
         "not a point of the curve": ({**P521.jwk, "y": P521.jwk["x"]}, "not a point of P-521"),
         "a private key": ({**P521.jwk, "d": P521.jwk["x"]}, "d is not a member of a public EC key"),
         "P-521 key with alg ES256": ({**P521.jwk, "alg": "ES256"}, "not a valid ES256 public key"),
