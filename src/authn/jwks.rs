@@ -12,7 +12,6 @@ use jwt_simple::prelude::{
 };
 use serde_json::Value;
 
-use crate::authn::es512;
 use crate::token::jws::Algorithm;
 
 /// Why an `oct` key in a fetched key set is skipped.
@@ -416,7 +415,8 @@ fn asymmetric_material(
                 ed25519_compact::PublicKey::from_slice(&key.to_bytes()).map_err(|e| invalid(&e))?;
             Ok((KeyMaterial::Ed25519(public), None))
         }
-        Algorithm::ES512 => es512::material(value),
+        Algorithm::ES512 => crate::authn::es512::material(value)
+            .map(|(public, spki)| (KeyMaterial::P521(public), Some(spki))),
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             Err(format!("alg {} needs kty \"oct\"", alg.name()))
         }
@@ -503,10 +503,7 @@ mod tests {
         let keys = jwks["keys"].as_array_mut().unwrap();
         keys.retain(|k| k["kty"] != "oct");
         let good = keys.len();
-        keys.insert(
-            1,
-            json!({"kty": "EC", "crv": "P-521", "x": "a", "y": "b", "kid": "bad"}),
-        );
+        keys.insert(1, json!({"kty": "EC", "crv": "P-192", "kid": "bad"}));
         keys.push(keys[0].clone());
         let body = serde_json::to_vec(&jwks).unwrap();
         let (set, skipped) = KeySet::from_fetched(&body).unwrap();
