@@ -24,6 +24,7 @@ pub enum KeyMaterial {
     Rsa(rsa::RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
     Hmac(Vec<u8>),
 }
@@ -58,6 +59,7 @@ impl Backend {
                 | Algorithm::RS512
                 | Algorithm::ES256
                 | Algorithm::ES384
+                | Algorithm::ES512
         )
     }
 }
@@ -323,7 +325,7 @@ fn compile_jwk(jwk: &Value) -> Result<Option<VerificationKey>, String> {
             hmac_material(alg, text_member("k")?.ok_or("k is required for oct keys")?)?,
             None,
         ),
-        _ => asymmetric_material(alg, &jwk.to_string())?,
+        _ => asymmetric_material(alg, jwk)?,
     };
     Ok(Some(VerificationKey {
         kid,
@@ -353,7 +355,7 @@ pub fn proof_key(jwk: &Value, alg: Algorithm) -> Result<VerificationKey, String>
         Some(Value::String(name)) if name == alg.name() => {}
         Some(_) => return Err("jwk alg differs from the proof alg".into()),
     }
-    let (material, spki_der) = asymmetric_material(alg, &jwk.to_string())?;
+    let (material, spki_der) = asymmetric_material(alg, jwk)?;
     Ok(VerificationKey {
         kid: None,
         alg,
@@ -369,6 +371,7 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
     match (kty, crv) {
         ("EC", Some("P-256")) => Ok(Algorithm::ES256),
         ("EC", Some("P-384")) => Ok(Algorithm::ES384),
+        ("EC", Some("P-521")) => Ok(Algorithm::ES512),
         ("OKP", Some("Ed25519")) => Ok(Algorithm::EdDSA),
         ("RSA", _) => Ok(Algorithm::RS256),
         ("oct", _) => Ok(Algorithm::HS256),
@@ -380,8 +383,9 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
 /// The key's verification material and, for RSA and EC keys, its DER SubjectPublicKeyInfo.
 fn asymmetric_material(
     alg: Algorithm,
-    jwk: &str,
+    value: &Value,
 ) -> Result<(KeyMaterial, Option<Vec<u8>>), String> {
+    let jwk = &value.to_string();
     let invalid =
         |err: &dyn std::fmt::Display| format!("not a valid {} public key: {err}", alg.name());
     let rsa = |components: jwt_simple::algorithms::RSAPublicKeyComponents,
@@ -427,6 +431,8 @@ fn asymmetric_material(
                 ed25519_compact::PublicKey::from_slice(&key.to_bytes()).map_err(|e| invalid(&e))?;
             Ok((KeyMaterial::Ed25519(public), None))
         }
+        Algorithm::ES512 => crate::authn::es512::material(value)
+            .map(|(public, spki)| (KeyMaterial::P521(public), Some(spki))),
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             Err(format!("alg {} needs kty \"oct\"", alg.name()))
         }
@@ -492,10 +498,7 @@ mod tests {
         let keys = jwks["keys"].as_array_mut().unwrap();
         keys.retain(|k| k["kty"] != "oct");
         let good = keys.len();
-        keys.insert(
-            1,
-            json!({"kty": "EC", "crv": "P-521", "x": "a", "y": "b", "kid": "bad"}),
-        );
+        keys.insert(1, json!({"kty": "EC", "crv": "P-192", "kid": "bad"}));
         keys.push(keys[0].clone());
         let body = serde_json::to_vec(&jwks).unwrap();
         let (set, skipped) = KeySet::from_fetched(&body).unwrap();

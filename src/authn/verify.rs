@@ -243,8 +243,8 @@ mod tests {
     fn every_algorithm_family_verifies() {
         let rules = rules();
         for alg in [
-            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-            "HS256", "HS384", "HS512",
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+            "EdDSA", "HS256", "HS384", "HS512",
         ] {
             assert_eq!(check(&rules, &format!("valid_{alg}")), Ok(()), "{alg}");
         }
@@ -267,6 +267,11 @@ mod tests {
             ("unknown_kid", Err(AuthFailure::UnknownKey)),
             ("alg_kid_mismatch", Err(AuthFailure::UnsupportedAlgorithm)),
             ("hs256_with_rsa_kid", Err(AuthFailure::UnsupportedAlgorithm)),
+            (
+                "es512_with_es256_kid",
+                Err(AuthFailure::UnsupportedAlgorithm),
+            ),
+            ("es512_bad_signature", Err(AuthFailure::BadSignature)),
             ("bad_signature", Err(AuthFailure::BadSignature)),
             ("no_kid_bad_signature", Err(AuthFailure::BadSignature)),
         ];
@@ -308,7 +313,7 @@ mod tests {
     fn no_mutation_of_a_valid_token_is_accepted() {
         let rules = rules();
         let algs = [
-            "RS256", "PS384", "ES256", "ES384", "EdDSA", "HS256", "HS512",
+            "RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS512",
         ];
         let mut tried = 0;
         for alg in algs {
