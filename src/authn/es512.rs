@@ -1,10 +1,10 @@
 //! ES512 keys: EC JWKs on P-521 (RFC 7518 §6.2.1). jwt-simple, which validates every other key
 //! type, has no P-521, so its rules for a public EC JWK are applied here, with the same
 //! strictness: `kty` "EC", `crv` "P-521", `x` and `y` each the canonical unpadded base64url of
-//! exactly 66 octets, no private or foreign key material, `use` "sig" and `key_ops` at most
+//! at most 66 octets (leading zero octets may be dropped: see [`coordinate`]), no private or foreign key material, `use` "sig" and `key_ops` at most
 //! "verify" when present, and a point of the curve (not the identity).
 
-use ct_codecs::{Base64UrlSafeNoPadding, Decoder};
+use ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
 use serde_json::Value;
 
 /// The size of a P-521 coordinate and of each half of a JOSE signature (RFC 7518 §3.4).
@@ -63,23 +63,37 @@ pub fn material(jwk: &Value) -> Result<(p521::ecdsa::VerifyingKey, Vec<u8>), Str
     Ok((public, spki))
 }
 
-/// Decodes a coordinate, accepting only the unpadded base64url of exactly 66 octets (88
-/// characters, whose bits 66 octets fill exactly: one spelling per value). A shorter or longer
-/// value (a leading zero octet dropped, as some encoders do) is refused, not padded.
+/// Decodes a coordinate: the canonical unpadded base64url (re-encoding gives the same text) of
+/// at most 66 octets, left-padded with zero octets to 66. RFC 7518 §6.2.1.2 asks for the full
+/// 66, but a P-521 coordinate's first octet holds one bit, so half of all coordinates start
+/// with a zero octet, and encoders that write the integer's minimal bytes drop it (BoringSSL,
+/// and with it Envoy's jwt_authn, pads them; jwt_verify_lib's own EC key set has one). The value
+/// is unambiguous either way, and the point is still checked to be on the curve.
 fn coordinate(name: &str, b64: Option<&str>, out: &mut [u8]) -> Result<(), String> {
     let b64 = b64.ok_or_else(|| format!("{name} is required for EC keys"))?;
     let wrong = || {
         format!(
-            "{name} must be a P-521 coordinate: {P521_BYTES} octets of base64url without padding"
+            "{name} must be a P-521 coordinate: at most {P521_BYTES} octets of canonical base64url without padding"
         )
     };
-    if b64.len() != P521_BYTES / 3 * 4 {
+    if b64.is_empty() || b64.len() > P521_BYTES / 3 * 4 || out.len() != P521_BYTES {
         return Err(wrong());
     }
-    match Base64UrlSafeNoPadding::decode(out, b64, None) {
-        Ok(decoded) if decoded.len() == P521_BYTES => Ok(()),
-        _ => Err(wrong()),
+    let mut decoded = [0u8; P521_BYTES];
+    let length = match Base64UrlSafeNoPadding::decode(&mut decoded, b64, None) {
+        Ok(bytes) => bytes.len(),
+        Err(_) => return Err(wrong()),
+    };
+    let bytes = decoded.get(..length).ok_or_else(wrong)?;
+    let mut again = [0u8; P521_BYTES / 3 * 4];
+    match Base64UrlSafeNoPadding::encode(&mut again, bytes) {
+        Ok(text) if text == b64.as_bytes() => {}
+        _ => return Err(wrong()),
     }
+    let (zeros, tail) = out.split_at_mut(P521_BYTES - length);
+    zeros.fill(0);
+    tail.copy_from_slice(bytes);
+    Ok(())
 }
 
 #[cfg(test)]
@@ -137,6 +151,21 @@ mod tests {
         }
     }
 
+    /// The fixture's x starts with a zero octet (its SPKI reads 04 00 93…): written without it,
+    /// as minimal-integer encoders do, it is the same key.
+    #[test]
+    fn a_coordinate_without_its_leading_zero_octets_is_the_same_key() {
+        let x = fixture_jwk()["x"].as_str().unwrap().to_string();
+        let mut octets = [0u8; P521_BYTES];
+        let full = Base64UrlSafeNoPadding::decode(&mut octets, &x, None).unwrap();
+        assert_eq!(full.first(), Some(&0));
+        let short = Base64UrlSafeNoPadding::encode_to_string(&full[1..]).unwrap();
+        assert_eq!(short.len(), 87);
+        let (_, expected) = material(&fixture_jwk()).unwrap();
+        let (_, spki) = material(&with("x", json!(short))).unwrap();
+        assert_eq!(spki, expected);
+    }
+
     /// Each case breaks one rule; the message names what is wrong.
     #[test]
     fn refuses_each_malformed_key_naming_the_problem() {
@@ -165,28 +194,31 @@ mod tests {
             (with("x", json!(77)), "x must be a string"),
             (
                 with("x", json!(format!("{x}A"))),
-                "x must be a P-521 coordinate: 66 octets",
+                "x must be a P-521 coordinate",
             ),
             (
                 with("x", json!(&x[..x.len() - 1])),
-                "x must be a P-521 coordinate: 66 octets",
+                "x",
             ),
             (
                 with("x", json!(format!("{}==", &x[..86]))),
-                "x must be a P-521 coordinate: 66 octets",
+                "x must be a P-521 coordinate",
             ),
             (
                 with("y", json!(format!("+{}", &y[1..]))),
-                "y must be a P-521 coordinate: 66 octets",
+                "y must be a P-521 coordinate",
             ),
             (
                 with("y", json!(format!("/{}", &y[1..]))),
-                "y must be a P-521 coordinate: 66 octets",
+                "y must be a P-521 coordinate",
             ),
-            // 65 octets (a leading zero octet dropped): 87 characters.
+            // 65 zero octets: x = 0 is no point of the curve with this y.
+            (with("x", json!("A".repeat(87))), "not a point of P-521"),
+            (with("x", json!("")), "x must be a P-521 coordinate"),
+            // 87 characters whose last one carries bits no octet holds: not canonical.
             (
-                with("x", json!("A".repeat(87))),
-                "x must be a P-521 coordinate: 66 octets",
+                with("x", json!(format!("{}B", "A".repeat(86)))),
+                "x must be a P-521 coordinate",
             ),
             (with("y", json!(x.clone())), "not a point of P-521"),
             (with("x", json!(y.clone())), "not a point of P-521"),

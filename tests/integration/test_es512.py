@@ -60,11 +60,12 @@ P256 = Key(ec.SECP256R1(), "ES256", "p256")
 JWKS = {"keys": [P521.jwk, P521_NO_ALG.jwk, P256.jwk]}
 
 
-def short_x(jwk: dict) -> dict:
-    """The JWK with its x coordinate one octet short (a leading zero octet dropped, as some
-    encoders do; a different byte string in any case)."""
+def long_x(jwk: dict) -> dict:
+    """The JWK with its x coordinate one octet too long (a zero octet in front: 67 octets).
+    One short is accepted, left-padded (a dropped leading zero octet, as minimal-integer
+    encoders write half of all P-521 coordinates: tests/parity's jwt_verify_lib key set)."""
     x = base64.urlsafe_b64decode(jwk["x"] + "==")
-    return {**jwk, "x": b64url(x[1:]), "kid": "short-x"}
+    return {**jwk, "x": b64url(b"\x00" + x), "kid": "long-x"}
 
 
 def guard(jwks: dict | None = None, **extra: Any) -> dict:
@@ -90,7 +91,7 @@ GUARDS = ("auto", "pure_rust", "host", "remote")
 @pytest.fixture(scope="module")
 def idp():
     # One good P-521 key and one malformed P-521 key: the second is skipped, never the set.
-    server = JwksServer({"keys": [P521.jwk, short_x(P521_NO_ALG.jwk)]}).start()
+    server = JwksServer({"keys": [P521.jwk, long_x(P521_NO_ALG.jwk)]}).start()
     yield server
     server.stop()
 
@@ -185,7 +186,7 @@ def test_the_fetched_p521_key_is_used_and_the_malformed_one_skipped(stack):
     assert stats.get("wasmcustom.jwt_guard.jwks.corp.keys") == 1, stats
     assert stats.get("wasmcustom.jwt_guard.jwks.corp.keys_skipped") == 1, stats
     line = next(ln for ln in stack.envoy.log().splitlines() if "key skipped" in ln)
-    assert "keys[1]" in line and "x must be a P-521 coordinate: 66 octets of base64url" in line, line
+    assert "keys[1]" in line and "x must be a P-521 coordinate: at most 66 octets" in line, line
 
 
 @pytest.mark.wasm_only(reason="the start-up line names the Wasm signature backends (verify_signature or Rust)")
@@ -202,7 +203,7 @@ def test_the_host_checks_es512_unless_told_otherwise(stack):
 
 def test_malformed_p521_keys_are_refused_at_configuration(upstream, wasm, tmp_path):
     bad = {
-        "x one octet short": (short_x(P521.jwk), "x must be a P-521 coordinate: 66 octets of base64url"),
+        "x one octet too long": (long_x(P521.jwk), "x must be a P-521 coordinate: at most 66 octets"),
         "not a point of the curve": ({**P521.jwk, "y": P521.jwk["x"]}, "not a point of P-521"),
         "a private key": ({**P521.jwk, "d": P521.jwk["x"]}, "d is not a member of a public EC key"),
         "P-521 key with alg ES256": ({**P521.jwk, "alg": "ES256"}, "not a valid ES256 public key"),
