@@ -545,7 +545,7 @@ fn explain_shows_each_step() {
     let out = explain(&["--path", "/orders", "--header", &unknown]);
     assert!(
         out.contains(
-            "no key has the token's kid (or, without kid, no key of its alg) → unknown_key"
+            "no key of the token's alg has its kid or no kid (a token without kid: no key of its alg) → unknown_key"
         ),
         "{out}"
     );

@@ -279,7 +279,7 @@ impl Authenticator<'_> {
                 Err(failure) => {
                     // Only a token that names this provider's issuer may ask for its keys to be
                     // fetched again (at most once per min_refetch_seconds, by the root context).
-                    if failure == AuthFailure::UnknownKey && provider.remote.is_some() {
+                    if provider.remote.is_some() && wants_new_keys(provider, jws, failure) {
                         provider.token_rules.keys.want_refetch();
                     }
                     if !failure.depends_on_time() {
@@ -329,6 +329,21 @@ impl Authenticator<'_> {
     }
 }
 
+/// Whether the keys a token failed against may lack its key, so newer ones are worth fetching:
+/// no key was a candidate, or the token names a `kid` the keys lack (keys without `kid` were
+/// tried and failed, but an IdP that rotated may have published the one it names).
+fn wants_new_keys(provider: &Provider, jws: &UnverifiedJws<'_>, failure: AuthFailure) -> bool {
+    match failure {
+        AuthFailure::UnknownKey => true,
+        AuthFailure::BadSignature => jws
+            .header
+            .kid
+            .as_deref()
+            .is_some_and(|kid| provider.token_rules.keys.current().by_kid(kid).is_none()),
+        _ => false,
+    }
+}
+
 /// Refusals of the registered-claim checks, which come after the signature check.
 fn is_claims_refusal(failure: AuthFailure) -> bool {
     matches!(
@@ -346,3 +361,7 @@ fn is_claims_refusal(failure: AuthFailure) -> bool {
 #[cfg(test)]
 #[path = "authenticator_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "kid_rule_tests.rs"]
+mod kid_rule_tests;

@@ -24,6 +24,7 @@ pub enum KeyMaterial {
     Rsa(rsa::RsaPublicKey),
     P256(p256::ecdsa::VerifyingKey),
     P384(p384::ecdsa::VerifyingKey),
+    P521(p521::ecdsa::VerifyingKey),
     Ed25519(ed25519_compact::PublicKey),
     Hmac(Vec<u8>),
 }
@@ -58,6 +59,7 @@ impl Backend {
                 | Algorithm::RS512
                 | Algorithm::ES256
                 | Algorithm::ES384
+                | Algorithm::ES512
         )
     }
 }
@@ -84,6 +86,14 @@ impl std::fmt::Debug for VerificationKey {
 pub const MAX_FETCHED_JWKS_BYTES: usize = 256 * 1024;
 /// The most keys taken from a fetched JWKS (real ones hold a handful).
 pub const MAX_FETCHED_KEYS: usize = 64;
+
+/// The most keys one token is checked against, per provider: a forged token must not buy one
+/// signature check per key. Three covers a key set without `kid`s in rotation (the previous,
+/// current and next key of one algorithm).
+pub const MAX_KEYS_PER_TOKEN: usize = 3;
+
+/// Why a key without `kid` is refused (inline) or skipped (fetched): tokens could never reach it.
+pub const TOO_MANY_WITHOUT_KID: &str = "more than 3 keys of one alg without kid: a token is checked against at most 3 keys, so this one would never be tried (give the keys a kid)";
 
 /// A problem with one key, located relative to the key set (`keys[2].alg`).
 #[derive(Debug, PartialEq, Eq)]
@@ -191,6 +201,9 @@ impl KeySet {
                 if key.kid.is_some() && keys.iter().any(|k: &VerificationKey| k.kid == key.kid) {
                     return Err(JwksError::at(field + ".kid", "duplicate kid"));
                 }
+                if unreachable_without_kid(&keys, &key) {
+                    return Err(JwksError::at(field, TOO_MANY_WITHOUT_KID));
+                }
                 keys.push(key);
             }
         }
@@ -247,6 +260,9 @@ impl KeySet {
                 Ok(Some(key)) if key.kid.is_some() && keys.iter().any(|k| k.kid == key.kid) => {
                     skipped.push(JwksError::at(field + ".kid", "duplicate kid"));
                 }
+                Ok(Some(key)) if unreachable_without_kid(&keys, &key) => {
+                    skipped.push(JwksError::at(field, TOO_MANY_WITHOUT_KID));
+                }
                 Ok(Some(key)) => keys.push(key),
                 Ok(None) => {}
                 Err(message) => skipped.push(JwksError::at(field, message)),
@@ -268,15 +284,17 @@ impl KeySet {
     pub fn by_kid(&self, kid: &str) -> Option<&VerificationKey> {
         self.keys.iter().find(|key| key.kid.as_deref() == Some(kid))
     }
+}
 
-    /// Keys of `alg` in the order a token without `kid` tries them: keys without `kid` first
-    /// (the one-key set whose tokens carry no `kid`), then the others in key-set order.
-    pub fn for_token_without_kid(&self, alg: Algorithm) -> impl Iterator<Item = &VerificationKey> {
-        let of_alg = move |key: &&VerificationKey| key.alg == alg;
-        let without_kid = self.keys.iter().filter(of_alg).filter(|k| k.kid.is_none());
-        let with_kid = self.keys.iter().filter(of_alg).filter(|k| k.kid.is_some());
-        without_kid.chain(with_kid)
-    }
+/// A key without `kid` that follows [`MAX_KEYS_PER_TOKEN`] others of its algorithm: every token
+/// would meet those first and stop, so it could verify none.
+fn unreachable_without_kid(keys: &[VerificationKey], key: &VerificationKey) -> bool {
+    key.kid.is_none()
+        && keys
+            .iter()
+            .filter(|k| k.kid.is_none() && k.alg == key.alg)
+            .count()
+            >= MAX_KEYS_PER_TOKEN
 }
 
 /// `Ok(None)` for keys that are not for signatures (`"use": "enc"`), which real key sets mix in.
@@ -307,7 +325,7 @@ fn compile_jwk(jwk: &Value) -> Result<Option<VerificationKey>, String> {
             hmac_material(alg, text_member("k")?.ok_or("k is required for oct keys")?)?,
             None,
         ),
-        _ => asymmetric_material(alg, &jwk.to_string())?,
+        _ => asymmetric_material(alg, jwk)?,
     };
     Ok(Some(VerificationKey {
         kid,
@@ -337,7 +355,7 @@ pub fn proof_key(jwk: &Value, alg: Algorithm) -> Result<VerificationKey, String>
         Some(Value::String(name)) if name == alg.name() => {}
         Some(_) => return Err("jwk alg differs from the proof alg".into()),
     }
-    let (material, spki_der) = asymmetric_material(alg, &jwk.to_string())?;
+    let (material, spki_der) = asymmetric_material(alg, jwk)?;
     Ok(VerificationKey {
         kid: None,
         alg,
@@ -353,6 +371,7 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
     match (kty, crv) {
         ("EC", Some("P-256")) => Ok(Algorithm::ES256),
         ("EC", Some("P-384")) => Ok(Algorithm::ES384),
+        ("EC", Some("P-521")) => Ok(Algorithm::ES512),
         ("OKP", Some("Ed25519")) => Ok(Algorithm::EdDSA),
         ("RSA", _) => Ok(Algorithm::RS256),
         ("oct", _) => Ok(Algorithm::HS256),
@@ -364,8 +383,9 @@ fn default_algorithm(kty: &str, crv: Option<&str>) -> Result<Algorithm, String> 
 /// The key's verification material and, for RSA and EC keys, its DER SubjectPublicKeyInfo.
 fn asymmetric_material(
     alg: Algorithm,
-    jwk: &str,
+    value: &Value,
 ) -> Result<(KeyMaterial, Option<Vec<u8>>), String> {
+    let jwk = &value.to_string();
     let invalid =
         |err: &dyn std::fmt::Display| format!("not a valid {} public key: {err}", alg.name());
     let rsa = |components: jwt_simple::algorithms::RSAPublicKeyComponents,
@@ -411,6 +431,8 @@ fn asymmetric_material(
                 ed25519_compact::PublicKey::from_slice(&key.to_bytes()).map_err(|e| invalid(&e))?;
             Ok((KeyMaterial::Ed25519(public), None))
         }
+        Algorithm::ES512 => crate::authn::es512::material(value)
+            .map(|(public, spki)| (KeyMaterial::P521(public), Some(spki))),
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
             Err(format!("alg {} needs kty \"oct\"", alg.name()))
         }
@@ -454,27 +476,6 @@ mod tests {
     }
 
     #[test]
-    fn tokens_without_kid_try_keys_without_kid_first() {
-        let secret = |n: u8| {
-            use ct_codecs::Encoder;
-            Base64UrlSafeNoPadding::encode_to_string([n; 48]).unwrap()
-        };
-        let set = KeySet::from_value(&json!({"keys": [
-            {"kty": "oct", "k": secret(1), "kid": "one"},
-            {"kty": "oct", "k": secret(2)},
-            {"kty": "oct", "k": secret(3), "kid": "three"},
-            {"kty": "oct", "k": secret(4), "kid": "four", "alg": "HS384"},
-            {"kty": "oct", "k": secret(5)},
-        ]}))
-        .unwrap();
-        let order: Vec<Option<&str>> = set
-            .for_token_without_kid(Algorithm::HS256)
-            .map(|k| k.kid.as_deref())
-            .collect();
-        assert_eq!(order, [None, None, Some("one"), Some("three")]);
-    }
-
-    #[test]
     fn accepts_the_set_as_a_string() {
         let text = testutil::jwks().to_string();
         assert!(KeySet::from_value(&Value::String(text)).is_ok());
@@ -497,10 +498,7 @@ mod tests {
         let keys = jwks["keys"].as_array_mut().unwrap();
         keys.retain(|k| k["kty"] != "oct");
         let good = keys.len();
-        keys.insert(
-            1,
-            json!({"kty": "EC", "crv": "P-521", "x": "a", "y": "b", "kid": "bad"}),
-        );
+        keys.insert(1, json!({"kty": "EC", "crv": "P-192", "kid": "bad"}));
         keys.push(keys[0].clone());
         let body = serde_json::to_vec(&jwks).unwrap();
         let (set, skipped) = KeySet::from_fetched(&body).unwrap();

@@ -10,6 +10,7 @@ pub mod binding;
 pub mod cache;
 pub mod claims;
 pub mod dpop;
+pub mod es512;
 pub mod fetch;
 pub mod issuer;
 pub mod jwks;

@@ -1,9 +1,9 @@
 //! The native signature backend (the `native` feature, never on wasm32): RSA PKCS #1 v1.5 and
 //! PSS, ECDSA P-256/P-384 and Ed25519 checked by ring, behind the same [`SignatureVerifier`]
-//! seam as the pure-Rust backend. Whatever ring does not serve (HMAC, a key without the encoding
-//! ring takes, an RSA modulus outside ring's 2048..=8192 bits) goes to [`PureRustVerifier`], so
-//! the two backends give the same answer for every key and token; the Wycheproof runs
-//! (`src/testing/wycheproof.rs`) check that.
+//! seam as the pure-Rust backend. Whatever ring does not serve (HMAC, ECDSA P-521 (ES512), a key
+//! without the encoding ring takes, an RSA modulus outside ring's 2048..=8192 bits) goes to
+//! [`PureRustVerifier`], so the two backends give the same answer for every key and token; the
+//! Wycheproof runs (`src/testing/wycheproof.rs`) check that.
 //!
 //! ring takes a public key as bytes: the RSAPublicKey DER for RSA, the uncompressed point for
 //! ECDSA. Both already sit, computed once per key, in the key's DER SubjectPublicKeyInfo
@@ -95,6 +95,7 @@ pub fn ring_verdict(key: &VerificationKey, message: &[u8], signature: &[u8]) -> 
             (&ring_sig::ECDSA_P384_SHA384_FIXED, uncompressed(point, 97)?)
         }
         (KeyMaterial::Ed25519(public), Algorithm::EdDSA) => (&ring_sig::ED25519, &public[..]),
+        // ring has no P-521 (ES512) and no HMAC.
         _ => return None,
     };
     Some(

@@ -57,6 +57,12 @@ pub fn is_valid(key: &VerificationKey, message: &[u8], signature: &[u8]) -> bool
             p384::ecdsa::Signature::from_slice(signature)
                 .is_ok_and(|sig| public.verify_prehash(&sha384(message), &sig).is_ok())
         }
+        (KeyMaterial::P521(public), Algorithm::ES512) => {
+            // SHA-512 (64 octets) is shorter than P-521's order: the hash is the integer as is
+            // (FIPS 186-5 §6.4.2, bits2int with no truncation).
+            p521::ecdsa::Signature::from_slice(signature)
+                .is_ok_and(|sig| public.verify_prehash(&sha512(message), &sig).is_ok())
+        }
         (KeyMaterial::Ed25519(public), Algorithm::EdDSA) => {
             ed25519_compact::Signature::from_slice(signature)
                 .is_ok_and(|sig| public.verify(message, &sig).is_ok())
@@ -107,8 +113,8 @@ mod tests {
     fn every_fixture_algorithm_verifies_over_the_signing_input() {
         let keys = KeySet::from_value(&testutil::jwks()).unwrap();
         for alg in [
-            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-            "HS256", "HS384", "HS512",
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+            "EdDSA", "HS256", "HS384", "HS512",
         ] {
             let token = testutil::token(&format!("valid_{alg}"));
             let jws = UnverifiedJws::parse(&token).unwrap();

@@ -7,18 +7,11 @@
 use serde_json::Value;
 
 use crate::authn::issuer::Issuer;
-use crate::authn::jwks::{KeyStore, VerificationKey};
-
-#[cfg(test)]
-use crate::authn::jwks::KeySet;
+use crate::authn::jwks::{KeySet, KeyStore, MAX_KEYS_PER_TOKEN, VerificationKey};
 use crate::authn::signature;
 use crate::reason::AuthFailure;
-use crate::token::jws::{UnverifiedClaims, UnverifiedJws, numeric_date};
+use crate::token::jws::{Algorithm, UnverifiedClaims, UnverifiedJws, numeric_date};
 use crate::trace::{ClaimCheck, NoTrace, Step, Trace};
-
-/// A token without `kid` is checked against at most this many keys of its algorithm (keys
-/// without `kid` first): a forged token must not buy one signature check per key.
-pub const MAX_KEYS_WITHOUT_KID: usize = 2;
 
 /// Checks one signature with one key whose algorithm already equals the token's.
 pub trait SignatureVerifier {
@@ -83,28 +76,24 @@ impl TokenRules {
         if keys.is_empty() {
             return Err(AuthFailure::KeysUnavailable);
         }
-        if let Some(kid) = &jws.header.kid {
-            let key = keys.by_kid(kid).ok_or(AuthFailure::UnknownKey)?;
-            if key.alg != alg {
-                return Err(AuthFailure::UnsupportedAlgorithm);
+        let kid = jws.header.kid.as_deref();
+        let mut outcome = None;
+        for key in candidates(&keys, alg, kid) {
+            let result = check(key);
+            if result.is_ok() {
+                return result;
             }
-            return check(key);
+            outcome = Some(result);
         }
-        let mut candidates = keys
-            .for_token_without_kid(alg)
-            .take(MAX_KEYS_WITHOUT_KID)
-            .peekable();
-        if candidates.peek().is_none() {
-            return Err(AuthFailure::UnknownKey);
-        }
-        let mut outcome = Err(AuthFailure::BadSignature);
-        for key in candidates {
-            outcome = check(key);
-            if outcome.is_ok() {
-                break;
+        match outcome {
+            Some(failure) => failure,
+            // The key the token names exists, for another algorithm: the token asks for an
+            // algorithm its key does not allow (alg confusion), which says more than "no key".
+            None if kid.is_some_and(|kid| keys.by_kid(kid).is_some()) => {
+                Err(AuthFailure::UnsupportedAlgorithm)
             }
+            None => Err(AuthFailure::UnknownKey),
         }
-        outcome
     }
 
     /// The registered-claim checks (time, issuer, audience, lifetime) on verified claims; also
@@ -191,6 +180,30 @@ impl TokenRules {
     }
 }
 
+/// The keys a token of `alg` naming `kid` (or none) is checked against, in the order they are
+/// tried, at most [`MAX_KEYS_PER_TOKEN`]. Only keys of the token's `alg` are candidates: first
+/// the key whose `kid` is the token's (the key the issuer meant), then every key without `kid`
+/// (it names no token, so it may have signed any), in key-set order; a token without `kid` then
+/// tries the keys with one, in key-set order. A key with another `kid` is never tried for a
+/// token that names one.
+pub fn candidates<'s>(
+    keys: &'s KeySet,
+    alg: Algorithm,
+    kid: Option<&'s str>,
+) -> impl Iterator<Item = &'s VerificationKey> {
+    let named = kid.and_then(|kid| keys.by_kid(kid)).into_iter();
+    let without_kid = keys.keys().iter().filter(|k| k.kid.is_none());
+    let others = keys
+        .keys()
+        .iter()
+        .filter(move |k| kid.is_none() && k.kid.is_some());
+    named
+        .chain(without_kid)
+        .chain(others)
+        .filter(move |key| key.alg == alg)
+        .take(MAX_KEYS_PER_TOKEN)
+}
+
 /// Pure-Rust signature verification, inside the Wasm VM.
 pub struct PureRustVerifier;
 
@@ -230,8 +243,8 @@ mod tests {
     fn every_algorithm_family_verifies() {
         let rules = rules();
         for alg in [
-            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-            "HS256", "HS384", "HS512",
+            "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+            "EdDSA", "HS256", "HS384", "HS512",
         ] {
             assert_eq!(check(&rules, &format!("valid_{alg}")), Ok(()), "{alg}");
         }
@@ -254,6 +267,11 @@ mod tests {
             ("unknown_kid", Err(AuthFailure::UnknownKey)),
             ("alg_kid_mismatch", Err(AuthFailure::UnsupportedAlgorithm)),
             ("hs256_with_rsa_kid", Err(AuthFailure::UnsupportedAlgorithm)),
+            (
+                "es512_with_es256_kid",
+                Err(AuthFailure::UnsupportedAlgorithm),
+            ),
+            ("es512_bad_signature", Err(AuthFailure::BadSignature)),
             ("bad_signature", Err(AuthFailure::BadSignature)),
             ("no_kid_bad_signature", Err(AuthFailure::BadSignature)),
         ];
@@ -295,7 +313,7 @@ mod tests {
     fn no_mutation_of_a_valid_token_is_accepted() {
         let rules = rules();
         let algs = [
-            "RS256", "PS384", "ES256", "ES384", "EdDSA", "HS256", "HS512",
+            "RS256", "PS384", "ES256", "ES384", "ES512", "EdDSA", "HS256", "HS512",
         ];
         let mut tried = 0;
         for alg in algs {

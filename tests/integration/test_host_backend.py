@@ -1,8 +1,9 @@
 """Both signature backends pass the same tests (issue #7), the host one inside a real Envoy.
 
 1. tests/wycheproof-envoy, a test-only proxy-wasm module linked with jwt-guard's core, runs the
-   Wycheproof files of every algorithm Envoy's `verify_signature` serves (ECDSA P-256/SHA-256
-   and P-384/SHA-384 in P1363 form; RSA PKCS #1 v1.5, 2048/3072/4096 bits, SHA-256/384/512)
+   Wycheproof files of every algorithm Envoy's `verify_signature` serves (ECDSA P-256/SHA-256,
+   P-384/SHA-384 and P-521/SHA-512 in P1363 form; RSA PKCS #1 v1.5, 2048/3072/4096 bits,
+   SHA-256/384/512)
    through the production wire format (`verify_signature::arguments`, the foreign function,
    `verify_signature::result`), with the keys, expectations and derived variants the pure-Rust
    unit tests use (src/testing/vectors.rs), and through the pure-Rust `is_valid` beside it, in wasm32.
@@ -45,6 +46,7 @@ WYCHEPROOF_WASM = REPO_ROOT / "target" / "wasm32-wasip1" / "wycheproof-envoy" / 
 FILES = [
     "ecdsa_secp256r1_sha256_p1363",
     "ecdsa_secp384r1_sha384_p1363",
+    "ecdsa_secp521r1_sha512_p1363",
     *(f"rsa_signature_{bits}_{sha}" for bits in (2048, 3072, 4096) for sha in ("sha256", "sha384", "sha512")),
 ]
 MIN_CHECKED = 200
@@ -67,11 +69,13 @@ SUMMARY_LINE = re.compile(
 # --------------------------------------------------------------------------- edge cases
 
 HASHES = {"256": hashes.SHA256, "384": hashes.SHA384, "512": hashes.SHA512}
-CURVES = {"ES256": (ec.SECP256R1(), 32), "ES384": (ec.SECP384R1(), 48)}
+CURVES = {"ES256": (ec.SECP256R1(), 32), "ES384": (ec.SECP384R1(), 48), "ES512": (ec.SECP521R1(), 66)}
 ORDERS = {  # SEC 2 group orders
     "ES256": 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551,
     "ES384": int("FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFC7634D81F4372DDF"
                  "581A0DB248B0A77AECEC196ACCC52973", 16),
+    "ES512": int("01FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF"
+                 "FA51868783BF2F966B7FCC0148F709A5D03BB5C9B8899C47AEBB6FB71E91386409", 16),
 }
 
 
@@ -149,7 +153,7 @@ def _edge_cases(keys: KeySet) -> tuple[list[dict], list[dict]]:
         edge.add(f"{alg}_r_first_octet_zero", alg, message, p1363(r, s), True)
         message, (r, s) = edge.find(alg, sign, lambda rs: rs[1] < small)
         edge.add(f"{alg}_s_first_octet_zero", alg, message, p1363(r, s), True)
-        # Both forms of one signature: JWS has no low-S rule, nor have BoringSSL or p256/p384.
+        # Both forms of one signature: JWS has no low-S rule, nor have BoringSSL or p256/p384/p521.
         message, (r, s) = edge.find(alg, sign, lambda rs, n=n: rs[1] > n // 2)
         edge.add(f"{alg}_high_s", alg, message, p1363(r, s), True)
         edge.add(f"{alg}_high_s_negated", alg, message, p1363(r, n - s), True)
@@ -258,9 +262,9 @@ def backends(request, upstream, wasm, edge):
         listener("rust", 0, [wasm_filter(config("pure_rust"), name="jwt_guard_rust")]),
     ])
     log = stack.envoy.log()
-    assert re.search(r"signatures by the host \(verify_signature\): \[RS256, RS512, ES256, ES384\]", log), log
+    assert re.search(r"signatures by the host \(verify_signature\): \[RS256, RS512, ES256, ES384, ES512\]", log), log
     assert re.search(r"signatures by the host \(verify_signature, not used\): \[\], in Rust: "
-                     r"\[RS256, RS512, ES256, ES384\]", log), log
+                     r"\[RS256, RS512, ES256, ES384, ES512\]", log), log
     return stack
 
 

@@ -19,6 +19,7 @@ pub fn arguments(key: &VerificationKey, message: &[u8], signature: &[u8]) -> Opt
         Algorithm::RS512 => ("sha512", signature.to_vec()),
         Algorithm::ES256 => ("sha256", p1363_to_der(signature, 32)?),
         Algorithm::ES384 => ("sha384", p1363_to_der(signature, 48)?),
+        Algorithm::ES512 => ("sha512", p1363_to_der(signature, 66)?),
         _ => return None,
     };
     let mut out = Vec::with_capacity(spki.len() + signature.len() + message.len() + 24);
@@ -176,6 +177,18 @@ mod tests {
         let big = p1363_to_der(&[0xff; 96], 48).unwrap();
         assert_eq!(&big[..5], &[0x30, 2 * (2 + 49), 0x02, 49, 0]);
         assert_eq!(big.len(), 2 + 2 * (2 + 49));
+        // P-521: 66-octet halves; a high bit needs a zero byte too, and the body (up to
+        // 2 × 69 octets) a long-form length.
+        let p521 = p1363_to_der(&[0xff; 132], 66).unwrap();
+        assert_eq!(&p521[..6], &[0x30, 0x81, 2 * (2 + 67), 0x02, 67, 0]);
+        assert_eq!(p521.len(), 3 + 2 * (2 + 67));
+        let mut low = vec![0u8; 132];
+        low[0] = 1; // r = 2^520, as wide as a P-521 scalar gets
+        low[131] = 1; // s = 1
+        let der = p1363_to_der(&low, 66).unwrap();
+        assert_eq!(&der[..5], &[0x30, 2 + 66 + 3, 0x02, 66, 1]);
+        assert!(der.ends_with(&[0x02, 1, 1]));
+        assert_eq!(p1363_to_der(&[1; 130], 66), None);
         assert_eq!(p1363_to_der(&[1; 63], 32), None);
         assert_eq!(p1363_to_der(&[1; 65], 32), None);
     }
@@ -205,5 +218,12 @@ mod tests {
         assert!(args.ends_with(&[0x22, 3, b'm', b's', b'g']));
         assert!(arguments(keys.by_kid("eddsa").unwrap(), b"m", &[0; 64]).is_none());
         assert!(arguments(keys.by_kid("es256").unwrap(), b"m", &[0; 63]).is_none());
+        let es512 = keys.by_kid("es512").unwrap();
+        let args = arguments(es512, b"m", &[1; 132]).unwrap();
+        assert_eq!(&args[..8], &[0x0a, 6, b's', b'h', b'a', b'5', b'1', b'2']);
+        let spki = es512.spki_der.as_ref().unwrap();
+        assert!(args.windows(spki.len()).any(|w| w == spki.as_slice()));
+        assert!(arguments(es512, b"m", &[1; 131]).is_none());
+        assert!(arguments(es512, b"m", &[1; 96]).is_none());
     }
 }

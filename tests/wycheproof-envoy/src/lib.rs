@@ -1,6 +1,7 @@
 //! Test-only proxy-wasm module: the Wycheproof vectors of every algorithm Envoy's
-//! `verify_signature` serves for jwt-guard (ECDSA P-256/SHA-256 and P-384/SHA-384 in P1363
-//! form; RSA PKCS #1 v1.5, 2048/3072/4096 bits, SHA-256/384/512), checked by the host inside a
+//! `verify_signature` serves for jwt-guard (ECDSA P-256/SHA-256, P-384/SHA-384 and
+//! P-521/SHA-512 in P1363 form; RSA PKCS #1 v1.5, 2048/3072/4096 bits, SHA-256/384/512), checked
+//! by the host inside a
 //! real Envoy through the production wire format ([`verify_signature::arguments`] and
 //! [`verify_signature::result`]), and by the pure-Rust backend ([`signature::is_valid`]) beside
 //! it. `tests/integration/test_host_backend.py` loads it as an HTTP Wasm filter, sends one

@@ -185,7 +185,9 @@ fn signature_failure(failure: jwt_guard::reason::AuthFailure) -> String {
         F::UnsupportedAlgorithm => {
             "the token's alg is not one jwt-guard verifies, or not the algorithm of the key its kid names"
         }
-        F::UnknownKey => "no key has the token's kid (or, without kid, no key of its alg)",
+        F::UnknownKey => {
+            "no key of the token's alg has its kid or no kid (a token without kid: no key of its alg)"
+        }
         F::KeysUnavailable => {
             "the provider has no keys yet (remote_jwks before its first fetch: give --jwks PROVIDER=FILE)"
         }
