@@ -196,10 +196,7 @@ mod tests {
                 with("x", json!(format!("{x}A"))),
                 "x must be a P-521 coordinate",
             ),
-            (
-                with("x", json!(&x[..x.len() - 1])),
-                "x",
-            ),
+            (with("x", json!(&x[..x.len() - 1])), "x"),
             (
                 with("x", json!(format!("{}==", &x[..86]))),
                 "x must be a P-521 coordinate",
