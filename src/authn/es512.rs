@@ -100,6 +100,7 @@ fn coordinate(name: &str, b64: Option<&str>, out: &mut [u8]) -> Result<(), Strin
 mod tests {
     use super::*;
     use crate::testing::testutil;
+    use crate::token::jws::Algorithm;
     use serde_json::json;
 
     fn fixture_jwk() -> Value {
@@ -164,6 +165,26 @@ mod tests {
         let (_, expected) = material(&fixture_jwk()).unwrap();
         let (_, spki) = material(&with("x", json!(short))).unwrap();
         assert_eq!(spki, expected);
+    }
+
+    /// A DPoP proof's key is named by its thumbprint, taken over the members as written: there
+    /// the short spelling would be a second name for the key, so only 66 octets are taken.
+    #[test]
+    fn a_dpop_proof_key_takes_only_full_coordinates() {
+        let proof_key = crate::authn::jwks::proof_key;
+        let mut public = fixture_jwk();
+        for member in ["kid", "alg", "use"] {
+            public.as_object_mut().unwrap().remove(member);
+        }
+        assert!(proof_key(&public, Algorithm::ES512).is_ok());
+        let x = public["x"].as_str().unwrap().to_string();
+        let mut octets = [0u8; P521_BYTES];
+        let full = Base64UrlSafeNoPadding::decode(&mut octets, &x, None).unwrap();
+        let short = Base64UrlSafeNoPadding::encode_to_string(&full[1..]).unwrap();
+        let mut short_jwk = public.clone();
+        short_jwk["x"] = json!(short);
+        let refused = proof_key(&short_jwk, Algorithm::ES512).err().unwrap();
+        assert!(refused.contains("full 66-octet"), "{refused}");
     }
 
     /// Each case breaks one rule; the message names what is wrong.

@@ -11,12 +11,12 @@ use serde_json::{Map, Value};
 /// retries without keeping proofs replayable for long.
 const DEFAULT_MAX_AGE_SECONDS: u64 = 300;
 const MAX_MAX_AGE_SECONDS: u64 = 3_600;
-/// Every asymmetric algorithm jwt-guard verifies but ES512 (access tokens only, for now: a
-/// change of the default `algs` every DPoP challenge advertises). A proof is signed with the
-/// client's own key, so a MAC (HS*) can never be one: whoever checks it could forge it.
-const DEFAULT_ALGORITHMS: [Algorithm; 9] = [
+/// Every asymmetric algorithm jwt-guard verifies. A proof is signed with the client's own
+/// key, so a MAC (HS*) can never be one: whoever checks it could forge it.
+const DEFAULT_ALGORITHMS: [Algorithm; 10] = [
     Algorithm::ES256,
     Algorithm::ES384,
+    Algorithm::ES512,
     Algorithm::EdDSA,
     Algorithm::PS256,
     Algorithm::PS384,

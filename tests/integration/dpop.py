@@ -21,7 +21,7 @@ from tokens import DROP, KeySet, b64url, json_members, sign_raw, with_overrides
 
 DPOP_TYP = "dpop+jwt"
 # The contract's default `algorithms`, in its order (the order of the challenge's algs).
-DEFAULT_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"]
+DEFAULT_ALGS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 
 # RFC 7638 §3.2 (and RFC 8037 §2 for OKP): the members a thumbprint hashes, per key type.
 _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"), "OKP": ("crv", "kty", "x"),
@@ -79,6 +79,8 @@ def new_client_key(alg: str = "ES256") -> ClientKey:
         return ClientKey(alg, ec.generate_private_key(ec.SECP256R1()))
     if alg == "ES384":
         return ClientKey(alg, ec.generate_private_key(ec.SECP384R1()))
+    if alg == "ES512":
+        return ClientKey(alg, ec.generate_private_key(ec.SECP521R1()))
     if alg == "EdDSA":
         return ClientKey(alg, ed25519.Ed25519PrivateKey.generate())
     raise ValueError(alg)

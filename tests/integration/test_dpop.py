@@ -10,18 +10,19 @@ clock skew 5 s), /plain (no dpop), /nonce (nonces, see test_dpop_flows.py).
 
 from __future__ import annotations
 
+import base64
 import time
 
 import pytest
 
 from conftest import NotForwarded, expect_401, expect_upstream, start_stack
-from dpop import DROP, ClientKey, ath, bound_token, new_client_key, proof
+from dpop import DROP, ClientKey, ath, bound_token, new_client_key, proof, thumbprint
 from dpop_envoy import (CACHE_HIT, REQ_ALGS, SHORT_MAX_AGE, SHORT_SKEW, config, dpop_challenge, expect_dpop_401,
                         same_challenges, send, url)
 from harness import listener, wasm_filter
-from tokens import KeySet
+from tokens import KeySet, b64url
 
-CLIENT_ALGS = ["ES256", "RS256", "PS256", "EdDSA", "ES384"]
+CLIENT_ALGS = ["ES256", "RS256", "PS256", "EdDSA", "ES384", "ES512"]
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +189,7 @@ def _faults(stack, keys: KeySet, alice: ClientKey, mallory: ClientKey, clients: 
         ("jwk-kty-not-alg", "/dp/f", d + "malformed", rsa_token,
          [proof(rsa, "GET", u, rsa_token, header={"jwk": alice.jwk})]),
         ("jwk-crv-not-alg", "/dp/f", d + "malformed", token, [pf(header={"jwk": clients["ES384"].jwk})]),
+        ("jwk-p521-short-x", "/dp/f", d + "malformed", None, None),
         ("alg-hs256", "/dp/f", d + "algorithm", token, [pf(sign_with=secret, sign_alg="HS256")]),
         ("alg-none", "/dp/f", d + "algorithm", token,
          [pf(header={"alg": "none"}).rsplit(".", 1)[0] + "."]),
@@ -239,13 +241,30 @@ def _faults(stack, keys: KeySet, alice: ClientKey, mallory: ClientKey, clients: 
             tok, proofs = unbound, [proof(alice, "GET", u, unbound)]
         elif cid == "token-jkt-of-another-key":
             tok, proofs = other, [proof(alice, "GET", u, other)]
+        elif cid == "jwk-p521-short-x":
+            # The right key and signature, and a token bound to this very spelling of its jwk:
+            # only the coordinate's length is wrong.
+            client, short = _p521_with_short_x()
+            tok = bound_token(keys, None, cnf={"jkt": thumbprint(short)})
+            proofs = [proof(client, "GET", u, tok, header={"jwk": short})]
         out.append((cid, path, reason, REQ_ALGS if path.startswith("/req") else None, tok, proofs))
     return out
 
 
+def _p521_with_short_x() -> tuple[ClientKey, dict]:
+    """A P-521 client key whose x starts with a zero octet (half of them do: the first octet
+    holds one bit), and its public JWK with that octet dropped (65 octets, the same point)."""
+    while True:
+        client = new_client_key("ES512")
+        x = base64.urlsafe_b64decode(client.jwk["x"] + "==")
+        if x[0] == 0:
+            return client, {**client.jwk, "x": b64url(x[1:])}
+
+
 FAULT_IDS = ["missing", "two-lines", "comma-list", "not-a-jws", "typ-jwt", "typ-prefixed", "typ-missing",
              "crit", "jwk-missing", "jwk-private-d", "jwk-private-rsa", "jwk-kty-not-alg", "jwk-crv-not-alg",
-             "alg-hs256", "alg-none", "alg-not-configured", "signed-by-another-key", "signature-stripped",
+             "jwk-p521-short-x", "alg-hs256", "alg-none", "alg-not-configured", "signed-by-another-key",
+             "signature-stripped",
              "jti-missing", "jti-empty", "jti-257", "jti-number", "htm-missing", "htu-missing", "iat-missing",
              "iat-string", "htm-other", "htm-lower-case", "htu-other-path", "htu-path-case", "htu-path-prefix",
              "htu-other-host", "htu-other-port", "htu-https", "htu-no-port", "ath-missing", "ath-other-token",

@@ -22,12 +22,14 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from conftest import expect_401, expect_upstream, start_stack
 from harness import Envoy, bootstrap, listener, static_cluster, wasm_filter
 from jwks_server import JwksServer
+from test_cli import cli, run_cli  # noqa: F401  (cli: the fixture)
 from tokens import AUDIENCE, ISSUER, b64url
 
 JWT_AUTHN_TYPE = "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication"
@@ -221,3 +223,41 @@ def test_malformed_p521_keys_are_refused_at_configuration(upstream, wasm, tmp_pa
         detail = lines[0].split(PREFIX, 1)[1]
         assert detail.startswith("providers.corp.jwks.keys[1]: "), (what, detail)
         assert message in detail, (what, detail)
+
+
+def test_the_cli_signs_es512_tokens_and_dpop_proofs(stack, cli, tmp_path):
+    """`jwt-guard token` and `jwt-guard dpop` with a P-521 key, as a private JWK and as PKCS#8:
+    PyJWT verifies both, the filter (host and Rust backends) and jwt_authn accept the token, and
+    a JWK whose `d` is not the private half of its `x`, `y` is refused."""
+    jwk = {k: v for k, v in ECAlgorithm.to_jwk(P521.private, as_dict=True).items() if k != "key_ops"}
+    public = {k: jwk[k] for k in ("kty", "crv", "x", "y")}
+    (tmp_path / "p521.jwk.json").write_text(json.dumps(jwk))
+    (tmp_path / "p521.pem").write_bytes(P521.private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    for name in ("p521.jwk.json", "p521.pem"):
+        path = str(tmp_path / name)
+        proc = run_cli(cli, "token", "--key", path, "--kid", "p521", "--iss", ISSUER, "--aud", AUDIENCE,
+                       "--sub", "alice", "--exp-in", "300")
+        assert proc.returncode == 0, (name, proc.stderr)
+        token = proc.stdout.strip()
+        assert jwt.get_unverified_header(token) == {"alg": "ES512", "kid": "p521", "typ": "JWT"}, name
+        claims = jwt.decode(token, P521.private.public_key(), algorithms=["ES512"], audience=AUDIENCE, issuer=ISSUER)
+        assert claims["sub"] == "alice" and claims["exp"] - claims["iat"] == 300, claims
+        with pytest.raises(jwt.InvalidSignatureError):
+            jwt.decode(token, OTHER_P521.private.public_key(), algorithms=["ES512"], audience=AUDIENCE)
+        for listener_name in ("auto", "pure_rust", "host", "jwt_authn"):
+            expect_upstream(stack.get(listener_name, "/x", headers=bearer(token)))
+
+        proc = run_cli(cli, "dpop", "--key", path, "--url", "http://h/x?q=1", "--token", token)
+        assert proc.returncode == 0, (name, proc.stderr)
+        proof = proc.stdout.strip()
+        header = jwt.get_unverified_header(proof)
+        assert header == {"typ": "dpop+jwt", "alg": "ES512", "jwk": public}, name
+        body = jwt.decode(proof, jwt.PyJWK(header["jwk"], algorithm="ES512").key, algorithms=["ES512"])
+        assert body["htu"] == "http://h/x" and body["htm"] == "GET", body
+
+    other_d = ECAlgorithm.to_jwk(OTHER_P521.private, as_dict=True)["d"]
+    (tmp_path / "mixed.jwk.json").write_text(json.dumps({**jwk, "d": other_d}))
+    proc = run_cli(cli, "token", "--key", str(tmp_path / "mixed.jwk.json"), "--iss", ISSUER)
+    assert proc.returncode != 0 and proc.stdout == "", proc
+    assert "not the public half of its d" in proc.stderr, proc.stderr

@@ -20,10 +20,11 @@ alg and jwk (the key's public members only), and claims jti, htm, htu, iat, ath 
 Send it as the `DPoP` header, with the token as `Authorization: DPoP <token>`; a proof is
 good for one request (the filter refuses a jti it has seen).
 
-  --key FILE        the client's private key: a JWK (EC P-256/P-384, OKP Ed25519, RSA) or a
+  --key FILE        the client's private key: a JWK (EC P-256/P-384/P-521, OKP Ed25519, RSA) or a
                     PEM file, as `jwt-guard token --key` reads them
-  --alg ALG         ES256 ES384 EdDSA RS256 RS384 RS512 PS256 PS384 PS512 (default: the JWK's
-                    alg, else by key type: P-256 ES256, P-384 ES384, Ed25519 EdDSA, RSA RS256)
+  --alg ALG         ES256 ES384 ES512 EdDSA RS256 RS384 RS512 PS256 PS384 PS512 (default: the
+                    JWK's alg, else by key type: P-256 ES256, P-384 ES384, P-521 ES512,
+                    Ed25519 EdDSA, RSA RS256)
   --method M        htm, the request's method, exactly as sent (default GET)
   --url URL         htu, the request's URL (http:// or https://); its query and fragment
                     are left out, as RFC 9449 §4.2 asks

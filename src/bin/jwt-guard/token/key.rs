@@ -1,7 +1,7 @@
 //! The key `jwt-guard token` signs with: a private JWK (or a key set of one) or a PEM file
 //! (PKCS#8, or PKCS#1 RSA), its kind, the algorithm it signs with, and the signing itself.
 
-use ct_codecs::{Base64, Decoder};
+use ct_codecs::{Base64, Base64UrlSafeNoPadding, Decoder, Encoder};
 use jwt_guard::token::jws::Algorithm;
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP384KeyPairLike, ES256KeyPair, ES384KeyPair, Ed25519KeyPair,
@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 pub enum Family {
     P256,
     P384,
+    P521,
     Ed25519,
     Rsa,
     Oct,
@@ -26,6 +27,7 @@ impl Family {
         match self {
             Family::P256 => Algorithm::ES256,
             Family::P384 => Algorithm::ES384,
+            Family::P521 => Algorithm::ES512,
             Family::Ed25519 => Algorithm::EdDSA,
             Family::Rsa => Algorithm::RS256,
             Family::Oct => Algorithm::HS256,
@@ -37,6 +39,7 @@ impl Family {
         match self {
             Family::P256 => alg == ES256,
             Family::P384 => alg == ES384,
+            Family::P521 => alg == ES512,
             Family::Ed25519 => alg == EdDSA,
             Family::Rsa => matches!(alg, RS256 | RS384 | RS512 | PS256 | PS384 | PS512),
             Family::Oct => matches!(alg, HS256 | HS384 | HS512),
@@ -47,6 +50,7 @@ impl Family {
         match self {
             Family::P256 => "an EC P-256 key",
             Family::P384 => "an EC P-384 key",
+            Family::P521 => "an EC P-521 key",
             Family::Ed25519 => "an Ed25519 key",
             Family::Rsa => "an RSA key",
             Family::Oct => "a symmetric (oct) key",
@@ -106,12 +110,13 @@ impl KeyFile {
         let family = match (member("kty"), member("crv")) {
             (Some("EC"), Some("P-256")) => Family::P256,
             (Some("EC"), Some("P-384")) => Family::P384,
+            (Some("EC"), Some("P-521")) => Family::P521,
             (Some("OKP"), Some("Ed25519")) => Family::Ed25519,
             (Some("RSA"), _) => Family::Rsa,
             (Some("oct"), _) => Family::Oct,
             (kty, crv) => {
                 return Err(format!(
-                    "unsupported JWK: kty {kty:?}, crv {crv:?} (EC P-256/P-384, OKP Ed25519, RSA or oct)"
+                    "unsupported JWK: kty {kty:?}, crv {crv:?} (EC P-256/P-384/P-521, OKP Ed25519, RSA or oct)"
                 ));
             }
         };
@@ -243,6 +248,27 @@ impl KeyFile {
             }
             (_, Algorithm::ES256) => sign_with!(ES256KeyPair, sign),
             (_, Algorithm::ES384) => sign_with!(ES384KeyPair, sign),
+            // jwt-simple has no P-521: the token is put together here, as jwt-simple would.
+            (Family::P521, Algorithm::ES512) => {
+                let (_, signer) = self.signer(Some(alg))?;
+                let mut header = serde_json::json!({"alg": "ES512", "typ": "JWT"});
+                if let (Some(kid), Some(members)) = (kid, header.as_object_mut()) {
+                    members.insert("kid".into(), kid.into());
+                }
+                let encode = |value: &Value| {
+                    Base64UrlSafeNoPadding::encode_to_string(value.to_string())
+                        .map_err(|err| format!("cannot encode the token: {err}"))
+                };
+                let input = format!(
+                    "{}.{}",
+                    encode(&header)?,
+                    encode(&Value::Object(claims.custom))?
+                );
+                let signature = signer.sign(alg, input.as_bytes())?;
+                let signature = Base64UrlSafeNoPadding::encode_to_string(signature)
+                    .map_err(|err| format!("cannot encode the token: {err}"))?;
+                Ok(format!("{input}.{signature}"))
+            }
             (_, Algorithm::EdDSA) => sign_with!(Ed25519KeyPair, sign),
             (_, Algorithm::RS256) => sign_with!(RS256KeyPair, sign),
             (_, Algorithm::RS384) => sign_with!(RS384KeyPair, sign),
@@ -278,11 +304,18 @@ fn pem_family(label: &str, der: &[u8], alg: Option<Algorithm>) -> Result<Family,
     let loads = |family: Family| match family {
         Family::P256 => ES256KeyPair::from_der(der).is_ok(),
         Family::P384 => ES384KeyPair::from_der(der).is_ok(),
+        Family::P521 => p521_from_pkcs8(der).is_ok(),
         Family::Ed25519 => Ed25519KeyPair::from_der(der).is_ok(),
         Family::Rsa => RS256KeyPair::from_der(der).is_ok(),
         Family::Oct => false,
     };
-    let mut families = vec![Family::P256, Family::P384, Family::Ed25519, Family::Rsa];
+    let mut families = vec![
+        Family::P256,
+        Family::P384,
+        Family::P521,
+        Family::Ed25519,
+        Family::Rsa,
+    ];
     if let Some(alg) = alg {
         families.sort_by_key(|family| !family.allows(alg));
     }
@@ -290,6 +323,15 @@ fn pem_family(label: &str, der: &[u8], alg: Option<Algorithm>) -> Result<Family,
         .into_iter()
         .find(|family| loads(*family))
         .ok_or_else(|| {
-            "a PKCS#8 key that is not EC P-256/P-384, Ed25519 or RSA (2048 to 4096 bits)".into()
+            "a PKCS#8 key that is not EC P-256/P-384/P-521, Ed25519 or RSA (2048 to 4096 bits)"
+                .into()
         })
+}
+
+/// A P-521 private key from PKCS#8 DER (jwt-simple, which loads the other kinds, has no P-521).
+pub(super) fn p521_from_pkcs8(der: &[u8]) -> Result<p521::ecdsa::SigningKey, String> {
+    use p521::pkcs8::DecodePrivateKey;
+    p521::SecretKey::from_pkcs8_der(der)
+        .map(|secret| p521::ecdsa::SigningKey::from(&secret))
+        .map_err(|_| "not a usable P-521 private key".to_string())
 }

@@ -22,12 +22,13 @@ Mints a signed JWT for local testing and prints it. Claims: iat = now and exp = 
 unless told otherwise, then those of --claims FILE, then the flags, then each --claim.
 
 Key:
-  --key FILE        the private key: a JWK (EC P-256/P-384, OKP Ed25519, RSA, oct) or a PEM
-                    file (PKCS#8 `BEGIN PRIVATE KEY` for EC, Ed25519 and RSA, or PKCS#1
+  --key FILE        the private key: a JWK (EC P-256/P-384/P-521, OKP Ed25519, RSA, oct) or a
+                    PEM file (PKCS#8 `BEGIN PRIVATE KEY` for EC, Ed25519 and RSA, or PKCS#1
                     `BEGIN RSA PRIVATE KEY`; text around the PEM block is ignored)
-  --alg ALG         RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA HS256 HS384 HS512
-                    (default: the JWK's alg, else EC P-256 ES256, P-384 ES384, Ed25519 EdDSA,
-                    RSA RS256, oct HS256 — as the filter derives it from a public JWK)
+  --alg ALG         RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 ES512 EdDSA HS256 HS384 HS512
+                    (default: the JWK's alg, else EC P-256 ES256, P-384 ES384, P-521 ES512,
+                    Ed25519 EdDSA, RSA RS256, oct HS256 — as the filter derives it from a
+                    public JWK)
   --kid KID         the header's kid (default: the JWK's kid, none for a PEM key)
   --no-kid          no kid in the header, even if the JWK has one
   --dpop-key FILE   bind the token to this DPoP key (RFC 9449): cnf.jkt = the RFC 7638

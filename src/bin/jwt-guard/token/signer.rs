@@ -20,6 +20,7 @@ use super::key::{Family, KeyFile};
 pub enum Signer {
     P256(p256::ecdsa::SigningKey),
     P384(p384::ecdsa::SigningKey),
+    P521(Box<p521::ecdsa::SigningKey>),
     Ed25519(ed25519_compact::KeyPair),
     Rsa(Box<rsa::RsaPrivateKey>),
 }
@@ -42,6 +43,7 @@ impl KeyFile {
         let signer = match family {
             Family::P256 => Signer::P256(load!(ES256KeyPair).key_pair().as_ref().clone()),
             Family::P384 => Signer::P384(load!(ES384KeyPair).key_pair().as_ref().clone()),
+            Family::P521 => Signer::P521(Box::new(self.p521()?)),
             Family::Ed25519 => Signer::Ed25519(load!(Ed25519KeyPair).key_pair().as_ref().clone()),
             Family::Rsa => {
                 // jwt-simple holds RSA keys in its own wrapper: its PKCS#8 form is the way out.
@@ -59,6 +61,31 @@ impl KeyFile {
             }
         };
         Ok((alg, signer))
+    }
+}
+
+impl KeyFile {
+    /// The P-521 key of a JWK (`d`, whose public point must be the JWK's `x`, `y`) or PKCS#8 file.
+    fn p521(&self) -> Result<p521::ecdsa::SigningKey, String> {
+        let jwk = match self {
+            KeyFile::Pem { der, .. } => return super::key::p521_from_pkcs8(der),
+            KeyFile::Jwk { jwk, .. } => jwk,
+        };
+        let member = |name: &str| {
+            jwk.get(name)
+                .and_then(Value::as_str)
+                .and_then(|text| jwt_guard::token::jws::decode_part(text).ok())
+                .ok_or_else(|| format!("the P-521 JWK's {name} is missing or not base64url"))
+        };
+        let key = p521::ecdsa::SigningKey::from_slice(&member("d")?)
+            .map_err(|_| "the P-521 JWK's d is not a P-521 private key".to_string())?;
+        let point = key.verifying_key().to_sec1_point(false);
+        let coordinates = point.as_bytes().get(1..).unwrap_or_default();
+        let (x, y) = coordinates.split_at(coordinates.len() / 2);
+        if member("x")? != x || member("y")? != y {
+            return Err("the P-521 JWK's x and y are not the public half of its d".into());
+        }
+        Ok(key)
     }
 }
 
@@ -80,6 +107,10 @@ impl Signer {
             Signer::P384(key) => {
                 let point = key.verifying_key().to_sec1_point(false);
                 ec_jwk("P-384", point.as_bytes())
+            }
+            Signer::P521(key) => {
+                let point = key.verifying_key().to_sec1_point(false);
+                ec_jwk("P-521", point.as_bytes())
             }
             Signer::Ed25519(pair) => {
                 json!({"kty": "OKP", "crv": "Ed25519", "x": b64(pair.pk.as_ref())})
@@ -106,6 +137,11 @@ impl Signer {
             (Signer::P384(key), Algorithm::ES384) => {
                 let signature: p384::ecdsa::Signature =
                     p384::ecdsa::signature::Signer::sign(key, input);
+                Ok(signature.to_bytes().to_vec())
+            }
+            (Signer::P521(key), Algorithm::ES512) => {
+                let signature: p521::ecdsa::Signature =
+                    p521::ecdsa::signature::Signer::sign(key.as_ref(), input);
                 Ok(signature.to_bytes().to_vec())
             }
             (Signer::Ed25519(pair), Algorithm::EdDSA) => Ok(pair.sk.sign(input, None).to_vec()),
