@@ -63,6 +63,23 @@ pub fn material(jwk: &Value) -> Result<(p521::ecdsa::VerifyingKey, Vec<u8>), Str
     Ok((public, spki))
 }
 
+/// A DPoP proof key's thumbprint is taken over its members as written (RFC 7638 §3.2), so a
+/// coordinate spelled short would be a second thumbprint of one key: a proof key takes only the
+/// full 66 octets (88 base64url characters) RFC 7518 §6.2.1.2 asks for.
+pub fn full_coordinates(jwk: &Value) -> Result<(), String> {
+    let full = P521_BYTES / 3 * 4;
+    for member in ["x", "y"] {
+        // A missing or mistyped member is left for `material`, which names it.
+        let length = jwk.get(member).and_then(Value::as_str).map(str::len);
+        if length.is_some_and(|length| length != full) {
+            return Err(format!(
+                "jwk {member} must be a full 66-octet P-521 coordinate"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Decodes a coordinate: the canonical unpadded base64url (re-encoding gives the same text) of
 /// at most 66 octets, left-padded with zero octets to 66. RFC 7518 §6.2.1.2 asks for the full
 /// 66, but a P-521 coordinate's first octet holds one bit, so half of all coordinates start

@@ -355,20 +355,8 @@ pub fn proof_key(jwk: &Value, alg: Algorithm) -> Result<VerificationKey, String>
         Some(Value::String(name)) if name == alg.name() => {}
         Some(_) => return Err("jwk alg differs from the proof alg".into()),
     }
-    // A proof key's thumbprint is taken over its members as written (RFC 7638 §3.2), so a
-    // P-521 coordinate spelled short would be another thumbprint of the same key: a proof
-    // takes only the full 66 octets RFC 7518 §6.2.1.2 asks for.
     if alg == Algorithm::ES512 {
-        // 66 octets are 88 base64url characters, without padding.
-        let full = crate::authn::es512::P521_BYTES / 3 * 4;
-        for member in ["x", "y"] {
-            let length = object.get(member).and_then(Value::as_str).map(str::len);
-            if length.is_some_and(|length| length != full) {
-                return Err(format!(
-                    "jwk {member} must be a full 66-octet P-521 coordinate"
-                ));
-            }
-        }
+        crate::authn::es512::full_coordinates(jwk)?;
     }
     let (material, spki_der) = asymmetric_material(alg, jwk)?;
     Ok(VerificationKey {
