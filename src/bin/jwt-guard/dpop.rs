@@ -120,13 +120,7 @@ fn proof(
 ) -> Result<String, String> {
     let (alg, signer) = key.signer(alg)?;
     let header = json!({"typ": "dpop+jwt", "alg": alg.name(), "jwk": signer.public_jwk()});
-    let input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(Value::Object(claims).to_string().as_bytes())
-    );
-    let signature = signer.sign(alg, input.as_bytes())?;
-    Ok(format!("{input}.{}", b64(&signature)))
+    signer.compact(alg, &header, &Value::Object(claims))
 }
 
 fn b64(bytes: &[u8]) -> String {

@@ -1,7 +1,7 @@
 //! The key `jwt-guard token` signs with: a private JWK (or a key set of one) or a PEM file
 //! (PKCS#8, or PKCS#1 RSA), its kind, the algorithm it signs with, and the signing itself.
 
-use ct_codecs::{Base64, Base64UrlSafeNoPadding, Decoder, Encoder};
+use ct_codecs::{Base64, Decoder};
 use jwt_guard::token::jws::Algorithm;
 use jwt_simple::prelude::{
     ECDSAP256KeyPairLike, ECDSAP384KeyPairLike, ES256KeyPair, ES384KeyPair, Ed25519KeyPair,
@@ -255,19 +255,7 @@ impl KeyFile {
                 if let (Some(kid), Some(members)) = (kid, header.as_object_mut()) {
                     members.insert("kid".into(), kid.into());
                 }
-                let encode = |value: &Value| {
-                    Base64UrlSafeNoPadding::encode_to_string(value.to_string())
-                        .map_err(|err| format!("cannot encode the token: {err}"))
-                };
-                let input = format!(
-                    "{}.{}",
-                    encode(&header)?,
-                    encode(&Value::Object(claims.custom))?
-                );
-                let signature = signer.sign(alg, input.as_bytes())?;
-                let signature = Base64UrlSafeNoPadding::encode_to_string(signature)
-                    .map_err(|err| format!("cannot encode the token: {err}"))?;
-                Ok(format!("{input}.{signature}"))
+                signer.compact(alg, &header, &Value::Object(claims.custom))
             }
             (_, Algorithm::EdDSA) => sign_with!(Ed25519KeyPair, sign),
             (_, Algorithm::RS256) => sign_with!(RS256KeyPair, sign),

@@ -123,6 +123,22 @@ impl Signer {
         }
     }
 
+    /// The compact JWS of `header` and `claims`, signed with `alg`.
+    pub fn compact(
+        &self,
+        alg: Algorithm,
+        header: &Value,
+        claims: &Value,
+    ) -> Result<String, String> {
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let signature = self.sign(alg, input.as_bytes())?;
+        Ok(format!("{input}.{}", b64(&signature)))
+    }
+
     /// The JWS signature of `input` with `alg` (one [`KeyFile::signer`] accepted for this key):
     /// ECDSA as r‖s, RSA PKCS#1 v1.5 or PSS (salt as long as the hash), Ed25519.
     pub fn sign(&self, alg: Algorithm, input: &[u8]) -> Result<Vec<u8>, String> {
