@@ -1,14 +1,17 @@
 //! ES512 keys: EC JWKs on P-521 (RFC 7518 §6.2.1). jwt-simple, which validates every other key
 //! type, has no P-521, so its rules for a public EC JWK are applied here, with the same
 //! strictness: `kty` "EC", `crv` "P-521", `x` and `y` each the canonical unpadded base64url of
-//! at most 66 octets (leading zero octets may be dropped: see [`coordinate`]), no private or foreign key material, `use` "sig" and `key_ops` at most
-//! "verify" when present, and a point of the curve (not the identity).
+//! at most 66 octets (leading zero octets may be dropped: see [`coordinate`]), no private or
+//! foreign key material, `use` "sig" and `key_ops` at most "verify" when present, and a point
+//! of the curve (not the identity).
 
 use ct_codecs::{Base64UrlSafeNoPadding, Decoder, Encoder};
 use serde_json::Value;
 
 /// The size of a P-521 coordinate and of each half of a JOSE signature (RFC 7518 §3.4).
 pub const P521_BYTES: usize = 66;
+/// A full coordinate in unpadded base64url (66 octets fill 88 characters exactly).
+const COORDINATE_CHARS: usize = P521_BYTES / 3 * 4;
 
 /// Members that hold key material of another key type, or a private key.
 const FOREIGN_MEMBERS: [&str; 12] = [
@@ -67,11 +70,10 @@ pub fn material(jwk: &Value) -> Result<(p521::ecdsa::VerifyingKey, Vec<u8>), Str
 /// coordinate spelled short would be a second thumbprint of one key: a proof key takes only the
 /// full 66 octets (88 base64url characters) RFC 7518 §6.2.1.2 asks for.
 pub fn full_coordinates(jwk: &Value) -> Result<(), String> {
-    let full = P521_BYTES / 3 * 4;
     for member in ["x", "y"] {
         // A missing or mistyped member is left for `material`, which names it.
         let length = jwk.get(member).and_then(Value::as_str).map(str::len);
-        if length.is_some_and(|length| length != full) {
+        if length.is_some_and(|length| length != COORDINATE_CHARS) {
             return Err(format!(
                 "jwk {member} must be a full 66-octet P-521 coordinate"
             ));
@@ -93,7 +95,7 @@ fn coordinate(name: &str, b64: Option<&str>, out: &mut [u8]) -> Result<(), Strin
             "{name} must be a P-521 coordinate: at most {P521_BYTES} octets of canonical base64url without padding"
         )
     };
-    if b64.is_empty() || b64.len() > P521_BYTES / 3 * 4 || out.len() != P521_BYTES {
+    if b64.is_empty() || b64.len() > COORDINATE_CHARS || out.len() != P521_BYTES {
         return Err(wrong());
     }
     let mut decoded = [0u8; P521_BYTES];
@@ -102,7 +104,7 @@ fn coordinate(name: &str, b64: Option<&str>, out: &mut [u8]) -> Result<(), Strin
         Err(_) => return Err(wrong()),
     };
     let bytes = decoded.get(..length).ok_or_else(wrong)?;
-    let mut again = [0u8; P521_BYTES / 3 * 4];
+    let mut again = [0u8; COORDINATE_CHARS];
     match Base64UrlSafeNoPadding::encode(&mut again, bytes) {
         Ok(text) if text == b64.as_bytes() => {}
         _ => return Err(wrong()),
@@ -169,15 +171,20 @@ mod tests {
         }
     }
 
+    /// The JWK's x without its leading zero octet (the fixture's x has one).
+    fn short_x(jwk: &Value) -> String {
+        let mut octets = [0u8; P521_BYTES];
+        let full =
+            Base64UrlSafeNoPadding::decode(&mut octets, jwk["x"].as_str().unwrap(), None).unwrap();
+        assert_eq!(full.first(), Some(&0));
+        Base64UrlSafeNoPadding::encode_to_string(&full[1..]).unwrap()
+    }
+
     /// The fixture's x starts with a zero octet (its SPKI reads 04 00 93…): written without it,
     /// as minimal-integer encoders do, it is the same key.
     #[test]
     fn a_coordinate_without_its_leading_zero_octets_is_the_same_key() {
-        let x = fixture_jwk()["x"].as_str().unwrap().to_string();
-        let mut octets = [0u8; P521_BYTES];
-        let full = Base64UrlSafeNoPadding::decode(&mut octets, &x, None).unwrap();
-        assert_eq!(full.first(), Some(&0));
-        let short = Base64UrlSafeNoPadding::encode_to_string(&full[1..]).unwrap();
+        let short = short_x(&fixture_jwk());
         assert_eq!(short.len(), 87);
         let (_, expected) = material(&fixture_jwk()).unwrap();
         let (_, spki) = material(&with("x", json!(short))).unwrap();
@@ -194,12 +201,8 @@ mod tests {
             public.as_object_mut().unwrap().remove(member);
         }
         assert!(proof_key(&public, Algorithm::ES512).is_ok());
-        let x = public["x"].as_str().unwrap().to_string();
-        let mut octets = [0u8; P521_BYTES];
-        let full = Base64UrlSafeNoPadding::decode(&mut octets, &x, None).unwrap();
-        let short = Base64UrlSafeNoPadding::encode_to_string(&full[1..]).unwrap();
         let mut short_jwk = public.clone();
-        short_jwk["x"] = json!(short);
+        short_jwk["x"] = json!(short_x(&public));
         let refused = proof_key(&short_jwk, Algorithm::ES512).err().unwrap();
         assert!(refused.contains("full 66-octet"), "{refused}");
     }
